@@ -1,0 +1,255 @@
+use super::*;
+use agora_primitives::{pricing, RequestId, RequestStatus, MAX_REDUNDANCY};
+use alloc::{collections::btree_map::BTreeMap, vec::Vec};
+use codec::Encode;
+use pallet_agora_providers::{BalanceOf, Candidate};
+use polkadot_sdk::frame_support::{
+    ensure,
+    pallet_prelude::*,
+    traits::{
+        fungible::{InspectHold, MutateHold},
+        tokens::{Fortitude, Precision, Restriction},
+        Randomness,
+    },
+};
+use polkadot_sdk::frame_system;
+use polkadot_sdk::sp_crypto_hashing::blake2_256;
+use polkadot_sdk::sp_runtime::{
+    traits::{CheckedMul, Saturating, Zero},
+    BoundedVec,
+};
+
+type Providers<T> = pallet_agora_providers::Pallet<T>;
+
+impl<T: Config> Pallet<T> {
+    fn hold_reason() -> <T as pallet_agora_providers::Config>::RuntimeHoldReason {
+        HoldReason::RequestEscrow.into()
+    }
+
+    pub(crate) fn do_create(client: T::AccountId, params: ParamsOf<T>) -> Result<RequestId, DispatchError> {
+        pallet_agora_models::Pallet::<T>::ensure_servable(&params.release)?;
+        ensure!((1..=MAX_REDUNDANCY).contains(&params.redundancy), Error::<T>::BadRedundancy);
+        ensure!(params.prompt_tokens > 0 && params.max_output_tokens > 0, Error::<T>::ZeroTokens);
+        ensure!(
+            params.commit_blocks >= T::MinCommitBlocks::get() && params.commit_blocks <= T::MaxCommitBlocks::get(),
+            Error::<T>::BadCommitWindow
+        );
+        let per_provider =
+            pricing::max_cost(params.prompt_tokens, params.max_output_tokens, params.max_price_per_1k)
+                .ok_or(Error::<T>::PriceOverflow)?;
+        let escrow = per_provider
+            .checked_mul(&BalanceOf::<T>::from(params.redundancy))
+            .ok_or(Error::<T>::PriceOverflow)?;
+        let eligible = Providers::<T>::eligible(
+            &params.release,
+            &params.runtime_profile,
+            params.max_price_per_1k,
+            params.prompt_tokens.saturating_add(params.max_output_tokens),
+        );
+        ensure!(eligible.len() as u32 >= params.redundancy, Error::<T>::NotEnoughProviders);
+
+        let id = NextRequestId::<T>::get();
+        AwaitingDraw::<T>::try_append(id).map_err(|_| Error::<T>::TooManyRequests)?;
+        T::Currency::hold(&Self::hold_reason(), &client, escrow).map_err(|_| Error::<T>::InsufficientBalance)?;
+        NextRequestId::<T>::put(id.saturating_add(1));
+        Requests::<T>::insert(
+            id,
+            RequestOf::<T> {
+                client: client.clone(),
+                params,
+                escrow,
+                status: RequestStatus::Pending,
+                providers: BoundedVec::new(),
+                prices: BoundedVec::new(),
+                created_at: frame_system::Pallet::<T>::block_number(),
+                commit_deadline: Zero::zero(),
+                reveal_deadline: Zero::zero(),
+            },
+        );
+        Self::deposit_event(Event::RequestCreated { request: id, client, escrow });
+        Ok(id)
+    }
+
+    pub(crate) fn do_cancel(client: T::AccountId, id: RequestId) -> DispatchResult {
+        let request = Requests::<T>::get(id).ok_or(Error::<T>::UnknownRequest)?;
+        ensure!(request.client == client, Error::<T>::NotClient);
+        ensure!(request.status == RequestStatus::Pending, Error::<T>::NotPending);
+        AwaitingDraw::<T>::mutate(|ids| ids.retain(|i| *i != id));
+        Self::finish(id, request, RequestStatus::Cancelled)?;
+        Self::deposit_event(Event::RequestCancelled { request: id });
+        Ok(())
+    }
+
+    pub(crate) fn do_refund_expired(id: RequestId) -> DispatchResult {
+        let request = Requests::<T>::get(id).ok_or(Error::<T>::UnknownRequest)?;
+        // Pending requests are drawn (or refunded) in the next block, so they never expire.
+        ensure!(
+            matches!(request.status, RequestStatus::Assigned | RequestStatus::Disputed),
+            Error::<T>::NotOpen
+        );
+        let expires = request.reveal_deadline.saturating_add(T::SettleWindow::get());
+        ensure!(frame_system::Pallet::<T>::block_number() > expires, Error::<T>::NotExpired);
+        let amount = Self::finish(id, request, RequestStatus::Refunded)?;
+        Self::deposit_event(Event::RequestRefunded { request: id, amount });
+        Ok(())
+    }
+
+    /// Draws every request created in the previous block. Returns the weight used.
+    pub(crate) fn draw_all() -> Weight {
+        let waiting = AwaitingDraw::<T>::take();
+        let mut weight = T::DbWeight::get().reads_writes(1, 1);
+        for id in waiting {
+            weight.saturating_accrue(<T as Config>::WeightInfo::draw(T::MaxProvidersPerRelease::get()));
+            if let Some(request) = Requests::<T>::get(id) {
+                if request.status == RequestStatus::Pending {
+                    Self::draw(id, request);
+                }
+            }
+        }
+        weight
+    }
+
+    fn draw(id: RequestId, mut request: RequestOf<T>) {
+        let p = &request.params;
+        let mut candidates = Providers::<T>::eligible(
+            &p.release,
+            &p.runtime_profile,
+            p.max_price_per_1k,
+            p.prompt_tokens.saturating_add(p.max_output_tokens),
+        );
+        if (candidates.len() as u32) < p.redundancy {
+            // Eligibility changed since creation: give the money back rather than keep it.
+            if Self::finish(id, request, RequestStatus::Refunded).is_ok() {
+                Self::deposit_event(Event::AssignmentFailed { request: id });
+            }
+            return;
+        }
+        let (seed, _) = T::Randomness::random(&(b"agora/draw", id).encode());
+        let chosen = weighted_sample(&mut candidates, p.redundancy as usize, seed.as_ref());
+        let now = frame_system::Pallet::<T>::block_number();
+        request.commit_deadline = now.saturating_add(p.commit_blocks);
+        request.reveal_deadline = request.commit_deadline.saturating_add(T::RevealWindow::get());
+        request.status = RequestStatus::Assigned;
+        for who in chosen {
+            let prices = Providers::<T>::prices(&who).unwrap_or_default();
+            Providers::<T>::note_assigned(&who);
+            // Both bounds are MaxRedundancy and chosen.len() <= redundancy <= MAX_REDUNDANCY.
+            let _ = request.providers.try_push(who);
+            let _ = request.prices.try_push(prices);
+        }
+        Self::deposit_event(Event::RequestAssigned {
+            request: id,
+            providers: request.providers.clone(),
+            commit_deadline: request.commit_deadline,
+            reveal_deadline: request.reveal_deadline,
+        });
+        Requests::<T>::insert(id, request);
+    }
+
+    /// Pays `amount` of a request's escrow to `to`.
+    pub fn pay(id: RequestId, to: &T::AccountId, amount: BalanceOf<T>) -> DispatchResult {
+        Requests::<T>::try_mutate(id, |slot| {
+            let request = slot.as_mut().ok_or(Error::<T>::UnknownRequest)?;
+            ensure!(request.status.holds_escrow(), Error::<T>::NotOpen);
+            ensure!(amount <= request.escrow, Error::<T>::InsufficientBalance);
+            T::Currency::transfer_on_hold(
+                &Self::hold_reason(),
+                &request.client,
+                to,
+                amount,
+                Precision::Exact,
+                Restriction::Free,
+                Fortitude::Polite,
+            )?;
+            request.escrow = request.escrow.saturating_sub(amount);
+            Ok(())
+        })
+    }
+
+    /// Closes a request with `status`: a status that holds escrow keeps it (a dispute),
+    /// any other returns what is left to the client and frees the providers. Returns the refund.
+    pub fn close(id: RequestId, status: RequestStatus) -> Result<BalanceOf<T>, DispatchError> {
+        let request = Requests::<T>::get(id).ok_or(Error::<T>::UnknownRequest)?;
+        ensure!(request.status.holds_escrow(), Error::<T>::NotOpen);
+        Self::finish(id, request, status)
+    }
+
+    fn finish(id: RequestId, mut request: RequestOf<T>, status: RequestStatus) -> Result<BalanceOf<T>, DispatchError> {
+        let mut refund = Zero::zero();
+        if !status.holds_escrow() {
+            refund = T::Currency::release(&Self::hold_reason(), &request.client, request.escrow, Precision::Exact)?;
+            request.escrow = Zero::zero();
+            for who in request.providers.iter() {
+                Providers::<T>::note_released(who);
+            }
+        }
+        request.status = status;
+        Requests::<T>::insert(id, request);
+        Ok(refund)
+    }
+
+    /// Invariants (escrow conservation): for every client, the balance held for requests equals
+    /// the escrow recorded on its open requests; closed requests record none; every pending
+    /// request waits for a draw; every assigned request has one price per provider.
+    pub fn do_try_state() -> Result<(), polkadot_sdk::sp_runtime::TryRuntimeError> {
+        let mut per_client: BTreeMap<T::AccountId, BalanceOf<T>> = BTreeMap::new();
+        let waiting = AwaitingDraw::<T>::get();
+        for (id, request) in Requests::<T>::iter() {
+            ensure!(id < NextRequestId::<T>::get(), "a request id was never issued");
+            if request.status.holds_escrow() {
+                let sum = per_client.entry(request.client.clone()).or_insert_with(Zero::zero);
+                *sum = sum.saturating_add(request.escrow);
+            } else {
+                ensure!(request.escrow.is_zero(), "a closed request still records escrow");
+            }
+            if request.status == RequestStatus::Pending {
+                ensure!(waiting.contains(&id), "a pending request is not waiting for a draw");
+                ensure!(request.providers.is_empty(), "a pending request has providers");
+            } else if request.status != RequestStatus::Cancelled && !request.providers.is_empty() {
+                ensure!(request.providers.len() == request.prices.len(), "a provider has no price");
+                ensure!(request.providers.len() as u32 == request.params.redundancy, "wrong number of providers");
+            }
+        }
+        for id in waiting.iter() {
+            ensure!(
+                Requests::<T>::get(id).is_some_and(|r| r.status == RequestStatus::Pending),
+                "a request waits for a draw but is not pending"
+            );
+        }
+        for (client, sum) in per_client.iter() {
+            ensure!(
+                T::Currency::balance_on_hold(&Self::hold_reason(), client) == *sum,
+                "held escrow differs from the open requests' escrow"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Draws `k` distinct candidates, each with probability proportional to its weight among
+/// those not yet drawn. Each draw takes 16 fresh bytes of `blake2(seed, i)`.
+pub fn weighted_sample<A: Clone>(candidates: &mut Vec<Candidate<A>>, k: usize, seed: &[u8]) -> Vec<A> {
+    let mut chosen = Vec::with_capacity(k);
+    for i in 0..k {
+        let total = candidates.iter().fold(0u128, |acc, c| acc.saturating_add(c.weight.max(1)));
+        if total == 0 || candidates.is_empty() {
+            break;
+        }
+        let digest = blake2_256(&(seed, i as u32).encode());
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        let mut point = u128::from_le_bytes(bytes) % total;
+        let mut pick = candidates.len() - 1;
+        for (j, c) in candidates.iter().enumerate() {
+            let w = c.weight.max(1);
+            if point < w {
+                pick = j;
+                break;
+            }
+            point -= w;
+        }
+        chosen.push(candidates.remove(pick).who);
+    }
+    chosen
+}
+

@@ -1,0 +1,186 @@
+//! Configuration of every pallet in the runtime.
+
+use super::*;
+use frame_support::{
+    derive_impl,
+    dispatch::DispatchClass,
+    parameter_types,
+    traits::{ConstBool, ConstU32, ConstU64, ConstU8, VariantCountOf},
+    weights::{
+        constants::{BlockExecutionWeight, ExtrinsicBaseWeight, RocksDbWeight, WEIGHT_REF_TIME_PER_SECOND},
+        ConstantMultiplier, IdentityFee, Weight,
+    },
+    PalletId,
+};
+use frame_system::limits::{BlockLength, BlockWeights};
+use sp_runtime::{traits::AccountIdConversion, Perbill};
+
+/// About 5% of a block goes to `on_initialize` (provider assignment among it).
+const AVERAGE_ON_INITIALIZE_RATIO: Perbill = Perbill::from_percent(5);
+/// Normal extrinsics may fill 75% of a block; the rest is for operational ones.
+const NORMAL_DISPATCH_RATIO: Perbill = Perbill::from_percent(75);
+/// Two seconds of compute per six-second block, and the relay chain's proof-size limit.
+pub const MAXIMUM_BLOCK_WEIGHT: Weight = Weight::from_parts(
+    WEIGHT_REF_TIME_PER_SECOND.saturating_mul(2),
+    cumulus_primitives_core::relay_chain::MAX_POV_SIZE as u64,
+);
+
+parameter_types! {
+    pub const Version: RuntimeVersion = VERSION;
+    pub RuntimeBlockLength: BlockLength =
+        BlockLength::max_with_normal_ratio(5 * 1024 * 1024, NORMAL_DISPATCH_RATIO);
+    pub RuntimeBlockWeights: BlockWeights = BlockWeights::builder()
+        .base_block(BlockExecutionWeight::get())
+        .for_class(DispatchClass::all(), |weights| {
+            weights.base_extrinsic = ExtrinsicBaseWeight::get();
+        })
+        .for_class(DispatchClass::Normal, |weights| {
+            weights.max_total = Some(NORMAL_DISPATCH_RATIO * MAXIMUM_BLOCK_WEIGHT);
+        })
+        .for_class(DispatchClass::Operational, |weights| {
+            weights.max_total = Some(MAXIMUM_BLOCK_WEIGHT);
+            weights.reserved = Some(MAXIMUM_BLOCK_WEIGHT - NORMAL_DISPATCH_RATIO * MAXIMUM_BLOCK_WEIGHT);
+        })
+        .avg_block_initialization(AVERAGE_ON_INITIALIZE_RATIO)
+        .build_or_panic();
+}
+
+#[derive_impl(frame_system::config_preludes::ParaChainDefaultConfig)]
+impl frame_system::Config for Runtime {
+    type AccountId = AccountId;
+    type Nonce = Nonce;
+    type Hash = Hash;
+    type Block = Block;
+    type BlockHashCount = ConstU32<256>;
+    type Version = Version;
+    type AccountData = pallet_balances::AccountData<Balance>;
+    type DbWeight = RocksDbWeight;
+    type BlockWeights = RuntimeBlockWeights;
+    type BlockLength = RuntimeBlockLength;
+    type SS58Prefix = ConstU16<42>;
+    type OnSetCode = cumulus_pallet_parachain_system::ParachainSetCode<Self>;
+    type MaxConsumers = ConstU32<16>;
+}
+
+use frame_support::traits::ConstU16;
+
+impl pallet_timestamp::Config for Runtime {
+    type Moment = u64;
+    type OnTimestampSet = Aura;
+    type MinimumPeriod = ConstU64<0>;
+    type WeightInfo = ();
+}
+
+impl pallet_balances::Config for Runtime {
+    type MaxLocks = ConstU32<50>;
+    type Balance = Balance;
+    type RuntimeEvent = RuntimeEvent;
+    type DustRemoval = ();
+    type ExistentialDeposit = ConstU128<EXISTENTIAL_DEPOSIT>;
+    type AccountStore = System;
+    type WeightInfo = pallet_balances::weights::SubstrateWeight<Runtime>;
+    type MaxReserves = ConstU32<50>;
+    type ReserveIdentifier = [u8; 8];
+    type RuntimeHoldReason = RuntimeHoldReason;
+    type RuntimeFreezeReason = RuntimeFreezeReason;
+    type FreezeIdentifier = RuntimeFreezeReason;
+    type MaxFreezes = VariantCountOf<RuntimeFreezeReason>;
+    type DoneSlashHandler = ();
+}
+
+use frame_support::traits::ConstU128;
+
+impl pallet_transaction_payment::Config for Runtime {
+    type RuntimeEvent = RuntimeEvent;
+    type OnChargeTransaction = pallet_transaction_payment::FungibleAdapter<Balances, ()>;
+    /// One unit of ref-time costs one planck: cheap enough for a dev chain, still non-zero.
+    type WeightToFee = IdentityFee<Balance>;
+    type LengthToFee = ConstantMultiplier<Balance, ConstU128<{ MICRO_UNIT }>>;
+    type FeeMultiplierUpdate = ();
+    type OperationalFeeMultiplier = ConstU8<5>;
+    type WeightInfo = ();
+}
+
+impl pallet_sudo::Config for Runtime {
+    type RuntimeEvent = RuntimeEvent;
+    type RuntimeCall = RuntimeCall;
+    type WeightInfo = ();
+}
+
+parameter_types! {
+    pub const RelayOrigin: cumulus_primitives_core::AggregateMessageOrigin =
+        cumulus_primitives_core::AggregateMessageOrigin::Parent;
+}
+
+/// No XCM yet: downward and horizontal messages are dropped, none are sent.
+impl cumulus_pallet_parachain_system::Config for Runtime {
+    type WeightInfo = ();
+    type RuntimeEvent = RuntimeEvent;
+    type OnSystemEvent = ();
+    type SelfParaId = parachain_info::Pallet<Runtime>;
+    type OutboundXcmpMessageSource = ();
+    type DmpQueue = frame_support::traits::EnqueueWithOrigin<(), RelayOrigin>;
+    type ReservedDmpWeight = ();
+    type XcmpMessageHandler = ();
+    type ReservedXcmpWeight = ();
+    type CheckAssociatedRelayNumber = cumulus_pallet_parachain_system::RelayNumberMonotonicallyIncreases;
+    type ConsensusHook = ConsensusHook;
+    type RelayParentOffset = ConstU32<0>;
+    type SchedulingSignatureVerifier = ();
+}
+
+impl parachain_info::Config for Runtime {}
+
+impl cumulus_pallet_aura_ext::Config for Runtime {}
+
+impl pallet_aura::Config for Runtime {
+    type AuthorityId = sp_consensus_aura::sr25519::AuthorityId;
+    type DisabledValidators = ();
+    type MaxAuthorities = ConstU32<32>;
+    type AllowMultipleBlocksPerSlot = ConstBool<true>;
+    type SlotDuration = ConstU64<SLOT_DURATION>;
+}
+
+/// Insecure: block-hash based. Fine for a dev chain; production takes relay-chain randomness
+/// (BABE epoch randomness read from the relay state proof) through the same `Randomness` trait.
+impl pallet_insecure_randomness_collective_flip::Config for Runtime {}
+
+parameter_types! {
+    pub const TreasuryPalletId: PalletId = PalletId(*b"agora/tr");
+    pub TreasuryAccount: AccountId = TreasuryPalletId::get().into_account_truncating();
+    pub const MinProviderStake: Balance = 100 * UNIT;
+    pub const WrongResultSlash: Perbill = Perbill::from_percent(10);
+    pub const NoShowSlash: Perbill = Perbill::from_percent(2);
+}
+
+impl pallet_agora_models::Config for Runtime {
+    type MaxReleasesPerFamily = ConstU32<256>;
+    type WeightInfo = pallet_agora_models::weights::SubstrateWeight<Runtime>;
+}
+
+impl pallet_agora_providers::Config for Runtime {
+    type Currency = Balances;
+    type RuntimeHoldReason = RuntimeHoldReason;
+    type MinStake = MinProviderStake;
+    /// One hour: long enough for every open request to settle before the stake leaves.
+    type UnbondingDelay = ConstU32<{ HOURS }>;
+    type MaxProvidersPerRelease = ConstU32<64>;
+    type Treasury = TreasuryAccount;
+    type WeightInfo = pallet_agora_providers::weights::SubstrateWeight<Runtime>;
+}
+
+impl pallet_agora_escrow::Config for Runtime {
+    type Randomness = RandomnessCollectiveFlip;
+    type MinCommitBlocks = ConstU32<2>;
+    type MaxCommitBlocks = ConstU32<{ 10 * MINUTES }>;
+    type RevealWindow = ConstU32<20>;
+    type SettleWindow = ConstU32<{ HOURS }>;
+    type MaxAssignmentsPerBlock = ConstU32<64>;
+    type WeightInfo = pallet_agora_escrow::weights::SubstrateWeight<Runtime>;
+}
+
+impl pallet_agora_verifier::Config for Runtime {
+    type WrongResultSlash = WrongResultSlash;
+    type NoShowSlash = NoShowSlash;
+    type WeightInfo = pallet_agora_verifier::weights::SubstrateWeight<Runtime>;
+}
