@@ -4,7 +4,6 @@ use super::*;
 use agora_primitives::{
     Hash256, ModelRelease, ProviderRecord, Quote, Receipt, ReleaseId, Request, RequestId,
 };
-pub use agora_primitives::runtime_api::AgoraApi;
 use alloc::vec::Vec;
 use frame_support::{
     genesis_builder_helper::{build_state, get_preset},
@@ -114,8 +113,8 @@ impl_runtime_apis! {
     }
 
     impl sp_session::SessionKeys<Block> for Runtime {
-        fn generate_session_keys(seed: Option<Vec<u8>>) -> Vec<u8> {
-            SessionKeys::generate(seed)
+        fn generate_session_keys(owner: Vec<u8>, seed: Option<Vec<u8>>) -> sp_session::OpaqueGeneratedSessionKeys {
+            SessionKeys::generate(&owner, seed).into()
         }
 
         fn decode_session_keys(encoded: Vec<u8>) -> Option<Vec<(Vec<u8>, KeyTypeId)>> {
@@ -170,7 +169,7 @@ impl_runtime_apis! {
         }
     }
 
-    impl AgoraApi<Block, AccountId, Balance, BlockNumber> for Runtime {
+    impl agora_primitives::runtime_api::AgoraApi<Block, AccountId, Balance, BlockNumber> for Runtime {
         fn quote(
             release: ReleaseId,
             runtime_profile: Hash256,

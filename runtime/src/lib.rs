@@ -11,11 +11,13 @@ include!(concat!(env!("OUT_DIR"), "/wasm_binary.rs"));
 
 extern crate alloc;
 
+use alloc::vec::Vec;
+
 mod apis;
 mod configs;
 pub mod genesis;
 
-pub use apis::{AgoraApi, RUNTIME_API_VERSIONS};
+pub use apis::RUNTIME_API_VERSIONS;
 
 use polkadot_sdk::{staging_parachain_info as parachain_info, *};
 

@@ -1,0 +1,150 @@
+//! Typed access to the Agora chain.
+//!
+//! The client is generated at compile time from `metadata/agora.scale`, the runtime's own
+//! metadata (regenerate it with `cargo run -p agora-devnet -- metadata`; a test in
+//! `agora-devnet` fails while it is stale). Every off-chain crate talks to the chain through
+//! this one crate, so the generated code compiles once.
+
+#[subxt::subxt(
+    runtime_metadata_path = "metadata/agora.scale",
+    derive_for_all_types = "Clone, PartialEq, Eq"
+)]
+pub mod agora {}
+
+pub use agora::runtime_types::agora_primitives as types;
+pub use subxt;
+pub use subxt_signer;
+
+use subxt::{
+    error::{DispatchError, TransactionEventsError, TransactionFinalizedSuccessError},
+    transactions::Payload,
+    OnlineClient,
+};
+
+/// The runtime's transaction format is Polkadot's: `MultiAddress<AccountId32, ()>`, u32 blocks.
+pub type AgoraConfig = subxt::PolkadotConfig;
+pub type AccountId = subxt::utils::AccountId32;
+pub type Keypair = subxt_signer::sr25519::Keypair;
+pub type Events = subxt::extrinsics::ExtrinsicEvents<AgoraConfig>;
+pub type Balance = u128;
+pub type BlockNumber = u32;
+pub type ModelRelease = types::ModelRelease<AccountId, BlockNumber>;
+pub type ProviderRecord = types::ProviderRecord<Balance, BlockNumber>;
+pub type Request = types::Request<AccountId, Balance, BlockNumber>;
+pub type Receipt = types::Receipt<AccountId, Balance, BlockNumber>;
+pub type Quote = types::Quote<AccountId, Balance>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The chain refused the call; the text names the pallet and its error, as `Escrow::ZeroTokens`.
+    #[error("the chain rejected the call: {0}")]
+    Rejected(String),
+    #[error(transparent)]
+    Subxt(#[from] subxt::Error),
+}
+
+impl Error {
+    /// The `Pallet::Error` name of a rejected call.
+    pub fn rejection(&self) -> Option<&str> {
+        match self {
+            Error::Rejected(name) => Some(name),
+            Error::Subxt(_) => None,
+        }
+    }
+}
+
+fn subxt_err(e: impl Into<subxt::Error>) -> Error {
+    Error::Subxt(e.into())
+}
+
+/// A connection to an Agora node (chopsticks in development, omni-node in deployment).
+#[derive(Clone)]
+pub struct ChainClient {
+    api: OnlineClient<AgoraConfig>,
+    rpc: subxt::rpcs::RpcClient,
+}
+
+impl ChainClient {
+    /// Connects over WebSocket; plain `ws://` is allowed because the dev chain is on loopback.
+    pub async fn connect(url: &str) -> Result<Self, Error> {
+        let rpc = subxt::rpcs::RpcClient::from_insecure_url(url).await.map_err(subxt_err)?;
+        let api = OnlineClient::<AgoraConfig>::from_rpc_client(rpc.clone()).await.map_err(subxt_err)?;
+        Ok(Self { api, rpc })
+    }
+
+    pub fn api(&self) -> &OnlineClient<AgoraConfig> {
+        &self.api
+    }
+
+    /// Signs `call` with `signer`, submits it and waits until its block is final. A dispatch
+    /// failure comes back as [`Error::Rejected`] with the pallet error's name.
+    pub async fn submit<C: Payload>(&self, call: &C, signer: &Keypair) -> Result<Events, Error> {
+        let at = self.api.at_current_block().await.map_err(subxt_err)?;
+        let progress = at.transactions().sign_and_submit_then_watch_default(call, signer).await.map_err(subxt_err)?;
+        match progress.wait_for_finalized_success().await {
+            Ok(events) => Ok(events),
+            Err(TransactionFinalizedSuccessError::SuccessError(TransactionEventsError::ExtrinsicFailed(e))) =>
+                Err(Error::Rejected(match e {
+                    DispatchError::Module(m) => m.details_string(),
+                    other => other.to_string(),
+                })),
+            Err(e) => Err(subxt_err(e)),
+        }
+    }
+
+    /// Asks a chopsticks dev chain to build a block now (it builds one per transaction
+    /// otherwise). Used to reach deadlines and to run `on_initialize` work such as the draw.
+    pub async fn new_blocks(&self, count: u32) -> Result<(), Error> {
+        let params = subxt::rpcs::rpc_params![serde_json::json!({ "count": count })];
+        let _: serde_json::Value = self.rpc.request("dev_newBlock", params).await.map_err(subxt_err)?;
+        Ok(())
+    }
+
+    pub async fn best_block_number(&self) -> Result<BlockNumber, Error> {
+        let at = self.api.at_current_block().await.map_err(subxt_err)?;
+        Ok(at.block_number() as BlockNumber)
+    }
+
+    pub async fn free_balance(&self, who: &AccountId) -> Result<Balance, Error> {
+        let at = self.api.at_current_block().await.map_err(subxt_err)?;
+        let entry = at.storage().entry(agora::storage().system().account()).map_err(subxt_err)?;
+        let account = entry.fetch((who.clone(),)).await.map_err(subxt_err)?.decode().map_err(subxt_err)?;
+        Ok(account.data.free)
+    }
+
+    async fn call_api<P: subxt::runtime_apis::Payload>(&self, payload: P) -> Result<P::ReturnType, Error> {
+        let at = self.api.at_current_block().await.map_err(subxt_err)?;
+        at.runtime_apis().call(payload).await.map_err(subxt_err)
+    }
+
+    pub async fn release(&self, id: [u8; 32]) -> Result<Option<ModelRelease>, Error> {
+        self.call_api(agora::runtime_apis().agora_api().release(id)).await
+    }
+
+    pub async fn release_history(&self, family: &str) -> Result<Vec<ModelRelease>, Error> {
+        self.call_api(agora::runtime_apis().agora_api().release_history(family.as_bytes().to_vec())).await
+    }
+
+    pub async fn provider(&self, who: &AccountId) -> Result<Option<ProviderRecord>, Error> {
+        self.call_api(agora::runtime_apis().agora_api().provider(who.clone())).await
+    }
+
+    pub async fn request(&self, id: u64) -> Result<Option<Request>, Error> {
+        self.call_api(agora::runtime_apis().agora_api().request(id)).await
+    }
+
+    pub async fn receipt(&self, id: u64) -> Result<Option<Receipt>, Error> {
+        self.call_api(agora::runtime_apis().agora_api().receipt(id)).await
+    }
+
+    pub async fn quote(
+        &self,
+        release: [u8; 32],
+        runtime_profile: [u8; 32],
+        prompt_tokens: u32,
+        max_output_tokens: u32,
+    ) -> Result<Vec<Quote>, Error> {
+        self.call_api(agora::runtime_apis().agora_api().quote(release, runtime_profile, prompt_tokens, max_output_tokens))
+            .await
+    }
+}
