@@ -1,0 +1,176 @@
+//! A request's whole life on a real dev chain: escrow, draw, commit–reveal, settlement.
+
+use agora_chain_client::{agora, types, AccountId, ChainClient};
+use agora_devnet::demo::{self, account, Actors, SMOLLM2_SHA256, UNIT};
+use agora_e2e::start_chain;
+use std::collections::BTreeMap;
+
+const STAKE: u128 = 1_000 * UNIT;
+/// Provider i charges (2 + i) thousandths of a unit per 1k tokens.
+fn price(i: usize) -> u128 {
+    (2 + i as u128) * UNIT / 1000
+}
+
+fn treasury() -> AccountId {
+    // PalletId(*b"agora/tr").into_account_truncating(): "modl" ++ id, zero-padded to 32 bytes.
+    let mut raw = [0u8; 32];
+    raw[..4].copy_from_slice(b"modl");
+    raw[4..12].copy_from_slice(b"agora/tr");
+    AccountId::from(raw)
+}
+
+async fn setup(chain: &ChainClient, actors: &Actors) {
+    demo::publish(chain, &actors.publisher, demo::smollm2_release()).await.unwrap();
+    for (i, p) in actors.providers.iter().enumerate() {
+        let m = demo::manifest(4001 + i as u16, SMOLLM2_SHA256, demo::dev_runtime_profile(), price(i));
+        demo::register(chain, p, STAKE, m).await.unwrap();
+    }
+}
+
+async fn balances(chain: &ChainClient, who: &[AccountId]) -> BTreeMap<AccountId, u128> {
+    let mut out = BTreeMap::new();
+    for a in who {
+        out.insert(a.clone(), chain.free_balance(a).await.unwrap());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn k3_request_pays_the_majority_slashes_the_liar_and_refunds_the_client() {
+    let (_chain, chain) = start_chain("k3").await.unwrap();
+    let actors = Actors::dev();
+    setup(&chain, &actors).await;
+
+    let release = chain.release(SMOLLM2_SHA256).await.unwrap().expect("release published");
+    assert_eq!(release.status, types::ReleaseStatus::Active);
+    assert_eq!(release.publisher, account(&actors.publisher));
+    assert_eq!(chain.release_history(demo::SMOLLM2_FAMILY).await.unwrap().len(), 1);
+    let quotes = chain.quote(SMOLLM2_SHA256, demo::dev_runtime_profile(), 6, 16).await.unwrap();
+    assert_eq!(quotes.len(), 3);
+    assert!(quotes.windows(2).all(|w| w[0].max_cost <= w[1].max_cost), "quotes come cheapest first");
+
+    let client = account(&actors.client);
+    let providers: Vec<AccountId> = actors.providers.iter().map(account).collect();
+    let mut everyone = providers.clone();
+    everyone.extend([client.clone(), treasury()]);
+    let before = balances(&chain, &everyone).await;
+
+    // k = 3, 6 prompt tokens, up to 16 output tokens, at most 0.01 unit per 1k tokens.
+    let max_price = UNIT / 100;
+    let params = demo::request_params(SMOLLM2_SHA256, demo::dev_runtime_profile(), b"prompt", 6, 16, max_price, 3);
+    let (id, created, request) = demo::open_request(&chain, &actors.client, params).await.unwrap();
+    let escrow = 3 * (22 * max_price).div_ceil(1000);
+    let event = created.find_first::<agora::escrow::events::RequestCreated>().unwrap().unwrap();
+    assert_eq!(event.escrow, escrow);
+    assert_eq!(request.status, types::RequestStatus::Assigned);
+    let mut drawn = request.providers.0.clone();
+    drawn.sort();
+    let mut expected = providers.clone();
+    expected.sort();
+    assert_eq!(drawn, expected, "with exactly k eligible providers, all are drawn");
+    let mut fees: BTreeMap<AccountId, u128> = BTreeMap::new();
+    *fees.entry(client.clone()).or_default() += demo::fee_paid(&created);
+
+    let honest = demo::outcome(b" Paris.", 3);
+    let lie = demo::outcome(b" Lyon.", 3);
+    let order: Vec<usize> = request.providers.0.iter().map(|w| providers.iter().position(|p| p == w).unwrap()).collect();
+    let liar = order[2];
+    for (slot, &i) in order.iter().enumerate() {
+        let claimed = if slot == 2 { &lie } else { &honest };
+        let events = demo::commit(&chain, &actors.providers[i], id, claimed, [slot as u8; 32]).await.unwrap();
+        *fees.entry(providers[i].clone()).or_default() += demo::fee_paid(&events);
+    }
+    for (slot, &i) in order.iter().enumerate() {
+        let claimed = if slot == 2 { lie.clone() } else { honest.clone() };
+        let events = demo::reveal(&chain, &actors.providers[i], id, claimed, [slot as u8; 32]).await.unwrap();
+        *fees.entry(providers[i].clone()).or_default() += demo::fee_paid(&events);
+    }
+    let settled = demo::settle(&chain, &actors.client, id).await.unwrap();
+    *fees.entry(client.clone()).or_default() += demo::fee_paid(&settled);
+
+    // Each winner is paid its own price for 6 prompt and 3 output tokens, rounded up.
+    let pay = |i: usize| (9 * price(i)).div_ceil(1000);
+    let winners: Vec<usize> = order[..2].to_vec();
+    let paid_total: u128 = winners.iter().map(|&i| pay(i)).sum();
+    let receipt = chain.receipt(id).await.unwrap().expect("a receipt is stored");
+    assert_eq!(receipt.winning, Some(honest.clone()));
+    let mut paid = receipt.paid.0.clone();
+    paid.sort();
+    let mut expected_paid: Vec<(AccountId, u128)> = winners.iter().map(|&i| (providers[i].clone(), pay(i))).collect();
+    expected_paid.sort();
+    assert_eq!(paid, expected_paid);
+    assert_eq!(receipt.slashed.0, vec![(providers[liar].clone(), STAKE / 10, types::JobOutcome::Wrong)]);
+    assert_eq!(receipt.refunded, escrow - paid_total);
+    assert_eq!(receipt.client, client);
+
+    let after = balances(&chain, &everyone).await;
+    let fee = |a: &AccountId| fees.get(a).copied().unwrap_or_default();
+    for &i in &winners {
+        let a = &providers[i];
+        assert_eq!(after[a], before[a] - fee(a) + pay(i), "winner {i} is paid");
+        let record = chain.provider(a).await.unwrap().unwrap();
+        assert_eq!((record.stake, record.reputation.score_ppm, record.open_jobs), (STAKE, 525_000, 0));
+    }
+    let liar_account = &providers[liar];
+    assert_eq!(after[liar_account], before[liar_account] - fee(liar_account), "the liar is not paid");
+    let record = chain.provider(liar_account).await.unwrap().unwrap();
+    assert_eq!((record.stake, record.reputation.score_ppm, record.reputation.wrong), (STAKE - STAKE / 10, 375_000, 1));
+    assert_eq!(after[&treasury()], before[&treasury()] + STAKE / 10, "the slash goes to the treasury");
+    assert_eq!(after[&client], before[&client] - fee(&client) - paid_total, "the client pays only the winners");
+    let request = chain.request(id).await.unwrap().unwrap();
+    assert_eq!((request.status, request.escrow), (types::RequestStatus::Settled, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_rejected_by_name_and_holds_nothing() {
+    let (_chain, chain) = start_chain("bad-input").await.unwrap();
+    let actors = Actors::dev();
+    setup(&chain, &actors).await;
+    let profile = demo::dev_runtime_profile();
+    let params = |release, prompt_tokens, max_price, k| {
+        demo::request_params(release, profile, b"p", prompt_tokens, 16, max_price, k)
+    };
+    let create = |p| async { chain.submit(&agora::tx().escrow().create_request(p), &actors.client).await };
+
+    let rejected = |r: Result<_, agora_chain_client::Error>| r.err().and_then(|e| e.rejection().map(str::to_owned));
+    assert_eq!(rejected(create(params(SMOLLM2_SHA256, 0, UNIT, 1)).await).as_deref(), Some("Escrow::ZeroTokens"));
+    assert_eq!(rejected(create(params(SMOLLM2_SHA256, 6, UNIT, 4)).await).as_deref(), Some("Escrow::NotEnoughProviders"));
+    assert_eq!(rejected(create(params(SMOLLM2_SHA256, 6, UNIT / 1000, 1)).await).as_deref(), Some("Escrow::NotEnoughProviders"));
+    assert_eq!(rejected(create(params([9; 32], 6, UNIT, 1)).await).as_deref(), Some("Models::UnknownRelease"));
+    assert_eq!(rejected(create(params(SMOLLM2_SHA256, 6, u128::MAX, 8)).await).as_deref(), Some("Escrow::PriceOverflow"));
+    assert_eq!(
+        rejected(demo::settle(&chain, &actors.client, 42).await).as_deref(),
+        Some("Verifier::UnknownRequest")
+    );
+    assert!(chain.request(0).await.unwrap().is_none(), "no rejected call opened a request");
+
+    // A reveal that does not match its commitment, and a commit after settlement.
+    let (id, _, request) = demo::open_request(&chain, &actors.client, params(SMOLLM2_SHA256, 6, UNIT, 1)).await.unwrap();
+    let provider = actors.providers.iter().find(|k| account(k) == request.providers.0[0]).unwrap();
+    let claimed = demo::outcome(b"out", 2);
+    demo::commit(&chain, provider, id, &claimed, [1; 32]).await.unwrap();
+    assert_eq!(
+        rejected(demo::commit(&chain, provider, id, &claimed, [1; 32]).await).as_deref(),
+        Some("Verifier::AlreadyCommitted")
+    );
+    assert_eq!(
+        rejected(demo::reveal(&chain, provider, id, claimed.clone(), [2; 32]).await).as_deref(),
+        Some("Verifier::CommitmentMismatch")
+    );
+    let too_long = demo::outcome(b"out", 17);
+    assert_eq!(
+        rejected(demo::reveal(&chain, provider, id, too_long, [1; 32]).await).as_deref(),
+        Some("Verifier::TooManyTokens")
+    );
+    demo::reveal(&chain, provider, id, claimed.clone(), [1; 32]).await.unwrap();
+    demo::settle(&chain, &actors.client, id).await.unwrap();
+    assert_eq!(
+        rejected(demo::commit(&chain, provider, id, &claimed, [1; 32]).await).as_deref(),
+        Some("Verifier::NotActive")
+    );
+    // Releases: only the publisher may revoke; once revoked, no new request names it.
+    let revoke = agora::tx().models().revoke(SMOLLM2_SHA256);
+    assert_eq!(rejected(chain.submit(&revoke, &actors.client).await).as_deref(), Some("Models::NotPublisher"));
+    chain.submit(&revoke, &actors.publisher).await.unwrap();
+    assert_eq!(rejected(create(params(SMOLLM2_SHA256, 6, UNIT, 1)).await).as_deref(), Some("Models::ReleaseRevoked"));
+}
