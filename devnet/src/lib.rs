@@ -10,5 +10,6 @@ pub mod chopsticks;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod spec;
+pub mod weights;
 
 pub use chopsticks::{DevChain, DevChainConfig};

@@ -14,6 +14,8 @@ extern crate alloc;
 use alloc::vec::Vec;
 
 mod apis;
+#[cfg(feature = "runtime-benchmarks")]
+mod benchmarks;
 mod configs;
 pub mod genesis;
 

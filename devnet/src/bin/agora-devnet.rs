@@ -50,6 +50,8 @@ enum Command {
         #[arg(long, default_value = "agora-dev.raw.json")]
         out: PathBuf,
     },
+    /// Print the settle path's weights and how many settlements fit in one block.
+    Weights,
     /// Write the runtime metadata the client crate compiles against.
     Metadata {
         #[arg(long, default_value = "chain-client/metadata/agora.scale")]
@@ -66,6 +68,10 @@ fn main() -> Result<()> {
         Command::Spec { out } => {
             spec::write_raw_chain_spec(&out)?;
             println!("wrote {}", out.display());
+            Ok(())
+        },
+        Command::Weights => {
+            print!("{}", agora_devnet::weights::table());
             Ok(())
         },
         Command::Metadata { out } => {

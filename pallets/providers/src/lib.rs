@@ -18,6 +18,8 @@ pub use pallet::*;
 use polkadot_sdk::frame_system;
 
 #[cfg(feature = "runtime-benchmarks")]
+pub mod benchmark_helpers;
+#[cfg(feature = "runtime-benchmarks")]
 mod benchmarking;
 mod impls;
 pub use impls::Candidate;

@@ -115,3 +115,11 @@ pub fn new_test_ext(test: impl FnOnce()) {
         Providers::do_try_state().expect("provider invariants hold");
     });
 }
+
+#[cfg(feature = "runtime-benchmarks")]
+pub fn bench_ext() -> sp_io::TestExternalities {
+    let storage = frame_system::GenesisConfig::<Test>::default().build_storage().unwrap();
+    let mut ext = sp_io::TestExternalities::new(storage);
+    ext.execute_with(|| System::set_block_number(1));
+    ext
+}

@@ -1,0 +1,44 @@
+//! Setup shared with the verifier's benchmarks.
+
+use crate::{Config, Pallet, ParamsOf, Requests};
+use agora_primitives::{RequestId, RequestParams, SamplingParams};
+use alloc::vec::Vec;
+use pallet_agora_models::benchmark_helpers::publish_releases;
+use pallet_agora_providers::benchmark_helpers::{fund, register_provider, PROFILE};
+use polkadot_sdk::frame_benchmarking::account;
+use polkadot_sdk::frame_support::traits::Get;
+
+/// A request for `release` by `k` providers at up to 1,000 per 1k tokens.
+pub fn params<T: Config>(release: agora_primitives::ReleaseId, k: u32) -> ParamsOf<T> {
+    RequestParams {
+        release,
+        runtime_profile: PROFILE,
+        prompt_hash: [5; 32],
+        prompt_tokens: 1000,
+        max_output_tokens: 1000,
+        max_price_per_1k: 1_000u32.into(),
+        redundancy: k,
+        sampling: SamplingParams::default(),
+        commit_blocks: T::MinCommitBlocks::get(),
+    }
+}
+
+/// A release served by `p` providers; returns it with the providers.
+pub fn served_release<T: Config>(p: u32) -> (agora_primitives::ReleaseId, Vec<T::AccountId>) {
+    let release = publish_releases::<T>(1)[0];
+    let providers: Vec<T::AccountId> = (0..p).map(|i| account("provider", i, 0)).collect();
+    for who in &providers {
+        register_provider::<T>(who, &[release], 10u32.into());
+    }
+    (release, providers)
+}
+
+/// A request by `client` with `k` providers drawn from `k` registered ones.
+pub fn assigned_request<T: Config>(client: &T::AccountId, k: u32) -> (RequestId, Vec<T::AccountId>) {
+    let (release, _) = served_release::<T>(k);
+    fund::<T>(client);
+    let id = Pallet::<T>::do_create(client.clone(), params::<T>(release, k)).expect("the request is valid");
+    Pallet::<T>::draw_all();
+    let drawn = Requests::<T>::get(id).expect("the request exists").providers.into_inner();
+    (id, drawn)
+}
