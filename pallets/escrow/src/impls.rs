@@ -185,6 +185,7 @@ impl<T: Config> Pallet<T> {
         }
         request.status = status;
         Requests::<T>::insert(id, request);
+        T::OnClose::on_request_closed(id);
         Ok(refund)
     }
 

@@ -32,6 +32,17 @@ pub mod weights;
 
 pub use weights::WeightInfo;
 
+/// Told when a request closes (settled, refunded, cancelled, or parked as disputed), so pallets
+/// keeping per-request state can drop it. The verifier pallet implements it for its
+/// commitments and reveals; the runtime wires it in as `OnClose`.
+pub trait OnRequestClosed {
+    fn on_request_closed(request: agora_primitives::RequestId);
+}
+
+impl OnRequestClosed for () {
+    fn on_request_closed(_: agora_primitives::RequestId) {}
+}
+
 #[polkadot_sdk::frame_support::pallet]
 pub mod pallet {
     use super::*;
@@ -68,6 +79,8 @@ pub mod pallet {
         /// How many requests may wait for a draw in one block.
         #[pallet::constant]
         type MaxAssignmentsPerBlock: Get<u32>;
+        /// Cleans up other pallets' per-request state when a request closes.
+        type OnClose: OnRequestClosed;
         type WeightInfo: WeightInfo;
     }
 

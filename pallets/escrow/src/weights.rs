@@ -29,8 +29,9 @@ macro_rules! escrow_weights {
         }
         /// Reads: Requests, AwaitingDraw, Holds, Account. Writes: the same.
         fn cancel_request() -> Weight { estimate($db, 60_000_000, 8_000, 4, 4) }
-        /// Reads: Requests, Holds, Account, Providers × 8. Writes: Requests, Holds, Account, Providers × 8.
-        fn refund_expired() -> Weight { estimate($db, 90_000_000, 30_000, 11, 11) }
+        /// Reads: Requests, Holds, Account, Providers × 8. Writes: Requests, Holds, Account,
+        /// Providers × 8, and `OnClose` removing up to 8 commitments and 8 reveals.
+        fn refund_expired() -> Weight { estimate($db, 110_000_000, 30_000, 27, 27) }
         /// Reads: Requests, ServersOf, Providers × p, randomness, Providers × 8. Writes: Requests, Providers × 8.
         fn draw(p: u32) -> Weight {
             estimate($db, 80_000_000, 30_000, 11, 9)

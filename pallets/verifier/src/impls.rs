@@ -15,6 +15,15 @@ use polkadot_sdk::sp_runtime::{
 type Providers<T> = pallet_agora_providers::Pallet<T>;
 type Escrow<T> = pallet_agora_escrow::Pallet<T>;
 
+/// Commitments and reveals only matter while a request is in its commit–reveal phase; whoever
+/// closes it (settlement here, or an expiry refund in the escrow pallet), they go.
+impl<T: Config> pallet_agora_escrow::OnRequestClosed for Pallet<T> {
+    fn on_request_closed(request: RequestId) {
+        let _ = Commitments::<T>::clear_prefix(request, agora_primitives::MAX_REDUNDANCY, None);
+        let _ = Reveals::<T>::clear_prefix(request, agora_primitives::MAX_REDUNDANCY, None);
+    }
+}
+
 impl<T: Config> Pallet<T> {
     /// The request, if `who` is one of its providers and it is in its commit–reveal phase.
     fn active_for(request: RequestId, who: &T::AccountId) -> Result<RequestOf<T>, DispatchError> {
@@ -68,7 +77,6 @@ impl<T: Config> Pallet<T> {
         let winning = tally::strict_majority(&outcomes, assigned);
         if winning.is_none() && !reveals.is_empty() {
             Escrow::<T>::close(request, RequestStatus::Disputed)?;
-            Self::clear(request);
             Self::deposit_event(Event::Disputed { request });
             return Ok(assigned);
         }
@@ -90,7 +98,9 @@ impl<T: Config> Pallet<T> {
                     // assignment and the token count at most the request's limit.
                     let due = pricing::cost(r.params.prompt_tokens, *price_in, w.token_count, *price_out)
                         .unwrap_or_else(Zero::zero);
-                    Escrow::<T>::pay(request, provider, due)?;
+                    if !due.is_zero() {
+                        Escrow::<T>::pay(request, provider, due)?;
+                    }
                     paid_total = paid_total.saturating_add(due);
                     let _ = paid.try_push((provider.clone(), due));
                 },
@@ -103,7 +113,6 @@ impl<T: Config> Pallet<T> {
         }
         let status = if winning.is_some() { RequestStatus::Settled } else { RequestStatus::Refunded };
         let refunded = Escrow::<T>::close(request, status)?;
-        Self::clear(request);
         Receipts::<T>::insert(
             request,
             ReceiptOf::<T> {
@@ -124,10 +133,6 @@ impl<T: Config> Pallet<T> {
         Ok(assigned)
     }
 
-    fn clear(request: RequestId) {
-        let _ = Commitments::<T>::clear_prefix(request, agora_primitives::MAX_REDUNDANCY, None);
-        let _ = Reveals::<T>::clear_prefix(request, agora_primitives::MAX_REDUNDANCY, None);
-    }
 
     /// Invariants: commitments and reveals exist only for requests in their commit–reveal
     /// phase and only from their providers; every reveal has a commitment; receipts exist only

@@ -9,8 +9,12 @@
 //!   produced, from the client's escrow with `transfer_on_hold`;
 //! - a provider that revealed another result is slashed `WrongResultSlash` of its stake, one
 //!   that did not commit or reveal `NoShowSlash`, both to the treasury;
-//! - reputation moves for every assigned provider by the public formula in
-//!   [`agora_primitives::Reputation::record`];
+//! - reputation moves for every assigned provider by the public formula
+//!   ([`agora_primitives::Reputation::record`]): the score, in parts per million, starts at
+//!   500,000; agreeing closes 5% of the distance to 1,000,000; a wrong result takes 25% of the
+//!   score and a no-show 10% (both rounded up, never below 1). Gains are slow and losses fast,
+//!   so reputation cannot be banked and then spent on cheating. Providers are drawn with
+//!   weight stake × score;
 //! - the rest of the escrow returns to the client and a [`Receipt`] is stored.
 //!
 //! With no reveal at all the client gets everything back and every provider counts as a

@@ -73,6 +73,7 @@ impl pallet_agora_escrow::Config for Test {
     type RevealWindow = ConstU64<5>;
     type SettleWindow = ConstU64<10>;
     type MaxAssignmentsPerBlock = ConstU32<3>;
+    type OnClose = Verifier;
     type WeightInfo = ();
 }
 

@@ -217,6 +217,22 @@ fn reveal_needs_a_commitment() {
 }
 
 #[test]
+fn an_expiry_refund_drops_commitments_and_reveals() {
+    new_test_ext(|| {
+        let (id, p) = assigned_request(2);
+        assert_ok!(commit(p[0], id, good()));
+        assert_ok!(commit(p[1], id, good()));
+        assert_ok!(reveal(p[0], id, good()));
+        let r = Requests::<Test>::get(id).unwrap();
+        run_to(r.reveal_deadline + 11);
+        assert_ok!(Escrow::refund_expired(RuntimeOrigin::signed(CLIENT), id));
+        assert_eq!(Commitments::<Test>::iter_prefix(id).count(), 0);
+        assert_eq!(Reveals::<Test>::iter_prefix(id).count(), 0);
+        assert_eq!(escrow_held(), 0);
+    });
+}
+
+#[test]
 fn payment_uses_prices_fixed_at_assignment() {
     new_test_ext(|| {
         let (id, p) = assigned_request(1);
