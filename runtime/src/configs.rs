@@ -5,7 +5,7 @@ use frame_support::{
     derive_impl,
     dispatch::DispatchClass,
     parameter_types,
-    traits::{ConstBool, ConstU32, ConstU64, ConstU8, VariantCountOf},
+    traits::{ConstBool, ConstU128, ConstU16, ConstU32, ConstU64, ConstU8, VariantCountOf},
     weights::{
         constants::{BlockExecutionWeight, ExtrinsicBaseWeight, RocksDbWeight, WEIGHT_REF_TIME_PER_SECOND},
         ConstantMultiplier, IdentityFee, Weight,
@@ -64,7 +64,6 @@ impl frame_system::Config for Runtime {
     type MaxConsumers = ConstU32<16>;
 }
 
-use frame_support::traits::ConstU16;
 
 impl pallet_timestamp::Config for Runtime {
     type Moment = u64;
@@ -90,7 +89,6 @@ impl pallet_balances::Config for Runtime {
     type DoneSlashHandler = ();
 }
 
-use frame_support::traits::ConstU128;
 
 impl pallet_transaction_payment::Config for Runtime {
     type RuntimeEvent = RuntimeEvent;

@@ -3,7 +3,7 @@
 
 use crate::{AccountId, BalancesConfig, ParachainInfoConfig, RuntimeGenesisConfig, SudoConfig, UNIT};
 use alloc::{vec, vec::Vec};
-use polkadot_sdk::{staging_parachain_info as _, *};
+use polkadot_sdk::*;
 use sp_genesis_builder::PresetId;
 use sp_keyring::Sr25519Keyring;
 

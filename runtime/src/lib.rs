@@ -1,8 +1,9 @@
 //! The Agora runtime.
 //!
 //! A parachain-style runtime (Aura, parachain-system, parachain-info, balances, timestamp,
-//! transaction-payment, sudo) carrying the four Agora pallets. It runs unchanged on chopsticks
-//! for development and CI and on `polkadot-omni-node` for deployment.
+//! transaction-payment, sudo) carrying the four Agora pallets, in the shape of the parachain
+//! template so that it needs no node of its own: chopsticks runs it for development and CI, and
+//! `polkadot-omni-node` is the deployment engine (not built here: over two hours on 2 cores).
 #![cfg_attr(not(feature = "std"), no_std)]
 #![recursion_limit = "256"]
 
