@@ -139,10 +139,6 @@ impl DevChain {
         &self.dir
     }
 
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(|c| c.id())
-    }
-
     /// Leaves chopsticks running after this handle is dropped (for `agora-devnet up --detach`).
     pub fn detach(mut self) -> u32 {
         self.child.take().map(|c| c.id()).unwrap_or_default()

@@ -2,20 +2,18 @@
 
 use agora_chain_client::ChainClient;
 use agora_devnet::{DevChain, DevChainConfig};
-use std::path::PathBuf;
 
 /// A running dev chain. Dropping it stops chopsticks and removes its directory, unless the
 /// test is failing: then the spec and `chopsticks.log` stay for a look.
-pub struct TestChain {
-    chain: Option<DevChain>,
-    dir: PathBuf,
-}
+pub struct TestChain(Option<DevChain>);
 
 impl Drop for TestChain {
     fn drop(&mut self) {
-        drop(self.chain.take());
+        let Some(chain) = self.0.take() else { return };
+        let dir = chain.dir().to_path_buf();
+        drop(chain);
         if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
+            let _ = std::fs::remove_dir_all(dir);
         }
     }
 }
@@ -23,8 +21,8 @@ impl Drop for TestChain {
 /// Starts chopsticks on the runtime's WASM in a directory of its own and connects to it.
 pub async fn start_chain(name: &str) -> anyhow::Result<(TestChain, ChainClient)> {
     let dir = std::env::temp_dir().join(format!("agora-e2e-{name}-{}", std::process::id()));
-    let config = DevChainConfig { dir: dir.clone(), port: 0 };
+    let config = DevChainConfig { dir, port: 0 };
     let chain = tokio::task::spawn_blocking(move || DevChain::start(config)).await??;
     let client = ChainClient::connect(&chain.ws_url()).await?;
-    Ok((TestChain { chain: Some(chain), dir }, client))
+    Ok((TestChain(Some(chain)), client))
 }

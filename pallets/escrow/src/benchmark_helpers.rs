@@ -23,19 +23,18 @@ pub fn params<T: Config>(release: agora_primitives::ReleaseId, k: u32) -> Params
     }
 }
 
-/// A release served by `p` providers; returns it with the providers.
-pub fn served_release<T: Config>(p: u32) -> (agora_primitives::ReleaseId, Vec<T::AccountId>) {
+/// A release served by `p` registered providers.
+pub fn served_release<T: Config>(p: u32) -> agora_primitives::ReleaseId {
     let release = publish_releases::<T>(1)[0];
-    let providers: Vec<T::AccountId> = (0..p).map(|i| account("provider", i, 0)).collect();
-    for who in &providers {
-        register_provider::<T>(who, &[release], 10u32.into());
+    for i in 0..p {
+        register_provider::<T>(&account("provider", i, 0), &[release], 10u32.into());
     }
-    (release, providers)
+    release
 }
 
 /// A request by `client` with `k` providers drawn from `k` registered ones.
 pub fn assigned_request<T: Config>(client: &T::AccountId, k: u32) -> (RequestId, Vec<T::AccountId>) {
-    let (release, _) = served_release::<T>(k);
+    let release = served_release::<T>(k);
     fund::<T>(client);
     let id = Pallet::<T>::do_create(client.clone(), params::<T>(release, k)).expect("the request is valid");
     Pallet::<T>::draw_all();

@@ -18,7 +18,7 @@ mod benchmarks {
     fn create_request(p: Linear<1, { T::MaxProvidersPerRelease::get() }>) {
         let caller: T::AccountId = whitelisted_caller();
         fund::<T>(&caller);
-        let (release, _) = served_release::<T>(p);
+        let release = served_release::<T>(p);
 
         #[extrinsic_call]
         _(RawOrigin::Signed(caller), params::<T>(release, 1));
@@ -30,7 +30,7 @@ mod benchmarks {
     fn cancel_request() {
         let caller: T::AccountId = whitelisted_caller();
         fund::<T>(&caller);
-        let (release, _) = served_release::<T>(1);
+        let release = served_release::<T>(1);
         Pallet::<T>::do_create(caller.clone(), params::<T>(release, 1)).unwrap();
 
         #[extrinsic_call]
@@ -60,7 +60,7 @@ mod benchmarks {
     fn draw(p: Linear<1, { T::MaxProvidersPerRelease::get() }>) {
         let caller: T::AccountId = whitelisted_caller();
         fund::<T>(&caller);
-        let (release, _) = served_release::<T>(p);
+        let release = served_release::<T>(p);
         let k = p.min(MAX_REDUNDANCY);
         let id = Pallet::<T>::do_create(caller, params::<T>(release, k)).unwrap();
 

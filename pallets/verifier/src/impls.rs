@@ -133,7 +133,6 @@ impl<T: Config> Pallet<T> {
         Ok(assigned)
     }
 
-
     /// Invariants: commitments and reveals exist only for requests in their commit–reveal
     /// phase and only from their providers; every reveal has a commitment; receipts exist only
     /// for closed requests and account for the escrow to the last unit.
