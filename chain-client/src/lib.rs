@@ -34,6 +34,15 @@ pub type Request = types::Request<AccountId, Balance, BlockNumber>;
 pub type Receipt = types::Receipt<AccountId, Balance, BlockNumber>;
 pub type Quote = types::Quote<AccountId, Balance>;
 
+/// A request drawn for its providers, as the escrow pallet announces it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Assignment {
+    pub request: u64,
+    pub providers: Vec<AccountId>,
+    pub commit_deadline: BlockNumber,
+    pub reveal_deadline: BlockNumber,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The chain refused the call; the text names the pallet and its error, as `Escrow::ZeroTokens`.
@@ -110,6 +119,44 @@ impl ChainClient {
         let entry = at.storage().entry(agora::storage().system().account()).map_err(subxt_err)?;
         let account = entry.fetch((who.clone(),)).await.map_err(subxt_err)?.decode().map_err(subxt_err)?;
         Ok(account.data.free)
+    }
+
+    /// The commitment `provider` made for `request`, if any.
+    pub async fn commitment(&self, request: u64, provider: &AccountId) -> Result<Option<[u8; 32]>, Error> {
+        let at = self.api.at_current_block().await.map_err(subxt_err)?;
+        let entry = at.storage().entry(agora::storage().verifier().commitments()).map_err(subxt_err)?;
+        match entry.try_fetch((request, provider.clone())).await.map_err(subxt_err)? {
+            Some(value) => Ok(Some(value.decode().map_err(subxt_err)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The outcome `provider` revealed for `request`, if any.
+    pub async fn reveal(&self, request: u64, provider: &AccountId) -> Result<Option<types::Outcome>, Error> {
+        let at = self.api.at_current_block().await.map_err(subxt_err)?;
+        let entry = at.storage().entry(agora::storage().verifier().reveals()).map_err(subxt_err)?;
+        match entry.try_fetch((request, provider.clone())).await.map_err(subxt_err)? {
+            Some(value) => Ok(Some(value.decode().map_err(subxt_err)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The requests assigned in block `number`, with their providers and deadlines.
+    pub async fn assignments_at(&self, number: BlockNumber) -> Result<Vec<Assignment>, Error> {
+        let at = self.api.at_block(u64::from(number)).await.map_err(subxt_err)?;
+        let events = at.events().fetch().await.map_err(subxt_err)?;
+        events
+            .find::<agora::escrow::events::RequestAssigned>()
+            .map(|e| {
+                let e = e.map_err(subxt_err)?;
+                Ok(Assignment {
+                    request: e.request,
+                    providers: e.providers.0,
+                    commit_deadline: e.commit_deadline,
+                    reveal_deadline: e.reveal_deadline,
+                })
+            })
+            .collect()
     }
 
     async fn call_api<P: subxt::runtime_apis::Payload>(&self, payload: P) -> Result<P::ReturnType, Error> {

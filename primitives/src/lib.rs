@@ -11,6 +11,7 @@ pub mod commitment;
 pub mod pricing;
 pub mod runtime_api;
 pub mod tally;
+pub mod wire;
 
 use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
 use polkadot_sdk::sp_core::ConstU32;

@@ -7,6 +7,13 @@ use agora_devnet::{DevChain, DevChainConfig};
 /// test is failing: then the spec and `chopsticks.log` stay for a look.
 pub struct TestChain(Option<DevChain>);
 
+impl TestChain {
+    /// The chain's WebSocket endpoint, for processes that connect on their own.
+    pub fn ws_url(&self) -> String {
+        self.0.as_ref().map(|c| c.ws_url()).unwrap_or_default()
+    }
+}
+
 impl Drop for TestChain {
     fn drop(&mut self) {
         let Some(chain) = self.0.take() else { return };

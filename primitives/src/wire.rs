@@ -1,0 +1,138 @@
+//! The inference protocol between clients and providers (`/agora/infer/1`) and the hashes that
+//! tie what travels off-chain to what the chain holds.
+//!
+//! Every message is SCALE-encoded and sent as one length-prefixed frame (u32 little-endian
+//! length, then the bytes). Frames are bounded by [`MAX_FRAME_BYTES`] so a peer can never make the
+//! other side buffer without limit.
+
+use crate::{Hash256, RequestId};
+use alloc::vec::Vec;
+use codec::{Decode, Encode};
+use polkadot_sdk::sp_crypto_hashing::sha2_256;
+
+/// The libp2p protocol name of the inference stream.
+pub const INFER_PROTOCOL: &str = "/agora/infer/1";
+
+/// Largest frame either side accepts: a prompt of 16k token ids fits with room to spare.
+pub const MAX_FRAME_BYTES: u32 = 80 * 1024;
+
+/// Largest prompt the protocol carries, in tokens.
+pub const MAX_PROMPT_TOKENS: u32 = 16 * 1024;
+
+/// The hash the chain holds for a token sequence (prompt or output): sha256 of the SCALE
+/// encoding of the token ids, so every party computes it the same way from ids alone.
+pub fn token_hash(tokens: &[u32]) -> Hash256 {
+    sha2_256(&tokens.encode())
+}
+
+/// The first and only frame a client sends on an inference stream.
+#[derive(Clone, Encode, Decode, PartialEq, Eq, Debug)]
+pub struct InferRequest {
+    pub request: RequestId,
+    /// The prompt as token ids of the release's tokenizer; its hash and length must match the
+    /// request on-chain.
+    pub prompt: Vec<u32>,
+}
+
+/// Why generation stopped.
+#[derive(Clone, Copy, Encode, Decode, PartialEq, Eq, Debug)]
+pub enum StopReason {
+    /// The model produced an end-of-generation token (not part of the output).
+    EndOfGeneration,
+    /// The request's `max_output_tokens` was reached.
+    MaxTokens,
+    /// Prompt plus output filled the context.
+    ContextFull,
+}
+
+/// Why a provider refused or abandoned a request. Each maps to one clear message for the client.
+#[derive(Clone, Copy, Encode, Decode, PartialEq, Eq, Debug)]
+pub enum InferErrorKind {
+    /// The frame did not decode or broke a size limit.
+    Malformed,
+    /// The chain has no open request with this id.
+    UnknownRequest,
+    /// This provider is not among the request's assigned providers.
+    NotAssigned,
+    /// The prompt's hash or token count differs from the request on-chain.
+    PromptMismatch,
+    /// The prompt does not fit the model's context, or holds a token id outside the vocabulary.
+    PromptInvalid,
+    /// The provider does not serve the request's release under the request's runtime profile.
+    UnsupportedRelease,
+    /// Every slot and the whole queue are taken; try again later.
+    Busy,
+    /// The provider has already served this request to a client.
+    AlreadyServed,
+    /// Inference failed inside the engine.
+    Internal,
+}
+
+/// A frame from provider to client. A stream is `Token* (Done | Error)`.
+#[derive(Clone, Encode, Decode, PartialEq, Eq, Debug)]
+pub enum InferFrame {
+    Token {
+        /// Position in the output, from 0.
+        index: u32,
+        token: u32,
+        /// The token's text as the release's tokenizer renders it (possibly a partial UTF-8 sequence).
+        piece: Vec<u8>,
+    },
+    Done {
+        output_hash: Hash256,
+        token_count: u32,
+        stop: StopReason,
+    },
+    Error {
+        kind: InferErrorKind,
+        message: Vec<u8>,
+    },
+}
+
+/// The determinism contract a release is served under (DESIGN.md section 4). Providers that share
+/// a profile produce bit-identical tokens for the same request, which is what exact-hash voting
+/// needs; its hash goes into every offer and every request.
+#[derive(Clone, Encode, Decode, PartialEq, Eq, Debug)]
+pub struct RuntimeProfile {
+    pub model_sha256: Hash256,
+    /// The inference library and its exact version, e.g. `llama-cpp-2=0.1.160`.
+    pub engine: Vec<u8>,
+    /// Compute backend, e.g. `cpu`.
+    pub backend: Vec<u8>,
+    /// Instruction-set level llama.cpp was built for, e.g. `x86-64-v3`.
+    pub isa: Vec<u8>,
+    pub n_ctx: u32,
+    /// Prefill chunk size; `n_ubatch` equals it.
+    pub n_batch: u32,
+    pub flash_attention: bool,
+    /// KV-cache element type, e.g. `f16`.
+    pub kv_cache_type: Vec<u8>,
+    /// The sampler for temperature > 0, e.g. `agora-chacha20-v1`.
+    pub sampler: Vec<u8>,
+}
+
+impl RuntimeProfile {
+    pub fn hash(&self) -> Hash256 {
+        sha2_256(&self.encode())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_hash_depends_on_every_id_and_the_length() {
+        let base = token_hash(&[1, 2, 3]);
+        assert_eq!(base, token_hash(&[1, 2, 3]));
+        assert_ne!(base, token_hash(&[1, 2, 4]));
+        assert_ne!(base, token_hash(&[1, 2]));
+        assert_ne!(base, token_hash(&[1, 2, 3, 0]));
+    }
+
+    #[test]
+    fn a_full_size_prompt_fits_in_a_frame() {
+        let request = InferRequest { request: u64::MAX, prompt: alloc::vec![u32::MAX; MAX_PROMPT_TOKENS as usize] };
+        assert!(request.encode().len() as u32 <= MAX_FRAME_BYTES);
+    }
+}

@@ -1,0 +1,444 @@
+//! Deterministic inference on llama.cpp (through `llama-cpp-2`) under the determinism contract of
+//! DESIGN.md section 4.
+//!
+//! - The GGUF is hashed before it is loaded and refused unless it is the release it claims.
+//! - Each of `slots` worker threads owns one llama.cpp context and runs one request at a time in
+//!   it: one sequence per context, never several sequences in one batch (a different batch
+//!   composition picks different kernels and breaks bit-exactness).
+//! - The prompt arrives as token ids and is prefilled in chunks of the fixed `n_batch`
+//!   (= `n_ubatch`), logits only for its last token; then one token per decode call.
+//! - Token choice is [`sampler::pick`]: greedy, or our ChaCha20 sampler for temperature > 0.
+//! - Requests past the busy slots wait in a bounded queue; past that, [`EngineError::Busy`].
+//!
+//! The verifier reuses this module for re-scoring, so it depends on nothing node-specific.
+
+pub mod model_file;
+pub mod models;
+pub mod sampler;
+pub mod tiny_gguf;
+
+use agora_primitives::wire::{token_hash, RuntimeProfile, StopReason};
+use agora_primitives::{Hash256, SamplingParams};
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::token::LlamaToken;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+
+pub use model_file::Progress;
+
+/// The exact inference library, part of every runtime profile.
+pub const ENGINE: &str = "llama-cpp-2=0.1.160";
+/// Our sampler's name and version, part of every runtime profile.
+pub const SAMPLER: &str = "agora-chacha20-v1";
+
+/// The instruction-set flags llama.cpp was built with (`.cargo/config.toml` sets them for every
+/// build of the workspace), as they go into the runtime profile.
+pub fn isa() -> String {
+    format!(
+        "x86_64 avx={} avx2={} fma={} f16c={} bmi2={}",
+        option_env!("GGML_AVX").unwrap_or("default"),
+        option_env!("GGML_AVX2").unwrap_or("default"),
+        option_env!("GGML_FMA").unwrap_or("default"),
+        option_env!("GGML_F16C").unwrap_or("default"),
+        option_env!("GGML_BMI2").unwrap_or("default"),
+    )
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot read {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error(
+        "refusing to serve {path}: its sha256 is {actual_hex}, but the release it claims has sha256 {expected_hex}",
+        actual_hex = hex::encode(.actual),
+        expected_hex = hex::encode(.expected)
+    )]
+    HashMismatch { path: PathBuf, expected: Hash256, actual: Hash256 },
+    #[error("llama.cpp could not load {path}: {reason}")]
+    Load { path: PathBuf, reason: String },
+    #[error("llama.cpp could not create an inference context: {0}")]
+    Context(String),
+    #[error("the prompt is empty")]
+    EmptyPrompt,
+    #[error("the prompt has {tokens} tokens but the context holds {n_ctx}, which must leave room for an answer")]
+    PromptTooLong { tokens: usize, n_ctx: u32 },
+    #[error("prompt token {position} has id {token}, outside the model's vocabulary of {n_vocab}")]
+    TokenOutOfVocabulary { position: usize, token: u32, n_vocab: u32 },
+    #[error("all {slots} inference slots are busy and {queued} requests are already queued")]
+    Busy { slots: usize, queued: usize },
+    #[error("llama.cpp failed to decode: {0}")]
+    Decode(String),
+    #[error("the inference engine has shut down")]
+    ShutDown,
+}
+
+/// The settings of an engine. `n_ctx` and `n_batch` are part of the runtime profile; `slots`,
+/// `threads_per_slot` and `queue_depth` are not (they never change a token).
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub n_ctx: u32,
+    pub n_batch: u32,
+    /// Requests run at once, each in its own context.
+    pub slots: usize,
+    pub threads_per_slot: usize,
+    /// Requests that may wait for a slot before new ones are refused.
+    pub queue_depth: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        Self { n_ctx: 2048, n_batch: 512, slots: 1, threads_per_slot: cores, queue_depth: 16 }
+    }
+}
+
+/// One generation to run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GenerateRequest {
+    pub prompt: Vec<u32>,
+    pub max_output_tokens: u32,
+    pub sampling: SamplingParams,
+    /// The request's sampling seed ([`agora_primitives::sampling_seed`]).
+    pub seed: u64,
+}
+
+/// A finished generation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Generation {
+    pub tokens: Vec<u32>,
+    pub output_hash: Hash256,
+    pub stop: StopReason,
+}
+
+/// What a running job reports, in order: every token as it is produced, then the end.
+#[derive(Debug)]
+pub enum GenEvent {
+    Token { index: u32, token: u32, piece: Vec<u8> },
+    Finished(Result<Generation, EngineError>),
+}
+
+/// The events of one submitted job.
+pub struct JobHandle {
+    events: UnboundedReceiver<GenEvent>,
+}
+
+impl JobHandle {
+    /// The next event; `None` once the job has finished and its last event was taken.
+    pub async fn next(&mut self) -> Option<GenEvent> {
+        self.events.recv().await
+    }
+
+    /// Skips the streamed tokens and waits for the result.
+    pub async fn finish(mut self) -> Result<Generation, EngineError> {
+        while let Some(event) = self.events.recv().await {
+            if let GenEvent::Finished(result) = event {
+                return result;
+            }
+        }
+        Err(EngineError::ShutDown)
+    }
+
+    /// [`Self::finish`] for callers outside an async runtime.
+    pub fn finish_blocking(mut self) -> Result<Generation, EngineError> {
+        while let Some(event) = self.events.blocking_recv() {
+            if let GenEvent::Finished(result) = event {
+                return result;
+            }
+        }
+        Err(EngineError::ShutDown)
+    }
+}
+
+struct Job {
+    request: GenerateRequest,
+    events: UnboundedSender<GenEvent>,
+}
+
+/// llama.cpp's backend is process-wide and may be initialised once.
+pub fn backend() -> Result<&'static LlamaBackend, EngineError> {
+    static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
+    BACKEND
+        .get_or_init(|| {
+            llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default());
+            LlamaBackend::init().map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| EngineError::Context(e.clone()))
+}
+
+/// Creating contexts of one model from several threads at once is unsound in llama.cpp (it
+/// mutates the model), so context creation is serialised.
+static CONTEXT_CREATION: Mutex<()> = Mutex::new(());
+
+struct Shared {
+    model: LlamaModel,
+    config: EngineConfig,
+    profile: RuntimeProfile,
+    n_vocab: u32,
+    queued: AtomicUsize,
+    running: AtomicUsize,
+}
+
+/// A loaded, verified model with its worker slots.
+pub struct Engine {
+    shared: Arc<Shared>,
+    jobs: Option<SyncSender<Job>>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl Engine {
+    /// Hashes `path`, refuses it unless its sha256 is `expected`, loads it and starts the slots.
+    pub fn load(path: &Path, expected: &Hash256, config: EngineConfig, progress: Progress) -> Result<Self, EngineError> {
+        model_file::verify(path, expected, progress)?;
+        let backend = backend()?;
+        let model = LlamaModel::load_from_file(backend, path, &LlamaModelParams::default())
+            .map_err(|e| EngineError::Load { path: path.to_path_buf(), reason: e.to_string() })?;
+        let n_ctx = config.n_ctx.min(model.n_ctx_train()).max(1);
+        let config = EngineConfig { n_ctx, slots: config.slots.max(1), threads_per_slot: config.threads_per_slot.max(1), ..config };
+        let profile = RuntimeProfile {
+            model_sha256: *expected,
+            engine: ENGINE.into(),
+            backend: b"cpu".to_vec(),
+            isa: isa().into_bytes(),
+            n_ctx,
+            n_batch: config.n_batch,
+            flash_attention: false,
+            kv_cache_type: b"f16".to_vec(),
+            sampler: SAMPLER.into(),
+        };
+        let n_vocab = u32::try_from(model.n_vocab()).unwrap_or(0);
+        let shared = Arc::new(Shared {
+            model,
+            config,
+            profile,
+            n_vocab,
+            queued: AtomicUsize::new(0),
+            running: AtomicUsize::new(0),
+        });
+
+        let (jobs, queue) = sync_channel::<Job>(shared.config.queue_depth);
+        let queue = Arc::new(Mutex::new(queue));
+        let mut workers = Vec::new();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        for slot in 0..shared.config.slots {
+            let (shared, queue, ready) = (shared.clone(), queue.clone(), ready_tx.clone());
+            let worker = std::thread::Builder::new()
+                .name(format!("inference-{slot}"))
+                .spawn(move || slot_loop(&shared, &queue, ready))
+                .map_err(|e| EngineError::Context(e.to_string()))?;
+            workers.push(worker);
+        }
+        drop(ready_tx);
+        let engine = Self { shared, jobs: Some(jobs), workers };
+        for _ in 0..engine.shared.config.slots {
+            match ready_rx.recv() {
+                Ok(Ok(())) => {},
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Err(EngineError::Context("an inference slot died while starting".into())),
+            }
+        }
+        Ok(engine)
+    }
+
+    pub fn profile(&self) -> &RuntimeProfile {
+        &self.shared.profile
+    }
+
+    pub fn profile_hash(&self) -> Hash256 {
+        self.shared.profile.hash()
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.shared.config
+    }
+
+    pub fn n_vocab(&self) -> u32 {
+        self.shared.n_vocab
+    }
+
+    /// Jobs waiting for a slot.
+    pub fn queued(&self) -> usize {
+        self.shared.queued.load(Ordering::Relaxed)
+    }
+
+    /// Jobs running in a slot.
+    pub fn running(&self) -> usize {
+        self.shared.running.load(Ordering::Relaxed)
+    }
+
+    /// The model, for re-scoring and tokenising callers.
+    pub fn model(&self) -> &LlamaModel {
+        &self.shared.model
+    }
+
+    /// The release's tokenizer; clients tokenise once and send ids, and so do the tools.
+    pub fn tokenize(&self, text: &str, add_special: bool) -> Vec<u32> {
+        let vocab = self.shared.model.vocab();
+        vocab.tokenize(text.as_bytes(), add_special, false).into_iter().map(|t| t.0 as u32).collect()
+    }
+
+    /// The text of `tokens`; invalid UTF-8 (a split multi-byte character) is replaced.
+    pub fn detokenize(&self, tokens: &[u32]) -> String {
+        let tokens: Vec<LlamaToken> = tokens.iter().filter(|&&t| t < self.shared.n_vocab).map(|&t| LlamaToken(t as i32)).collect();
+        if tokens.is_empty() {
+            return String::new();
+        }
+        String::from_utf8_lossy(&self.shared.model.vocab().detokenize(&tokens, false, false)).into_owned()
+    }
+
+    /// Checks a prompt against the model without running it.
+    pub fn validate_prompt(&self, prompt: &[u32]) -> Result<(), EngineError> {
+        if prompt.is_empty() {
+            return Err(EngineError::EmptyPrompt);
+        }
+        let n_ctx = self.shared.config.n_ctx;
+        if prompt.len() >= n_ctx as usize {
+            return Err(EngineError::PromptTooLong { tokens: prompt.len(), n_ctx });
+        }
+        let n_vocab = self.shared.n_vocab;
+        if let Some((position, &token)) = prompt.iter().enumerate().find(|(_, &t)| t >= n_vocab) {
+            return Err(EngineError::TokenOutOfVocabulary { position, token, n_vocab });
+        }
+        Ok(())
+    }
+
+    /// Queues a generation; fails at once if the prompt is invalid or every slot and the queue
+    /// are taken.
+    pub fn submit(&self, request: GenerateRequest) -> Result<JobHandle, EngineError> {
+        self.validate_prompt(&request.prompt)?;
+        let jobs = self.jobs.as_ref().ok_or(EngineError::ShutDown)?;
+        let (events, receiver) = unbounded_channel();
+        self.shared.queued.fetch_add(1, Ordering::SeqCst);
+        match jobs.try_send(Job { request, events }) {
+            Ok(()) => Ok(JobHandle { events: receiver }),
+            Err(e) => {
+                self.shared.queued.fetch_sub(1, Ordering::SeqCst);
+                Err(match e {
+                    TrySendError::Full(_) => EngineError::Busy { slots: self.shared.config.slots, queued: self.shared.config.queue_depth },
+                    TrySendError::Disconnected(_) => EngineError::ShutDown,
+                })
+            },
+        }
+    }
+
+    /// Runs one generation to the end from outside an async runtime.
+    pub fn generate_blocking(&self, request: GenerateRequest) -> Result<Generation, EngineError> {
+        self.submit(request)?.finish_blocking()
+    }
+}
+
+impl Drop for Engine {
+    /// Queued jobs still run; then the slots stop.
+    fn drop(&mut self) {
+        self.jobs.take();
+        for worker in self.workers.drain(..) {
+            let _ = worker.join();
+        }
+    }
+}
+
+fn slot_loop(shared: &Shared, queue: &Mutex<Receiver<Job>>, ready: std::sync::mpsc::Sender<Result<(), EngineError>>) {
+    let context = {
+        let _serialised = CONTEXT_CREATION.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let threads = i32::try_from(shared.config.threads_per_slot).unwrap_or(1);
+        let params = LlamaContextParams::default()
+            .with_n_ctx(NonZeroU32::new(shared.config.n_ctx))
+            .with_n_batch(shared.config.n_batch)
+            .with_n_ubatch(shared.config.n_batch)
+            .with_n_seq_max(1)
+            .with_n_threads(threads)
+            .with_n_threads_batch(threads)
+            .with_flash_attention_policy(llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED);
+        backend().and_then(|backend| shared.model.new_context(backend, params).map_err(|e| EngineError::Context(e.to_string())))
+    };
+    let mut context = match context {
+        Ok(context) => {
+            let _ = ready.send(Ok(()));
+            context
+        },
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        },
+    };
+    drop(ready);
+    loop {
+        let job = match queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).recv() {
+            Ok(job) => job,
+            Err(_) => return,
+        };
+        shared.queued.fetch_sub(1, Ordering::SeqCst);
+        shared.running.fetch_add(1, Ordering::SeqCst);
+        let result = run(shared, &mut context, &job);
+        shared.running.fetch_sub(1, Ordering::SeqCst);
+        let _ = job.events.send(GenEvent::Finished(result));
+    }
+}
+
+fn decode(context: &mut LlamaContext, batch: &mut LlamaBatch) -> Result<(), EngineError> {
+    context.decode(batch).map_err(|e| EngineError::Decode(e.to_string()))
+}
+
+fn add(batch: &mut LlamaBatch, token: u32, position: usize, logits: bool) -> Result<(), EngineError> {
+    let token = LlamaToken(i32::try_from(token).map_err(|_| EngineError::Decode(format!("token id {token} too large")))?);
+    let position = i32::try_from(position).map_err(|_| EngineError::Decode("position overflows".into()))?;
+    batch.add(token, position, &[0], logits).map_err(|e| EngineError::Decode(e.to_string()))
+}
+
+fn run(shared: &Shared, context: &mut LlamaContext, job: &Job) -> Result<Generation, EngineError> {
+    let request = &job.request;
+    let prompt = &request.prompt;
+    let n_batch = shared.config.n_batch as usize;
+    let n_ctx = shared.config.n_ctx as usize;
+    context.clear_kv_cache();
+
+    let mut batch = LlamaBatch::new(n_batch.max(1), 1);
+    for (chunk_index, chunk) in prompt.chunks(n_batch).enumerate() {
+        batch.clear();
+        for (offset, &token) in chunk.iter().enumerate() {
+            let position = chunk_index * n_batch + offset;
+            add(&mut batch, token, position, position + 1 == prompt.len())?;
+        }
+        decode(context, &mut batch)?;
+    }
+
+    let vocab = shared.model.vocab();
+    let mut logits_index = batch.n_tokens() - 1;
+    let mut tokens: Vec<u32> = Vec::new();
+    let stop = loop {
+        if tokens.len() >= request.max_output_tokens as usize {
+            break StopReason::MaxTokens;
+        }
+        if prompt.len() + tokens.len() >= n_ctx {
+            break StopReason::ContextFull;
+        }
+        let logits = context.get_logits_ith(logits_index);
+        let token = sampler::pick(logits, &request.sampling, request.seed, tokens.len() as u32);
+        if vocab.is_eog(LlamaToken(token as i32)) {
+            break StopReason::EndOfGeneration;
+        }
+        let piece = vocab.token_to_piece(LlamaToken(token as i32), false, None);
+        let _ = job.events.send(GenEvent::Token { index: tokens.len() as u32, token, piece });
+        tokens.push(token);
+
+        // The last token is decoded only if another one may follow, so that a stop by length
+        // never pays for a decode whose logits nobody reads.
+        if tokens.len() < request.max_output_tokens as usize && prompt.len() + tokens.len() < n_ctx {
+            batch.clear();
+            add(&mut batch, token, prompt.len() + tokens.len() - 1, true)?;
+            decode(context, &mut batch)?;
+            logits_index = 0;
+        }
+    };
+    Ok(Generation { output_hash: token_hash(&tokens), tokens, stop })
+}

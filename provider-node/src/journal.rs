@@ -1,0 +1,233 @@
+//! The job journal: every job's state, kept in RocksDB and written (synced) *before* the chain
+//! call that depends on it, so a provider killed at any point restarts, reads the journal and
+//! finishes each pending commit and reveal.
+//!
+//! The journal guards the two promises that matter to the chain: a job's state only moves
+//! forward, and once a commitment is written its output, salt and commitment never change, so
+//! the reveal after a restart is always the value that was committed.
+
+use agora_primitives::wire::StopReason;
+use agora_primitives::{Hash256, Outcome, ReleaseId, RequestId};
+use codec::{Decode, Encode};
+use std::path::Path;
+
+/// Where a job is. The order is the order of the protocol.
+#[derive(Clone, Copy, Encode, Decode, PartialEq, Eq, PartialOrd, Ord, Debug, Hash)]
+pub enum JobState {
+    /// The chain assigned the request to this provider.
+    Assigned,
+    /// The client's prompt arrived and matched the on-chain hash.
+    PromptReceived,
+    /// The output, its salt and its commitment are fixed.
+    Generated,
+    /// The commitment is on-chain.
+    Committed,
+    /// The reveal is on-chain.
+    Revealed,
+    /// The request is closed on-chain (settled, refunded or disputed); nothing left to do.
+    Closed,
+}
+
+impl JobState {
+    pub const ALL: [JobState; 6] =
+        [Self::Assigned, Self::PromptReceived, Self::Generated, Self::Committed, Self::Revealed, Self::Closed];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Assigned => "assigned",
+            Self::PromptReceived => "prompt_received",
+            Self::Generated => "generated",
+            Self::Committed => "committed",
+            Self::Revealed => "revealed",
+            Self::Closed => "closed",
+        }
+    }
+}
+
+/// Everything the node needs to finish a job after a restart.
+#[derive(Clone, Encode, Decode, PartialEq, Eq, Debug)]
+pub struct JobRecord {
+    pub request: RequestId,
+    pub state: JobState,
+    pub release: ReleaseId,
+    pub commit_deadline: u32,
+    pub reveal_deadline: u32,
+    pub prompt: Option<Vec<u32>>,
+    pub output: Option<Vec<u32>>,
+    pub outcome: Option<Outcome>,
+    pub salt: Option<Hash256>,
+    pub commitment: Option<Hash256>,
+    pub stop: Option<StopReason>,
+}
+
+impl JobRecord {
+    pub fn assigned(request: RequestId, release: ReleaseId, commit_deadline: u32, reveal_deadline: u32) -> Self {
+        Self {
+            request,
+            state: JobState::Assigned,
+            release,
+            commit_deadline,
+            reveal_deadline,
+            prompt: None,
+            output: None,
+            outcome: None,
+            salt: None,
+            commitment: None,
+            stop: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("journal storage: {0}")]
+    Db(#[from] rocksdb::Error),
+    #[error("journal entry for request {0} is corrupt: {1}")]
+    Corrupt(RequestId, codec::Error),
+    #[error("request {request}: the journal may not move a job back from {from:?} to {to:?}")]
+    Backwards { request: RequestId, from: JobState, to: JobState },
+    #[error("request {0}: the committed output, salt or commitment may not change")]
+    CommittedValueChanged(RequestId),
+}
+
+pub struct Journal {
+    db: rocksdb::DB,
+}
+
+/// Jobs live under `j` + the big-endian request id, so iteration runs in request order.
+const JOB_PREFIX: u8 = b'j';
+/// The last block whose assignments were read.
+const LAST_BLOCK_KEY: &[u8] = b"m/last_block";
+
+fn key(request: RequestId) -> [u8; 9] {
+    let mut key = [JOB_PREFIX; 9];
+    key[1..].copy_from_slice(&request.to_be_bytes());
+    key
+}
+
+impl Journal {
+    pub fn open(path: &Path) -> Result<Self, JournalError> {
+        let mut options = rocksdb::Options::default();
+        options.create_if_missing(true);
+        Ok(Self { db: rocksdb::DB::open(&options, path)? })
+    }
+
+    pub fn get(&self, request: RequestId) -> Result<Option<JobRecord>, JournalError> {
+        match self.db.get(key(request))? {
+            Some(bytes) => Ok(Some(JobRecord::decode(&mut &bytes[..]).map_err(|e| JournalError::Corrupt(request, e))?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes `record` durably (synced to disk before returning), refusing a move backwards or a
+    /// change to anything already committed.
+    pub fn put(&self, record: &JobRecord) -> Result<(), JournalError> {
+        if let Some(old) = self.get(record.request)? {
+            if record.state < old.state {
+                return Err(JournalError::Backwards { request: record.request, from: old.state, to: record.state });
+            }
+            let fixed = old.commitment.is_some();
+            if fixed
+                && (old.commitment != record.commitment ||
+                    old.salt != record.salt ||
+                    old.outcome != record.outcome ||
+                    old.output != record.output ||
+                    old.stop != record.stop)
+            {
+                return Err(JournalError::CommittedValueChanged(record.request));
+            }
+        }
+        self.put_synced(&key(record.request), &record.encode())
+    }
+
+    fn put_synced(&self, key: &[u8], value: &[u8]) -> Result<(), JournalError> {
+        let mut write = rocksdb::WriteOptions::default();
+        write.set_sync(true);
+        self.db.put_opt(key, value, &write)?;
+        Ok(())
+    }
+
+    /// The last block whose assignments were read, if any.
+    pub fn last_block(&self) -> Result<Option<u32>, JournalError> {
+        Ok(self.db.get(LAST_BLOCK_KEY)?.and_then(|v| v.as_slice().try_into().ok()).map(u32::from_le_bytes))
+    }
+
+    pub fn set_last_block(&self, block: u32) -> Result<(), JournalError> {
+        self.put_synced(LAST_BLOCK_KEY, &block.to_le_bytes())
+    }
+
+    /// Every job, in request order.
+    pub fn all(&self) -> Result<Vec<JobRecord>, JournalError> {
+        let mut records = Vec::new();
+        let start = [JOB_PREFIX];
+        for entry in self.db.iterator(rocksdb::IteratorMode::From(&start, rocksdb::Direction::Forward)) {
+            let (k, v) = entry?;
+            if k.first() != Some(&JOB_PREFIX) {
+                break;
+            }
+            let request = k[1..].try_into().map(u64::from_be_bytes).unwrap_or_default();
+            records.push(JobRecord::decode(&mut &v[..]).map_err(|e| JournalError::Corrupt(request, e))?);
+        }
+        Ok(records)
+    }
+
+    /// Jobs with work left.
+    pub fn pending(&self) -> Result<Vec<JobRecord>, JournalError> {
+        Ok(self.all()?.into_iter().filter(|r| r.state != JobState::Closed).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn generated(request: RequestId, salt: u8) -> JobRecord {
+        JobRecord {
+            state: JobState::Generated,
+            prompt: Some(vec![1, 2]),
+            output: Some(vec![3, 4, 5]),
+            outcome: Some(Outcome { output_hash: [7; 32], token_count: 3 }),
+            salt: Some([salt; 32]),
+            commitment: Some([salt ^ 0xff; 32]),
+            ..JobRecord::assigned(request, [1; 32], 10, 20)
+        }
+    }
+
+    #[test]
+    fn records_survive_reopening_and_list_in_request_order() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let journal = Journal::open(dir.path()).unwrap();
+            journal.put(&JobRecord::assigned(300, [1; 32], 10, 20)).unwrap();
+            journal.put(&generated(2, 9)).unwrap();
+            let mut closed = generated(7, 1);
+            closed.state = JobState::Closed;
+            journal.put(&closed).unwrap();
+        }
+        let journal = Journal::open(dir.path()).unwrap();
+        assert_eq!(journal.last_block().unwrap(), None);
+        journal.set_last_block(41).unwrap();
+        assert_eq!(journal.last_block().unwrap(), Some(41));
+        assert_eq!(journal.get(2).unwrap(), Some(generated(2, 9)));
+        assert_eq!(journal.all().unwrap().iter().map(|r| r.request).collect::<Vec<_>>(), vec![2, 7, 300]);
+        assert_eq!(journal.pending().unwrap().iter().map(|r| r.request).collect::<Vec<_>>(), vec![2, 300]);
+        assert_eq!(journal.get(5).unwrap(), None);
+    }
+
+    #[test]
+    fn states_only_move_forward_and_committed_values_never_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(dir.path()).unwrap();
+        let record = generated(1, 9);
+        journal.put(&record).unwrap();
+        let back = JobRecord { state: JobState::Assigned, ..record.clone() };
+        assert!(matches!(journal.put(&back), Err(JournalError::Backwards { .. })));
+        let other_salt = JobRecord { state: JobState::Committed, salt: Some([8; 32]), ..record.clone() };
+        assert!(matches!(journal.put(&other_salt), Err(JournalError::CommittedValueChanged(1))));
+        let other_output = JobRecord { output: Some(vec![3]), ..record.clone() };
+        assert!(matches!(journal.put(&other_output), Err(JournalError::CommittedValueChanged(1))));
+        let committed = JobRecord { state: JobState::Committed, ..record.clone() };
+        journal.put(&committed).unwrap();
+        assert_eq!(journal.get(1).unwrap().unwrap().state, JobState::Committed);
+    }
+}

@@ -1,0 +1,713 @@
+//! The provider daemon: ties the engine, the journal, libp2p and the chain together.
+//!
+//! - **Start**: keys, chain connection, the release checked on-chain (exists, not revoked), the
+//!   GGUF checked against it, a short self-benchmark for the advertised tokens/s, libp2p, then
+//!   register (or update the manifest and go online) and announce the release in the DHT.
+//! - **Serving** (`/agora/infer/1`): a client's prompt is checked against the on-chain request
+//!   (exists and open, this provider assigned, release and runtime profile ours, prompt hash and
+//!   length equal) before it runs; tokens stream back as they are produced. The job runs on even
+//!   if the client goes away: the chain still expects a commitment.
+//! - **Chain worker**: reads each new block's assignments, and moves every journaled job along:
+//!   commit once generated, reveal when the reveal window opens, settle, close. Each step is
+//!   journaled (synced) before the chain call it enables, and the chain is asked before each
+//!   call whether it already happened, so a restart after a kill at any point neither commits
+//!   twice nor reveals a different value.
+//! - **Operations**: Prometheus metrics, the load safeguard (offline on-chain while overloaded),
+//!   graceful shutdown.
+
+use crate::config::Config;
+use crate::engine::{model_file, Engine, EngineConfig, EngineError, GenEvent, GenerateRequest, Progress};
+use crate::journal::{JobRecord, JobState, Journal};
+use crate::keys::NodeKeys;
+use crate::load;
+use crate::metrics::{KindLabel, Metrics, StateLabel};
+use crate::net::{self, frame, NetConfig, Network};
+use agora_chain_client::{agora, types, AccountId, BlockNumber, ChainClient, Keypair};
+use agora_primitives::wire::{token_hash, InferErrorKind, InferFrame, InferRequest, MAX_FRAME_BYTES};
+use agora_primitives::{commitment::commitment, sampling_seed, Hash256, Outcome, ReleaseId, RequestId, SamplingParams};
+use anyhow::{anyhow, bail, Context};
+use futures::{AsyncWriteExt, StreamExt};
+use libp2p::{Multiaddr, PeerId};
+use rand::RngCore;
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch, Notify};
+use tokio::task::JoinHandle;
+
+/// How long a client has to send its request after opening a stream.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the chain worker looks for new blocks when nothing wakes it.
+const CHAIN_POLL: Duration = Duration::from_millis(500);
+/// A provider that did not reveal first waits this many blocks past the reveal deadline before
+/// settling itself, so one settle call usually suffices.
+const SETTLE_GRACE_BLOCKS: BlockNumber = 2;
+
+type Refusal = (InferErrorKind, String);
+
+struct Inner {
+    config: Config,
+    signer: Keypair,
+    account: AccountId,
+    release: ReleaseId,
+    profile_hash: Hash256,
+    engine: Engine,
+    journal: Journal,
+    chain: ChainClient,
+    network: Network,
+    metrics: Arc<Metrics>,
+    /// Requests whose generation is running now.
+    running: Mutex<HashSet<RequestId>>,
+    /// One signed call at a time, so nonces never collide.
+    submitting: tokio::sync::Mutex<()>,
+    wake: Notify,
+}
+
+/// A running provider node.
+pub struct Node {
+    inner: Arc<Inner>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    addresses: Vec<Multiaddr>,
+}
+
+fn kind_name(kind: InferErrorKind) -> &'static str {
+    match kind {
+        InferErrorKind::Malformed => "malformed",
+        InferErrorKind::UnknownRequest => "unknown_request",
+        InferErrorKind::NotAssigned => "not_assigned",
+        InferErrorKind::PromptMismatch => "prompt_mismatch",
+        InferErrorKind::PromptInvalid => "prompt_invalid",
+        InferErrorKind::UnsupportedRelease => "unsupported_release",
+        InferErrorKind::Busy => "busy",
+        InferErrorKind::AlreadyServed => "already_served",
+        InferErrorKind::Internal => "internal",
+    }
+}
+
+fn sampling(params: &types::SamplingParams) -> SamplingParams {
+    SamplingParams { temperature_milli: params.temperature_milli, top_k: params.top_k, top_p_milli: params.top_p_milli }
+}
+
+fn bounded<T>(items: Vec<T>) -> agora::runtime_types::bounded_collections::bounded_vec::BoundedVec<T> {
+    agora::runtime_types::bounded_collections::bounded_vec::BoundedVec(items)
+}
+
+/// Measures generation speed on this machine, as the manifest advertises it.
+fn self_benchmark(engine: &Engine) -> Result<u32, EngineError> {
+    let prompt = engine.tokenize("Count from one to twenty in words:", true);
+    let request = GenerateRequest { prompt, max_output_tokens: 32, sampling: SamplingParams::default(), seed: 0 };
+    let started = Instant::now();
+    let generation = engine.generate_blocking(request)?;
+    let tokens = generation.tokens.len().max(1) as f64;
+    Ok((tokens / started.elapsed().as_secs_f64() * 1000.0).min(f64::from(u32::MAX)) as u32)
+}
+
+impl Node {
+    /// Starts the node: everything in the module docs up to serving. Fails with a clear error if
+    /// the model is not the release it claims or the release cannot be served.
+    pub async fn start(config: Config) -> anyhow::Result<Node> {
+        let keys = NodeKeys::load_or_create(&config.data_dir.join("keys"), config.account_uri.as_deref())?;
+        let chain = ChainClient::connect(&config.chain_url)
+            .await
+            .with_context(|| format!("cannot reach the chain at {}", config.chain_url))?;
+        let release = match config.release {
+            Some(release) => release,
+            None => model_file::sha256_file(&config.model, Progress::Bar)?,
+        };
+        let on_chain = chain
+            .release(release)
+            .await?
+            .ok_or_else(|| anyhow!("release {} is not registered on the chain", hex::encode(release)))?;
+        if on_chain.status == types::ReleaseStatus::Revoked {
+            bail!("release {} is revoked on the chain; refusing to serve it", hex::encode(release));
+        }
+
+        let engine_config = EngineConfig {
+            n_ctx: config.n_ctx,
+            n_batch: config.n_batch,
+            slots: config.max_concurrent,
+            threads_per_slot: config.threads_per_slot(),
+            queue_depth: config.queue_depth,
+        };
+        let model_path = config.model.clone();
+        let (engine, milli_tokens_per_sec) = tokio::task::spawn_blocking(move || {
+            let engine = Engine::load(&model_path, &release, engine_config, Progress::Bar)?;
+            let speed = self_benchmark(&engine)?;
+            Ok::<_, EngineError>((engine, speed))
+        })
+        .await??;
+        let profile_hash = engine.profile_hash();
+        tracing::info!(
+            release = %hex::encode(release),
+            profile = %hex::encode(profile_hash),
+            tokens_per_sec = f64::from(milli_tokens_per_sec) / 1000.0,
+            "model verified and loaded"
+        );
+
+        let journal = Journal::open(&config.data_dir.join("journal"))?;
+        let network = Network::start(
+            keys.network.clone(),
+            NetConfig {
+                listen: config.listen.clone(),
+                external: config.external.clone(),
+                bootstrap: config.bootstrap.clone(),
+                mdns: config.mdns,
+                max_connections: config.max_connections,
+                max_connections_per_peer: 2,
+            },
+        )
+        .await?;
+        let addresses = if config.external.is_empty() { network.listen_addrs().await? } else { config.external.clone() };
+
+        let manifest = types::CapabilityManifest {
+            peer_id: bounded(keys.peer_id().to_bytes()),
+            multiaddrs: bounded(addresses.iter().take(8).map(|a| bounded(a.to_string().into_bytes())).collect()),
+            offers: bounded(vec![types::Offer { release, runtime_profile: profile_hash, milli_tokens_per_sec }]),
+            price_per_1k_input: config.price_per_1k_input,
+            price_per_1k_output: config.price_per_1k_output,
+            max_context: engine.config().n_ctx,
+            max_concurrent_jobs: config.max_concurrent as u32,
+            hardware_class: bounded(config.hardware_class.clone().into_bytes()),
+            settlement_key: keys.settlement_public(),
+        };
+        let account = keys.account.public_key().to_account_id();
+        let inner = Arc::new(Inner {
+            signer: keys.account.clone(),
+            account,
+            release,
+            profile_hash,
+            engine,
+            journal,
+            chain,
+            network: network.clone(),
+            metrics: Metrics::new(),
+            running: Mutex::new(HashSet::new()),
+            submitting: tokio::sync::Mutex::new(()),
+            wake: Notify::new(),
+            config,
+        });
+        inner.ensure_registered(manifest).await?;
+        if inner.journal.last_block()?.is_none() {
+            // A new node: its assignments can only come after its registration.
+            inner.journal.set_last_block(inner.chain.best_block_number().await?)?;
+        }
+        network.provide(release)?;
+
+        let (shutdown, stopping) = watch::channel(false);
+        let incoming = network
+            .control()
+            .accept(net::infer_protocol())
+            .map_err(|_| anyhow!("the inference protocol is already being served"))?;
+        let mut tasks = vec![
+            tokio::spawn(inner.clone().serve(incoming, stopping.clone())),
+            tokio::spawn(inner.clone().chain_worker(stopping.clone())),
+            tokio::spawn(inner.clone().load_monitor(stopping.clone())),
+        ];
+        tasks.push(inner.metrics.clone().serve(inner.config.metrics).await.context("cannot serve metrics")?);
+        inner.metrics.accepting.set(1);
+        tracing::info!(peer = %network.peer_id(), account = %inner.account, ?addresses, "provider node serving");
+        Ok(Node { inner, shutdown, tasks, addresses })
+    }
+
+    pub fn peer_id(&self) -> PeerId {
+        self.inner.network.peer_id()
+    }
+
+    pub fn account(&self) -> &AccountId {
+        &self.inner.account
+    }
+
+    /// The addresses advertised in the manifest.
+    pub fn addresses(&self) -> &[Multiaddr] {
+        &self.addresses
+    }
+
+    pub fn profile_hash(&self) -> Hash256 {
+        self.inner.profile_hash
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    pub fn metrics_text(&self) -> String {
+        self.inner.metrics.render()
+    }
+
+    /// Graceful shutdown: off-line on-chain so no new work is drawn, no new streams, running
+    /// generations finished and journaled, committable results committed. What is left (reveals
+    /// whose window is not open yet) stays in the journal for the next start.
+    pub async fn shutdown(self) {
+        tracing::info!("shutting down");
+        let _ = self.shutdown.send(true);
+        if let Err(e) = self.inner.submit(&agora::tx().providers().go_offline()).await {
+            tracing::warn!(error = %e, "could not go offline on-chain");
+        }
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !self.inner.running.lock().map(|r| r.is_empty()).unwrap_or(true) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if let Err(e) = self.inner.chain_pass().await {
+            tracing::warn!(error = %e, "final chain pass failed; the journal keeps the jobs");
+        }
+        for task in self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl Inner {
+    async fn submit<C: agora_chain_client::subxt::transactions::Payload>(
+        &self,
+        call: &C,
+    ) -> Result<agora_chain_client::Events, agora_chain_client::Error> {
+        let _one_at_a_time = self.submitting.lock().await;
+        self.chain.submit(call, &self.signer).await
+    }
+
+    fn chain_error(&self, kind: &'static str, error: &dyn std::fmt::Display) {
+        self.metrics.chain_errors.get_or_create(&KindLabel { kind }).inc();
+        tracing::warn!(kind, error = %error, "chain call failed");
+    }
+
+    async fn ensure_registered(&self, manifest: types::CapabilityManifest<u128>) -> anyhow::Result<()> {
+        match self.chain.provider(&self.account).await? {
+            None => {
+                self.submit(&agora::tx().providers().register(self.config.stake, manifest))
+                    .await
+                    .context("registering as a provider")?;
+                tracing::info!(stake = self.config.stake, "registered as a provider");
+            },
+            Some(record) => {
+                if record.manifest != manifest {
+                    self.submit(&agora::tx().providers().update_manifest(manifest)).await.context("updating the manifest")?;
+                }
+                if record.stake < self.config.stake {
+                    self.submit(&agora::tx().providers().add_stake(self.config.stake - record.stake))
+                        .await
+                        .context("topping up the stake")?;
+                }
+                match record.status {
+                    types::ProviderStatus::Offline => {
+                        self.submit(&agora::tx().providers().go_online()).await.context("going online")?;
+                    },
+                    types::ProviderStatus::Unbonding { unlocks_at } => {
+                        tracing::warn!(unlocks_at, "this provider is unbonding: it finishes its jobs but takes no new ones");
+                    },
+                    types::ProviderStatus::Online => {},
+                }
+            },
+        }
+        Ok(())
+    }
+
+    // ---- serving -------------------------------------------------------------------------
+
+    async fn serve(self: Arc<Self>, mut incoming: libp2p_stream::IncomingStreams, mut stopping: watch::Receiver<bool>) {
+        let streams: Arc<Mutex<HashMap<PeerId, usize>>> = Arc::default();
+        loop {
+            let (peer, mut stream) = tokio::select! {
+                next = incoming.next() => match next { Some(s) => s, None => return },
+                _ = stopping.changed() => return,
+            };
+            let count = {
+                let mut streams = streams.lock().unwrap_or_else(|p| p.into_inner());
+                let count = streams.entry(peer).or_default();
+                *count += 1;
+                *count
+            };
+            let (node, streams) = (self.clone(), streams.clone());
+            tokio::spawn(async move {
+                if count > node.config.max_streams_per_peer {
+                    node.refuse(&mut stream, (InferErrorKind::Busy, "too many streams from this peer".into())).await;
+                } else {
+                    node.handle_stream(peer, &mut stream).await;
+                }
+                let _ = stream.close().await;
+                let mut streams = streams.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(count) = streams.get_mut(&peer) {
+                    *count -= 1;
+                    if *count == 0 {
+                        streams.remove(&peer);
+                    }
+                }
+            });
+        }
+    }
+
+    async fn refuse(&self, stream: &mut libp2p::Stream, (kind, message): Refusal) {
+        self.metrics.protocol_errors.get_or_create(&KindLabel { kind: kind_name(kind) }).inc();
+        tracing::debug!(?kind, %message, "refusing an inference stream");
+        let _ = frame::write(stream, &InferFrame::Error { kind, message: message.into_bytes() }).await;
+    }
+
+    async fn handle_stream(self: &Arc<Self>, peer: PeerId, stream: &mut libp2p::Stream) {
+        let request = match tokio::time::timeout(REQUEST_TIMEOUT, frame::read::<InferRequest, _>(stream, MAX_FRAME_BYTES)).await {
+            Ok(Ok(Some(request))) => request,
+            Ok(Ok(None)) => return,
+            Ok(Err(e)) => {
+                // Broken framing: answer once, then drop the peer; the node serves the others.
+                self.refuse(stream, (InferErrorKind::Malformed, e.to_string())).await;
+                self.network.disconnect(peer);
+                return;
+            },
+            Err(_) => {
+                self.refuse(stream, (InferErrorKind::Malformed, "no request within 10 s".into())).await;
+                return;
+            },
+        };
+        let mut frames = match self.admit(request).await {
+            Ok(frames) => frames,
+            Err(refusal) => return self.refuse(stream, refusal).await,
+        };
+        while let Some(frame) = frames.recv().await {
+            let last = !matches!(frame, InferFrame::Token { .. });
+            if frame::write(stream, &frame).await.is_err() || last {
+                break;
+            }
+        }
+    }
+
+    /// Checks a client's request against the chain and starts (or replays) its generation.
+    async fn admit(self: &Arc<Self>, request: InferRequest) -> Result<mpsc::UnboundedReceiver<InferFrame>, Refusal> {
+        let id = request.request;
+        let internal = |e: &dyn std::fmt::Display| (InferErrorKind::Internal, e.to_string());
+        let on_chain = self
+            .chain
+            .request(id)
+            .await
+            .map_err(|e| internal(&format!("chain unavailable: {e}")))?
+            .ok_or((InferErrorKind::UnknownRequest, format!("request {id} does not exist on-chain")))?;
+        if on_chain.status != types::RequestStatus::Assigned {
+            return Err((InferErrorKind::UnknownRequest, format!("request {id} is not awaiting results ({:?})", on_chain.status)));
+        }
+        if !on_chain.providers.0.contains(&self.account) {
+            return Err((InferErrorKind::NotAssigned, format!("this provider is not assigned to request {id}")));
+        }
+        let params = &on_chain.params;
+        if params.release != self.release || params.runtime_profile != self.profile_hash {
+            return Err((InferErrorKind::UnsupportedRelease, "this provider does not serve that release and runtime profile".into()));
+        }
+        if request.prompt.len() != params.prompt_tokens as usize || token_hash(&request.prompt) != params.prompt_hash {
+            return Err((
+                InferErrorKind::PromptMismatch,
+                format!("the prompt ({} tokens) does not match the hash and length on-chain", request.prompt.len()),
+            ));
+        }
+        self.engine.validate_prompt(&request.prompt).map_err(|e| (InferErrorKind::PromptInvalid, e.to_string()))?;
+
+        let existing = self.journal.get(id).map_err(|e| internal(&e))?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        if let Some(done) = existing.as_ref().filter(|r| r.output.is_some()) {
+            self.replay(done, &tx);
+            return Ok(rx);
+        }
+        if !self.running.lock().unwrap_or_else(|p| p.into_inner()).insert(id) {
+            return Err((InferErrorKind::AlreadyServed, format!("request {id} is already being generated")));
+        }
+        let record = JobRecord {
+            state: JobState::PromptReceived,
+            prompt: Some(request.prompt),
+            ..existing.unwrap_or_else(|| {
+                JobRecord::assigned(id, self.release, on_chain.commit_deadline, on_chain.reveal_deadline)
+            })
+        };
+        let started = self.journal.put(&record).map_err(|e| internal(&e)).and_then(|()| {
+            self.clone().generate(record, sampling(&params.sampling), params.max_output_tokens, Some(tx))
+        });
+        if started.is_err() {
+            self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        }
+        started.map(|()| rx)
+    }
+
+    /// Streams a finished job's journaled output again (a client that reconnects).
+    fn replay(&self, record: &JobRecord, tx: &mpsc::UnboundedSender<InferFrame>) {
+        let (Some(output), Some(outcome)) = (&record.output, &record.outcome) else { return };
+        let model = self.engine.model();
+        for (index, &token) in output.iter().enumerate() {
+            let piece = model.vocab().token_to_piece(llama_cpp_2::token::LlamaToken(token as i32), false, None);
+            let _ = tx.send(InferFrame::Token { index: index as u32, token, piece });
+        }
+        let stop = record.stop.unwrap_or(agora_primitives::wire::StopReason::MaxTokens);
+        let _ = tx.send(InferFrame::Done { output_hash: outcome.output_hash, token_count: outcome.token_count, stop });
+    }
+
+    /// Runs a journaled job's generation; the result (output, salt, commitment) is journaled
+    /// before the client hears `Done` and before anything goes on-chain. The caller has put the
+    /// request into `running`; this removes it when the job ends.
+    fn generate(
+        self: Arc<Self>,
+        mut record: JobRecord,
+        sampling: SamplingParams,
+        max_output_tokens: u32,
+        frames: Option<mpsc::UnboundedSender<InferFrame>>,
+    ) -> Result<(), Refusal> {
+        let id = record.request;
+        let prompt = record.prompt.clone().unwrap_or_default();
+        let request = GenerateRequest { prompt, max_output_tokens, sampling, seed: sampling_seed(id) };
+        let mut handle = self.engine.submit(request).map_err(|e| match e {
+            EngineError::Busy { .. } => (InferErrorKind::Busy, e.to_string()),
+            other => (InferErrorKind::Internal, other.to_string()),
+        })?;
+        self.metrics.queue_depth.set(self.engine.queued() as i64);
+        tokio::spawn(async move {
+            let send = |frame| {
+                if let Some(frames) = &frames {
+                    let _ = frames.send(frame);
+                }
+            };
+            let mut first_token: Option<Instant> = None;
+            while let Some(event) = handle.next().await {
+                match event {
+                    GenEvent::Token { index, token, piece } => {
+                        first_token.get_or_insert_with(Instant::now);
+                        self.metrics.tokens_generated.inc();
+                        send(InferFrame::Token { index, token, piece });
+                    },
+                    GenEvent::Finished(Ok(generation)) => {
+                        if let Some(first) = first_token {
+                            let decoded = generation.tokens.len().saturating_sub(1) as f64;
+                            let elapsed = first.elapsed().as_secs_f64();
+                            if decoded > 0.0 && elapsed > 0.0 {
+                                self.metrics.tokens_per_second.set(decoded / elapsed);
+                            }
+                        }
+                        let mut salt = [0u8; 32];
+                        rand::rng().fill_bytes(&mut salt);
+                        let outcome = Outcome { output_hash: generation.output_hash, token_count: generation.tokens.len() as u32 };
+                        record.commitment = Some(commitment(id, &self.account.0, &outcome, &salt));
+                        record.state = JobState::Generated;
+                        record.outcome = Some(outcome);
+                        record.salt = Some(salt);
+                        record.stop = Some(generation.stop);
+                        record.output = Some(generation.tokens);
+                        match self.journal.put(&record) {
+                            Ok(()) => send(InferFrame::Done {
+                                output_hash: outcome.output_hash,
+                                token_count: outcome.token_count,
+                                stop: generation.stop,
+                            }),
+                            Err(e) => {
+                                tracing::error!(request = id, error = %e, "cannot journal a finished job");
+                                send(InferFrame::Error { kind: InferErrorKind::Internal, message: e.to_string().into_bytes() });
+                            },
+                        }
+                        self.wake.notify_one();
+                    },
+                    GenEvent::Finished(Err(e)) => {
+                        tracing::error!(request = id, error = %e, "generation failed");
+                        send(InferFrame::Error { kind: InferErrorKind::Internal, message: e.to_string().into_bytes() });
+                    },
+                }
+            }
+            self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+            self.metrics.queue_depth.set(self.engine.queued() as i64);
+        });
+        Ok(())
+    }
+
+    // ---- chain ---------------------------------------------------------------------------
+
+    async fn chain_worker(self: Arc<Self>, mut stopping: watch::Receiver<bool>) {
+        loop {
+            if let Err(e) = self.chain_pass().await {
+                self.chain_error("pass", &e);
+            }
+            tokio::select! {
+                _ = self.wake.notified() => {},
+                _ = tokio::time::sleep(CHAIN_POLL) => {},
+                _ = stopping.changed() => return,
+            }
+        }
+    }
+
+    /// Reads new assignments, then moves every pending job one step if it can.
+    async fn chain_pass(self: &Arc<Self>) -> anyhow::Result<()> {
+        let best = self.chain.best_block_number().await?;
+        let mut last = self.journal.last_block()?.unwrap_or(best);
+        while last < best {
+            let block = last + 1;
+            for assignment in self.chain.assignments_at(block).await? {
+                if assignment.providers.contains(&self.account) && self.journal.get(assignment.request)?.is_none() {
+                    tracing::info!(request = assignment.request, "assigned");
+                    self.journal.put(&JobRecord::assigned(
+                        assignment.request,
+                        self.release,
+                        assignment.commit_deadline,
+                        assignment.reveal_deadline,
+                    ))?;
+                }
+            }
+            self.journal.set_last_block(block)?;
+            last = block;
+        }
+        for record in self.journal.pending()? {
+            let id = record.request;
+            if let Err(e) = self.step(record, best).await {
+                self.chain_error("job", &format!("request {id}: {e}"));
+            }
+        }
+        let all = self.journal.all()?;
+        for state in JobState::ALL {
+            let count = all.iter().filter(|r| r.state == state).count();
+            self.metrics.jobs.get_or_create(&StateLabel { state: state.name() }).set(count as i64);
+        }
+        self.metrics.running_jobs.set(self.engine.running() as i64);
+        self.metrics.queue_depth.set(self.engine.queued() as i64);
+        Ok(())
+    }
+
+    async fn all_committed(&self, request: &agora_chain_client::Request, id: RequestId) -> anyhow::Result<bool> {
+        for provider in &request.providers.0 {
+            if self.chain.commitment(id, provider).await?.is_none() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Moves one job forward. Calls land in the next block, so deadlines are checked against
+    /// `best + 1`, and the chain is asked first whether the step already happened (a restart
+    /// after the call and before its journal entry).
+    async fn step(self: &Arc<Self>, mut record: JobRecord, best: BlockNumber) -> anyhow::Result<()> {
+        let id = record.request;
+        let next = best + 1;
+        let Some(request) = self.chain.request(id).await? else {
+            record.state = JobState::Closed;
+            return Ok(self.journal.put(&record)?);
+        };
+        if request.status != types::RequestStatus::Assigned {
+            record.state = JobState::Closed;
+            self.journal.put(&record)?;
+            self.closed(id).await;
+            return Ok(());
+        }
+        match record.state {
+            JobState::Assigned | JobState::Closed => {},
+            JobState::PromptReceived => {
+                // A restart lost the running generation: run it again from the journaled
+                // prompt (deterministic, so the same output) while it can still be committed.
+                let idle = self.running.lock().unwrap_or_else(|p| p.into_inner()).insert(id);
+                if idle && next <= record.commit_deadline {
+                    tracing::info!(request = id, "resuming an interrupted generation");
+                    let sampling = sampling(&request.params.sampling);
+                    if let Err((_, e)) = self.clone().generate(record, sampling, request.params.max_output_tokens, None) {
+                        self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                        bail!("cannot resume: {e}");
+                    }
+                } else if idle {
+                    self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                }
+            },
+            JobState::Generated => {
+                let commitment = record.commitment.ok_or_else(|| anyhow!("journal lost the commitment"))?;
+                if self.chain.commitment(id, &self.account).await?.is_none() {
+                    if next > record.commit_deadline {
+                        return Ok(());
+                    }
+                    match self.submit(&agora::tx().verifier().commit(id, commitment)).await {
+                        Ok(_) => tracing::info!(request = id, "committed"),
+                        Err(e) if e.rejection() == Some("Verifier::AlreadyCommitted") => {},
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                record.state = JobState::Committed;
+                self.journal.put(&record)?;
+            },
+            JobState::Committed => {
+                let (outcome, salt) = record.outcome.zip(record.salt).ok_or_else(|| anyhow!("journal lost the result"))?;
+                if self.chain.reveal(id, &self.account).await?.is_none() {
+                    let open = next > record.commit_deadline || self.all_committed(&request, id).await?;
+                    if !open || next > record.reveal_deadline {
+                        return Ok(());
+                    }
+                    let outcome = types::Outcome { output_hash: outcome.output_hash, token_count: outcome.token_count };
+                    match self.submit(&agora::tx().verifier().reveal(id, outcome, salt)).await {
+                        Ok(_) => tracing::info!(request = id, "revealed"),
+                        Err(e) if e.rejection() == Some("Verifier::AlreadyRevealed") => {},
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                record.state = JobState::Revealed;
+                self.journal.put(&record)?;
+                self.wake.notify_one();
+            },
+            JobState::Revealed => {
+                let mut revealed = Vec::new();
+                for provider in &request.providers.0 {
+                    if self.chain.reveal(id, provider).await?.is_some() {
+                        revealed.push(provider.clone());
+                    }
+                }
+                let everyone = revealed.len() == request.providers.0.len();
+                // The first provider that revealed settles as soon as it can; the others only
+                // if it has not some blocks after the deadline, so one settle usually suffices.
+                let settler = revealed.first() == Some(&self.account);
+                let due = (settler && (everyone || next > record.reveal_deadline)) ||
+                    next > record.reveal_deadline + SETTLE_GRACE_BLOCKS;
+                if due {
+                    match self.submit(&agora::tx().verifier().settle(id)).await {
+                        Ok(_) => tracing::info!(request = id, "settled"),
+                        Err(e) if e.rejection() == Some("Verifier::NotActive") => {},
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            },
+        }
+        Ok(())
+    }
+
+    /// After a request closed: report what settlement did to this provider and keep the stake
+    /// at its configured level.
+    async fn closed(&self, id: RequestId) {
+        let Ok(Some(receipt)) = self.chain.receipt(id).await else { return };
+        if let Some((_, amount, why)) = receipt.slashed.0.iter().find(|(who, _, _)| who == &self.account) {
+            tracing::warn!(request = id, amount, ?why, "slashed");
+            self.metrics.chain_errors.get_or_create(&KindLabel { kind: "slashed" }).inc();
+            if let Ok(Some(record)) = self.chain.provider(&self.account).await {
+                if record.stake < self.config.stake {
+                    if let Err(e) = self.submit(&agora::tx().providers().add_stake(self.config.stake - record.stake)).await {
+                        self.chain_error("top_up", &e);
+                    }
+                }
+            }
+        } else if let Some((_, amount)) = receipt.paid.0.iter().find(|(who, _)| who == &self.account) {
+            tracing::info!(request = id, amount, "paid");
+        }
+    }
+
+    // ---- load ----------------------------------------------------------------------------
+
+    async fn load_monitor(self: Arc<Self>, mut stopping: watch::Receiver<bool>) {
+        let limits = load::Limits {
+            max_load_per_core: self.config.max_load_per_core,
+            max_temperature_c: self.config.max_temperature_c,
+        };
+        let mut gate = load::Gate::new(limits);
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(5)) => {},
+                _ = stopping.changed() => return,
+            }
+            let reading = load::read(Path::new("/proc"), Path::new("/sys"));
+            let was_open = gate.is_open();
+            let open = gate.update(reading);
+            if open == was_open {
+                continue;
+            }
+            self.metrics.accepting.set(i64::from(open));
+            tracing::warn!(?reading, open, "load safeguard");
+            let result = if open {
+                self.submit(&agora::tx().providers().go_online()).await
+            } else {
+                self.submit(&agora::tx().providers().go_offline()).await
+            };
+            if let Err(e) = result {
+                self.chain_error("load_safeguard", &e);
+            }
+        }
+    }
+}

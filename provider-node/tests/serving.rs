@@ -1,0 +1,205 @@
+//! Provider processes on a real dev chain, serving the real model over libp2p: a k = 3 request
+//! end to end, crash recovery under SIGKILL, and bad input over the wire.
+
+mod support;
+
+use agora_chain_client::types;
+use agora_devnet::demo::{self, UNIT};
+use agora_primitives::wire::{token_hash, InferErrorKind, InferFrame, InferRequest, MAX_FRAME_BYTES, MAX_PROMPT_TOKENS};
+use agora_primitives::SamplingParams;
+use agora_provider_node::engine::GenerateRequest;
+use agora_provider_node::net::frame;
+use futures::AsyncWriteExt;
+use support::*;
+
+fn expected_greedy(prompt: &[u32], max: u32) -> Vec<u32> {
+    let request = GenerateRequest { prompt: prompt.to_vec(), max_output_tokens: max, sampling: SamplingParams::default(), seed: 0 };
+    local_engine().generate_blocking(request).unwrap().tokens
+}
+
+fn error_kind(frames: &[InferFrame]) -> Option<InferErrorKind> {
+    match frames.last() {
+        Some(InferFrame::Error { kind, .. }) => Some(*kind),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_providers_serve_a_k3_request_end_to_end() {
+    let (chain_guard, chain) = agora_e2e::start_chain("serve-k3").await.unwrap();
+    publish_smollm2(&chain).await;
+    let root = tempfile::tempdir().unwrap();
+    let providers: Vec<Provider> = [("bob", "//Bob", 2), ("charlie", "//Charlie", 3), ("dave", "//Dave", 4)]
+        .into_iter()
+        .map(|(name, uri, milli)| Provider::start(&chain_guard.ws_url(), root.path(), name, uri, milli * UNIT / 1000))
+        .collect();
+    let mut profiles = Vec::new();
+    for provider in &providers {
+        profiles.push(wait_online(&chain, provider).await.manifest.offers.0[0].runtime_profile);
+    }
+    assert!(profiles.iter().all(|p| p == &profiles[0]), "one build, one runtime profile");
+
+    let prompt = local_engine().tokenize("The capital of France is", false);
+    let expected = expected_greedy(&prompt, 8);
+    let client_before = chain.free_balance(&demo::account(&demo::Actors::dev().client)).await.unwrap();
+    let (id, assigned) = open_request(&chain, params(profiles[0], &prompt, 8, 3)).await;
+    assert_eq!(assigned.len(), 3);
+
+    let net = client_network().await;
+    let streams = futures::future::join_all(assigned.iter().map(|p| infer(&net, &chain, p, id, &prompt))).await;
+    for frames in &streams {
+        let (tokens, end) = tokens_and_end(frames);
+        assert_eq!(tokens, expected, "every provider streams the tokens this process computes");
+        assert_eq!(
+            end,
+            Some(InferFrame::Done {
+                output_hash: token_hash(&expected),
+                token_count: 8,
+                stop: agora_primitives::wire::StopReason::MaxTokens
+            })
+        );
+    }
+    assert!(local_engine().detokenize(&expected).contains("Paris"));
+
+    let all: Vec<&Provider> = providers.iter().collect();
+    let receipt = wait_receipt(&chain, id, &all).await;
+    let winning = receipt.winning.expect("a majority");
+    assert_eq!((winning.output_hash, winning.token_count), (token_hash(&expected), 8));
+    assert_eq!(receipt.paid.0.len(), 3);
+    assert!(receipt.slashed.0.is_empty());
+    for (who, amount) in &receipt.paid.0 {
+        let provider = providers.iter().find(|p| &p.account() == who).unwrap();
+        let record = chain.provider(who).await.unwrap().unwrap();
+        // Paid its own price per 1k for 6 prompt + 8 output tokens, rounded up.
+        let price = record.manifest.price_per_1k_output;
+        assert_eq!(*amount, (price * (prompt.len() as u128 + 8)).div_ceil(1000), "{}", provider.name);
+        assert_eq!(record.reputation.agreed, 1);
+        assert_eq!(record.open_jobs, 0);
+    }
+    let paid: u128 = receipt.paid.0.iter().map(|(_, a)| a).sum();
+    let client_after = chain.free_balance(&demo::account(&demo::Actors::dev().client)).await.unwrap();
+    assert!(client_before - client_after >= paid, "the client paid at least the providers");
+
+    let metrics = providers[0].metrics();
+    assert!(metrics.contains("agora_provider_tokens_generated_total 8"), "{metrics}");
+    assert!(metrics.contains("agora_provider_jobs{state=\"closed\"} 1"), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_killed_at_any_point_finishes_its_jobs_after_a_restart() {
+    let (chain_guard, chain) = agora_e2e::start_chain("serve-crash").await.unwrap();
+    publish_smollm2(&chain).await;
+    let root = tempfile::tempdir().unwrap();
+    let price = 2 * UNIT / 1000;
+    let mut bob = Provider::start(&chain_guard.ws_url(), root.path(), "bob", "//Bob", price);
+    let charlie = Provider::start(&chain_guard.ws_url(), root.path(), "charlie", "//Charlie", price);
+    let profile = wait_online(&chain, &bob).await.manifest.offers.0[0].runtime_profile;
+    wait_online(&chain, &charlie).await;
+    let net = client_network().await;
+
+    // 1. Killed after committing, before the reveal window opened (Charlie has not committed).
+    let prompt = local_engine().tokenize("Name a large ocean:", false);
+    let (first, _) = open_request(&chain, params(profile, &prompt, 6, 2)).await;
+    let frames = infer(&net, &chain, &bob.account(), first, &prompt).await;
+    assert!(matches!(frames.last(), Some(InferFrame::Done { .. })), "{frames:?}");
+    wait_commitment(&chain, first, &bob).await;
+    assert!(chain.reveal(first, &bob.account()).await.unwrap().is_none());
+    bob.kill();
+
+    // 2. Killed while generating, before committing: a long request, cut after a few tokens.
+    let long_prompt = local_engine().tokenize("Write a long story about a lighthouse keeper.", false);
+    let (second, _) = open_request(&chain, params(profile, &long_prompt, 200, 2)).await;
+    // Bob is down; Charlie serves both requests meanwhile.
+    for (id, p) in [(first, &prompt), (second, &long_prompt)] {
+        let frames = infer(&net, &chain, &charlie.account(), id, p).await;
+        assert!(matches!(frames.last(), Some(InferFrame::Done { .. })), "{frames:?}");
+    }
+    bob.restart(price);
+    wait_online(&chain, &bob).await;
+    let mut stream = open(&net, &chain, &bob.account()).await;
+    frame::write(&mut stream, &InferRequest { request: second, prompt: long_prompt.clone() }).await.unwrap();
+    for _ in 0..5 {
+        let frame = frame::read::<InferFrame, _>(&mut stream, MAX_FRAME_BYTES).await.unwrap();
+        assert!(matches!(frame, Some(InferFrame::Token { .. })), "{frame:?}");
+    }
+    bob.kill();
+    assert!(chain.commitment(second, &bob.account()).await.unwrap().is_none(), "killed before committing");
+    drop(stream);
+
+    bob.restart(price);
+    let receipts = [wait_receipt(&chain, first, &[&bob, &charlie]).await, wait_receipt(&chain, second, &[&bob, &charlie]).await];
+    for receipt in &receipts {
+        assert!(receipt.winning.is_some());
+        assert_eq!(receipt.paid.0.len(), 2, "both revealed the same result: {receipt:?}");
+        assert!(receipt.slashed.0.is_empty(), "{receipt:?}");
+    }
+    assert_eq!(commit_events(&chain, first, &bob.account()).await, 1);
+    assert_eq!(commit_events(&chain, second, &bob.account()).await, 1);
+    let record = chain.provider(&bob.account()).await.unwrap().unwrap();
+    assert_eq!((record.reputation.agreed, record.reputation.no_shows, record.open_jobs), (2, 0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_over_the_wire_is_refused_and_the_node_keeps_serving() {
+    let (chain_guard, chain) = agora_e2e::start_chain("serve-bad").await.unwrap();
+    publish_smollm2(&chain).await;
+    let root = tempfile::tempdir().unwrap();
+    let bob = Provider::start(&chain_guard.ws_url(), root.path(), "bob", "//Bob", 4 * UNIT / 1000);
+    let profile = wait_online(&chain, &bob).await.manifest.offers.0[0].runtime_profile;
+    // Charlie is registered without a node and is cheaper: a request priced under Bob goes to him.
+    let charlie = demo::Actors::dev().providers[1].clone();
+    let manifest = demo::manifest(4999, local_smollm2_release(), profile, UNIT / 1000);
+    demo::register(&chain, &charlie, 1_000 * UNIT, manifest).await.unwrap();
+
+    let prompt = local_engine().tokenize("Say hello.", false);
+    let mut cheap = params(profile, &prompt, 4, 1);
+    cheap.max_price_per_1k = 2 * UNIT / 1000;
+    let (not_ours, assigned) = open_request(&chain, cheap).await;
+    assert_eq!(assigned, vec![demo::account(&charlie)]);
+    let (ours, assigned) = open_request(&chain, params(profile, &prompt, 4, 2)).await;
+    assert!(assigned.contains(&bob.account()));
+
+    let net = client_network().await;
+    let refused = [
+        (999_999, prompt.clone(), InferErrorKind::UnknownRequest),
+        (not_ours, prompt.clone(), InferErrorKind::NotAssigned),
+        (ours, local_engine().tokenize("Say goodbye.", false), InferErrorKind::PromptMismatch),
+        (ours, vec![], InferErrorKind::PromptMismatch),
+    ];
+    for (request, prompt, kind) in refused {
+        let frames = infer(&net, &chain, &bob.account(), request, &prompt).await;
+        assert_eq!(error_kind(&frames), Some(kind), "request {request}: {frames:?}");
+    }
+
+    // An oversized prompt, a frame announcing more than the limit, and garbage: an error or a
+    // dropped stream each, never a crash.
+    let oversized = InferRequest { request: ours, prompt: vec![1; MAX_PROMPT_TOKENS as usize * 2] };
+    let mut stream = open(&net, &chain, &bob.account()).await;
+    let _ = frame::write(&mut stream, &oversized).await;
+    let frames = read_all(&mut stream).await;
+    assert!(frames.is_empty() || error_kind(&frames) == Some(InferErrorKind::Malformed), "{frames:?}");
+    for bytes in [(MAX_FRAME_BYTES + 1).to_le_bytes().to_vec(), b"\x05\x00\x00\x00hello".to_vec(), vec![0xff; 64]] {
+        let net = client_network().await;
+        let mut stream = open(&net, &chain, &bob.account()).await;
+        let _ = stream.write_all(&bytes).await;
+        let _ = stream.flush().await;
+        let frames = read_all(&mut stream).await;
+        assert!(frames.is_empty() || error_kind(&frames) == Some(InferErrorKind::Malformed), "{frames:?}");
+    }
+
+    // Still serving: the right prompt for the right request streams the expected tokens.
+    let net = client_network().await;
+    let frames = infer(&net, &chain, &bob.account(), ours, &prompt).await;
+    let (tokens, end) = tokens_and_end(&frames);
+    assert_eq!(tokens, expected_greedy(&prompt, 4));
+    assert!(matches!(end, Some(InferFrame::Done { token_count: 4, .. })), "{frames:?}");
+    let metrics = bob.metrics();
+    for kind in ["unknown_request", "not_assigned", "prompt_mismatch", "malformed"] {
+        assert!(metrics.contains(&format!("agora_provider_protocol_errors_total{{kind=\"{kind}\"}}")), "{kind}: {metrics}");
+    }
+    assert_eq!(chain.request(ours).await.unwrap().unwrap().status, types::RequestStatus::Assigned);
+}
+
+fn local_smollm2_release() -> [u8; 32] {
+    agora_provider_node::engine::models::smollm2_sha256()
+}

@@ -1,0 +1,283 @@
+//! Fixtures for the provider tests over a real dev chain: provider processes, a libp2p client,
+//! the real model.
+
+#![allow(dead_code)]
+
+use agora_chain_client::{agora, subxt_signer::sr25519::Keypair, types, AccountId, ChainClient};
+use agora_devnet::demo::{self, UNIT};
+use agora_primitives::wire::{token_hash, InferFrame, InferRequest, MAX_FRAME_BYTES};
+use agora_provider_node::engine::models::{fetch_smollm2, smollm2_sha256};
+use agora_provider_node::engine::{Engine, EngineConfig, Progress};
+use agora_provider_node::net::{self, frame, NetConfig, Network};
+use futures::AsyncWriteExt;
+use libp2p::{Multiaddr, PeerId};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub const N_CTX: u32 = 1024;
+pub const N_BATCH: u32 = 256;
+
+pub fn workspace_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
+}
+
+pub fn smollm2() -> &'static PathBuf {
+    static MODEL: OnceLock<PathBuf> = OnceLock::new();
+    MODEL.get_or_init(|| fetch_smollm2(workspace_root()).expect("the real model is fetched"))
+}
+
+/// The model in this process, for tokenising prompts and computing the expected answer.
+pub fn local_engine() -> &'static Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE.get_or_init(|| {
+        let config = EngineConfig { n_ctx: N_CTX, n_batch: N_BATCH, slots: 1, threads_per_slot: 1, queue_depth: 4 };
+        Engine::load(smollm2(), &smollm2_sha256(), config, Progress::Hidden).unwrap()
+    })
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// One `agora-provider run` process.
+pub struct Provider {
+    pub name: String,
+    pub uri: String,
+    pub dir: PathBuf,
+    pub port: u16,
+    pub metrics_port: u16,
+    chain_url: String,
+    child: Option<Child>,
+}
+
+impl Provider {
+    pub fn start(chain_url: &str, root: &Path, name: &str, uri: &str, price: u128) -> Provider {
+        let mut provider = Provider {
+            name: name.into(),
+            uri: uri.into(),
+            dir: root.join(name),
+            port: free_port(),
+            metrics_port: free_port(),
+            chain_url: chain_url.into(),
+            child: None,
+        };
+        provider.spawn(price);
+        provider
+    }
+
+    fn spawn(&mut self, price: u128) {
+        std::fs::create_dir_all(&self.dir).unwrap();
+        let log = std::fs::File::create(self.dir.join(format!("provider-{}.log", Instant::now().elapsed().as_nanos()))).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_agora-provider"))
+            .arg("run")
+            .arg("--data-dir")
+            .arg(&self.dir)
+            .args(["--chain-url", &self.chain_url, "--account-uri", &self.uri])
+            .arg("--model")
+            .arg(smollm2())
+            .args(["--release", agora_provider_node::engine::models::SMOLLM2_SHA256_HEX])
+            .args(["--listen", &format!("/ip4/127.0.0.1/tcp/{}", self.port)])
+            .args(["--metrics", &format!("127.0.0.1:{}", self.metrics_port)])
+            .args(["--mdns", "false", "--threads", "1", "--max-concurrent", "1"])
+            .args(["--n-ctx", &N_CTX.to_string(), "--n-batch", &N_BATCH.to_string()])
+            .args(["--stake", &(1_000 * UNIT).to_string()])
+            .args(["--price-per-1k-input", &price.to_string(), "--price-per-1k-output", &price.to_string()])
+            .env("RUST_LOG", "info,agora_provider_node=debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+    }
+
+    /// Starts the process again on the same data directory (keys, journal) and port.
+    pub fn restart(&mut self, price: u128) {
+        self.spawn(price);
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn account(&self) -> AccountId {
+        keypair(&self.uri).public_key().to_account_id()
+    }
+
+    /// The process's log, for failure messages.
+    pub fn log(&self) -> String {
+        let mut out = String::new();
+        for entry in std::fs::read_dir(&self.dir).unwrap().flatten() {
+            if entry.file_name().to_string_lossy().starts_with("provider-") {
+                out.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+            }
+        }
+        out
+    }
+
+    pub fn metrics(&self) -> String {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.metrics_port)).unwrap();
+        write!(stream, "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+        let mut out = String::new();
+        stream.read_to_string(&mut out).unwrap();
+        out
+    }
+}
+
+impl Drop for Provider {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SIGTERM first so a graceful shutdown runs; then make sure.
+            let _ = Command::new("kill").arg(child.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline && child.try_wait().ok().flatten().is_none() {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub fn keypair(uri: &str) -> Keypair {
+    Keypair::from_uri(&uri.parse().unwrap()).unwrap()
+}
+
+/// Waits until the provider's manifest is on-chain, online, with the given price.
+pub async fn wait_online(chain: &ChainClient, provider: &Provider) -> types::ProviderRecord<u128, u32> {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        if let Some(record) = chain.provider(&provider.account()).await.unwrap() {
+            if record.status == types::ProviderStatus::Online && !record.manifest.offers.0.is_empty() {
+                let addr = String::from_utf8(record.manifest.multiaddrs.0[0].0.clone()).unwrap();
+                if addr.ends_with(&format!("/tcp/{}", provider.port)) {
+                    return record;
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "{} never came online:\n{}", provider.name, provider.log());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+pub async fn publish_smollm2(chain: &ChainClient) {
+    if chain.release(smollm2_sha256()).await.unwrap().is_none() {
+        demo::publish(chain, &demo::Actors::dev().publisher, demo::smollm2_release()).await.unwrap();
+    }
+}
+
+pub fn params(profile: [u8; 32], prompt: &[u32], max_output_tokens: u32, redundancy: u32) -> types::RequestParams<u128, u32> {
+    types::RequestParams {
+        release: smollm2_sha256(),
+        runtime_profile: profile,
+        prompt_hash: token_hash(prompt),
+        prompt_tokens: prompt.len() as u32,
+        max_output_tokens,
+        max_price_per_1k: UNIT / 100,
+        redundancy,
+        sampling: types::SamplingParams { temperature_milli: 0, top_k: 0, top_p_milli: 0 },
+        commit_blocks: 60,
+    }
+}
+
+/// Creates a request as Eve and builds the block that draws it. Returns its id and providers.
+pub async fn open_request(chain: &ChainClient, params: types::RequestParams<u128, u32>) -> (u64, Vec<AccountId>) {
+    let (id, _, request) = demo::open_request(chain, &demo::Actors::dev().client, params).await.unwrap();
+    assert_eq!(request.status, types::RequestStatus::Assigned);
+    (id, request.providers.0)
+}
+
+/// A libp2p client, as a dApp runs one.
+pub async fn client_network() -> Network {
+    Network::start(libp2p::identity::Keypair::generate_ed25519(), NetConfig::default()).await.unwrap()
+}
+
+/// Where the manifest says a provider is.
+pub async fn locate(chain: &ChainClient, provider: &AccountId) -> (PeerId, Multiaddr) {
+    let record = chain.provider(provider).await.unwrap().expect("registered");
+    let peer = PeerId::from_bytes(&record.manifest.peer_id.0).unwrap();
+    let addr: Multiaddr = String::from_utf8(record.manifest.multiaddrs.0[0].0.clone()).unwrap().parse().unwrap();
+    (peer, addr.with(libp2p::multiaddr::Protocol::P2p(peer)))
+}
+
+/// Opens an inference stream to a provider.
+pub async fn open(net: &Network, chain: &ChainClient, provider: &AccountId) -> libp2p::Stream {
+    let (peer, addr) = locate(chain, provider).await;
+    net.dial(addr).await.unwrap();
+    net.control().open_stream(peer, net::infer_protocol()).await.unwrap()
+}
+
+/// Sends a request and reads every frame until the stream ends.
+pub async fn infer(net: &Network, chain: &ChainClient, provider: &AccountId, request: u64, prompt: &[u32]) -> Vec<InferFrame> {
+    let mut stream = open(net, chain, provider).await;
+    frame::write(&mut stream, &InferRequest { request, prompt: prompt.to_vec() }).await.unwrap();
+    read_all(&mut stream).await
+}
+
+pub async fn read_all(stream: &mut libp2p::Stream) -> Vec<InferFrame> {
+    let mut frames = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(120), frame::read::<InferFrame, _>(stream, MAX_FRAME_BYTES)).await {
+            Ok(Ok(Some(frame))) => frames.push(frame),
+            _ => break,
+        }
+    }
+    let _ = stream.close().await;
+    frames
+}
+
+/// The tokens of a stream and its closing frame.
+pub fn tokens_and_end(frames: &[InferFrame]) -> (Vec<u32>, Option<InferFrame>) {
+    let tokens = frames.iter().filter_map(|f| if let InferFrame::Token { token, .. } = f { Some(*token) } else { None }).collect();
+    (tokens, frames.last().filter(|f| !matches!(f, InferFrame::Token { .. })).cloned())
+}
+
+/// Builds blocks until the request has a receipt (commitments, reveals and settlement are
+/// the providers' own transactions; empty blocks only move deadlines).
+pub async fn wait_receipt(chain: &ChainClient, request: u64, providers: &[&Provider]) -> types::Receipt<AccountId, u128, u32> {
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        if let Some(receipt) = chain.receipt(request).await.unwrap() {
+            return receipt;
+        }
+        if Instant::now() > deadline {
+            let logs: Vec<String> = providers.iter().map(|p| format!("--- {}\n{}", p.name, p.log())).collect();
+            panic!("request {request} never settled\n{}", logs.join("\n"));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Waits until `provider` has committed to `request`.
+pub async fn wait_commitment(chain: &ChainClient, request: u64, provider: &Provider) -> [u8; 32] {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(c) = chain.commitment(request, &provider.account()).await.unwrap() {
+            return c;
+        }
+        assert!(Instant::now() < deadline, "{} never committed:\n{}", provider.name, provider.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Counts `Verifier::Committed` events of `provider` for `request` in every block so far.
+pub async fn commit_events(chain: &ChainClient, request: u64, provider: &AccountId) -> usize {
+    let best = chain.best_block_number().await.unwrap();
+    let mut count = 0;
+    for number in 1..=best {
+        let at = chain.api().at_block(u64::from(number)).await.unwrap();
+        let events = at.events().fetch().await.unwrap();
+        count += events
+            .find::<agora::verifier::events::Committed>()
+            .filter_map(Result::ok)
+            .filter(|e| e.request == request && &e.provider == provider)
+            .count();
+    }
+    count
+}
