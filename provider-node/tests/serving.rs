@@ -12,9 +12,9 @@ use agora_provider_node::net::frame;
 use futures::AsyncWriteExt;
 use support::*;
 
-fn expected_greedy(prompt: &[u32], max: u32) -> Vec<u32> {
+async fn expected_greedy(prompt: &[u32], max: u32) -> Vec<u32> {
     let request = GenerateRequest { prompt: prompt.to_vec(), max_output_tokens: max, sampling: SamplingParams::default(), seed: 0 };
-    local_engine().generate_blocking(request).unwrap().tokens
+    local_engine().submit(request).unwrap().finish().await.unwrap().tokens
 }
 
 fn error_kind(frames: &[InferFrame]) -> Option<InferErrorKind> {
@@ -40,7 +40,7 @@ async fn three_providers_serve_a_k3_request_end_to_end() {
     assert!(profiles.iter().all(|p| p == &profiles[0]), "one build, one runtime profile");
 
     let prompt = local_engine().tokenize("The capital of France is", false);
-    let expected = expected_greedy(&prompt, 8);
+    let expected = expected_greedy(&prompt, 8).await;
     let client_before = chain.free_balance(&demo::account(&demo::Actors::dev().client)).await.unwrap();
     let (id, assigned) = open_request(&chain, params(profiles[0], &prompt, 8, 3)).await;
     assert_eq!(assigned.len(), 3);
@@ -107,7 +107,7 @@ async fn a_provider_killed_at_any_point_finishes_its_jobs_after_a_restart() {
     bob.kill();
 
     // 2. Killed while generating, before committing: a long request, cut after a few tokens.
-    let long_prompt = local_engine().tokenize("Write a long story about a lighthouse keeper.", false);
+    let long_prompt = local_engine().tokenize("Once upon a time, in a lighthouse by the sea, there lived", false);
     let (second, _) = open_request(&chain, params(profile, &long_prompt, 200, 2)).await;
     // Bob is down; Charlie serves both requests meanwhile.
     for (id, p) in [(first, &prompt), (second, &long_prompt)] {
@@ -191,7 +191,7 @@ async fn bad_input_over_the_wire_is_refused_and_the_node_keeps_serving() {
     let net = client_network().await;
     let frames = infer(&net, &chain, &bob.account(), ours, &prompt).await;
     let (tokens, end) = tokens_and_end(&frames);
-    assert_eq!(tokens, expected_greedy(&prompt, 4));
+    assert_eq!(tokens, expected_greedy(&prompt, 4).await);
     assert!(matches!(end, Some(InferFrame::Done { token_count: 4, .. })), "{frames:?}");
     let metrics = bob.metrics();
     for kind in ["unknown_request", "not_assigned", "prompt_mismatch", "malformed"] {

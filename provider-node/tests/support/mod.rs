@@ -80,7 +80,7 @@ impl Provider {
             .args(["--release", agora_provider_node::engine::models::SMOLLM2_SHA256_HEX])
             .args(["--listen", &format!("/ip4/127.0.0.1/tcp/{}", self.port)])
             .args(["--metrics", &format!("127.0.0.1:{}", self.metrics_port)])
-            .args(["--mdns", "false", "--threads", "1", "--max-concurrent", "1"])
+            .args(["--mdns", "false", "--threads", "2", "--max-concurrent", "2"])
             .args(["--n-ctx", &N_CTX.to_string(), "--n-batch", &N_BATCH.to_string()])
             .args(["--stake", &(1_000 * UNIT).to_string()])
             .args(["--price-per-1k-input", &price.to_string(), "--price-per-1k-output", &price.to_string()])
@@ -149,11 +149,13 @@ pub fn keypair(uri: &str) -> Keypair {
     Keypair::from_uri(&uri.parse().unwrap()).unwrap()
 }
 
-/// Waits until the provider's manifest is on-chain, online, with the given price.
+/// Waits until the provider process serves (its metrics port answers: the last step of its
+/// start) and its manifest is on-chain and online.
 pub async fn wait_online(chain: &ChainClient, provider: &Provider) -> types::ProviderRecord<u128, u32> {
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
-        if let Some(record) = chain.provider(&provider.account()).await.unwrap() {
+        let serving = std::net::TcpStream::connect(("127.0.0.1", provider.metrics_port)).is_ok();
+        if let Some(record) = chain.provider(&provider.account()).await.unwrap().filter(|_| serving) {
             if record.status == types::ProviderStatus::Online && !record.manifest.offers.0.is_empty() {
                 let addr = String::from_utf8(record.manifest.multiaddrs.0[0].0.clone()).unwrap();
                 if addr.ends_with(&format!("/tcp/{}", provider.port)) {
