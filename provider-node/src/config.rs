@@ -232,6 +232,14 @@ mod tests {
     }
 
     #[test]
+    fn the_example_configuration_is_complete_and_valid() {
+        let layer: ConfigLayer = toml::from_str(include_str!("../provider.example.toml")).unwrap();
+        let config = Config::resolve(layer).unwrap();
+        assert_eq!(config.max_concurrent, 2);
+        assert_eq!(config.listen[0].to_string(), "/ip4/0.0.0.0/tcp/4001");
+    }
+
+    #[test]
     fn bad_settings_are_named() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.toml");

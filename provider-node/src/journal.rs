@@ -7,7 +7,7 @@
 //! the reveal after a restart is always the value that was committed.
 
 use agora_primitives::wire::StopReason;
-use agora_primitives::{Hash256, Outcome, ReleaseId, RequestId};
+use agora_primitives::{Hash256, Outcome, ReleaseId, RequestId, SamplingParams};
 use codec::{Decode, Encode};
 use std::path::Path;
 
@@ -44,6 +44,17 @@ impl JobState {
     }
 }
 
+/// What the chain says of a request, copied at assignment so that a prompt can be checked
+/// without a chain round trip on the way to the first token.
+#[derive(Clone, Encode, Decode, PartialEq, Eq, Debug)]
+pub struct JobParams {
+    pub runtime_profile: Hash256,
+    pub prompt_hash: Hash256,
+    pub prompt_tokens: u32,
+    pub max_output_tokens: u32,
+    pub sampling: SamplingParams,
+}
+
 /// Everything the node needs to finish a job after a restart.
 #[derive(Clone, Encode, Decode, PartialEq, Eq, Debug)]
 pub struct JobRecord {
@@ -52,6 +63,7 @@ pub struct JobRecord {
     pub release: ReleaseId,
     pub commit_deadline: u32,
     pub reveal_deadline: u32,
+    pub params: JobParams,
     pub prompt: Option<Vec<u32>>,
     pub output: Option<Vec<u32>>,
     pub outcome: Option<Outcome>,
@@ -61,13 +73,14 @@ pub struct JobRecord {
 }
 
 impl JobRecord {
-    pub fn assigned(request: RequestId, release: ReleaseId, commit_deadline: u32, reveal_deadline: u32) -> Self {
+    pub fn assigned(request: RequestId, release: ReleaseId, commit_deadline: u32, reveal_deadline: u32, params: JobParams) -> Self {
         Self {
             request,
             state: JobState::Assigned,
             release,
             commit_deadline,
             reveal_deadline,
+            params,
             prompt: None,
             output: None,
             outcome: None,
@@ -189,7 +202,17 @@ mod tests {
             outcome: Some(Outcome { output_hash: [7; 32], token_count: 3 }),
             salt: Some([salt; 32]),
             commitment: Some([salt ^ 0xff; 32]),
-            ..JobRecord::assigned(request, [1; 32], 10, 20)
+            ..JobRecord::assigned(request, [1; 32], 10, 20, params())
+        }
+    }
+
+    fn params() -> JobParams {
+        JobParams {
+            runtime_profile: [2; 32],
+            prompt_hash: [3; 32],
+            prompt_tokens: 2,
+            max_output_tokens: 8,
+            sampling: SamplingParams::default(),
         }
     }
 
@@ -198,7 +221,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let journal = Journal::open(dir.path()).unwrap();
-            journal.put(&JobRecord::assigned(300, [1; 32], 10, 20)).unwrap();
+            journal.put(&JobRecord::assigned(300, [1; 32], 10, 20, params())).unwrap();
             journal.put(&generated(2, 9)).unwrap();
             let mut closed = generated(7, 1);
             closed.state = JobState::Closed;

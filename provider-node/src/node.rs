@@ -17,7 +17,7 @@
 
 use crate::config::Config;
 use crate::engine::{model_file, Engine, EngineConfig, EngineError, GenEvent, GenerateRequest, Progress};
-use crate::journal::{JobRecord, JobState, Journal};
+use crate::journal::{JobParams, JobRecord, JobState, Journal};
 use crate::keys::NodeKeys;
 use crate::load;
 use crate::metrics::{KindLabel, Metrics, StateLabel};
@@ -38,8 +38,8 @@ use tokio::task::JoinHandle;
 
 /// How long a client has to send its request after opening a stream.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often the chain worker looks for new blocks when nothing wakes it.
-const CHAIN_POLL: Duration = Duration::from_millis(500);
+/// How often the chain worker asks for the block number when nothing wakes it.
+const CHAIN_POLL: Duration = Duration::from_millis(200);
 /// A provider that did not reveal first waits this many blocks past the reveal deadline before
 /// settling itself, so one settle call usually suffices.
 const SETTLE_GRACE_BLOCKS: BlockNumber = 2;
@@ -249,7 +249,8 @@ impl Node {
         while !self.inner.running.lock().map(|r| r.is_empty()).unwrap_or(true) && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        if let Err(e) = self.inner.chain_pass().await {
+        let pass = async { self.inner.chain_pass(self.inner.chain.best_block_number().await?).await };
+        if let Err(e) = pass.await {
             tracing::warn!(error = %e, "final chain pass failed; the journal keeps the jobs");
         }
         for task in self.tasks {
@@ -370,26 +371,54 @@ impl Inner {
         }
     }
 
-    /// Checks a client's request against the chain and starts (or replays) its generation.
+    /// The journal entry of a request assigned to this provider, built from chain state.
+    fn record_from_chain(&self, id: RequestId, request: &agora_chain_client::Request) -> JobRecord {
+        let p = &request.params;
+        let params = JobParams {
+            runtime_profile: p.runtime_profile,
+            prompt_hash: p.prompt_hash,
+            prompt_tokens: p.prompt_tokens,
+            max_output_tokens: p.max_output_tokens,
+            sampling: sampling(&p.sampling),
+        };
+        JobRecord::assigned(id, p.release, request.commit_deadline, request.reveal_deadline, params)
+    }
+
+    /// Checks a client's request and starts (or replays) its generation. The request's terms
+    /// come from the journal, where the chain worker copied them when it read the assignment;
+    /// only a prompt that outruns the worker costs a chain query.
     async fn admit(self: &Arc<Self>, request: InferRequest) -> Result<mpsc::UnboundedReceiver<InferFrame>, Refusal> {
         let id = request.request;
+        let started = Instant::now();
         let internal = |e: &dyn std::fmt::Display| (InferErrorKind::Internal, e.to_string());
-        let on_chain = self
-            .chain
-            .request(id)
-            .await
-            .map_err(|e| internal(&format!("chain unavailable: {e}")))?
-            .ok_or((InferErrorKind::UnknownRequest, format!("request {id} does not exist on-chain")))?;
-        if on_chain.status != types::RequestStatus::Assigned {
-            return Err((InferErrorKind::UnknownRequest, format!("request {id} is not awaiting results ({:?})", on_chain.status)));
-        }
-        if !on_chain.providers.0.contains(&self.account) {
-            return Err((InferErrorKind::NotAssigned, format!("this provider is not assigned to request {id}")));
-        }
-        let params = &on_chain.params;
-        if params.release != self.release || params.runtime_profile != self.profile_hash {
+        let mut asked_chain = false;
+        let record = match self.journal.get(id).map_err(|e| internal(&e))? {
+            Some(record) if record.state == JobState::Closed => {
+                return Err((InferErrorKind::UnknownRequest, format!("request {id} is closed")));
+            },
+            Some(record) => record,
+            None => {
+                let on_chain = self
+                    .chain
+                    .request(id)
+                    .await
+                    .map_err(|e| internal(&format!("chain unavailable: {e}")))?
+                    .ok_or((InferErrorKind::UnknownRequest, format!("request {id} does not exist on-chain")))?;
+                if on_chain.status != types::RequestStatus::Assigned {
+                    let status = on_chain.status;
+                    return Err((InferErrorKind::UnknownRequest, format!("request {id} is not awaiting results ({status:?})")));
+                }
+                if !on_chain.providers.0.contains(&self.account) {
+                    return Err((InferErrorKind::NotAssigned, format!("this provider is not assigned to request {id}")));
+                }
+                asked_chain = true;
+                self.record_from_chain(id, &on_chain)
+            },
+        };
+        if record.release != self.release || record.params.runtime_profile != self.profile_hash {
             return Err((InferErrorKind::UnsupportedRelease, "this provider does not serve that release and runtime profile".into()));
         }
+        let params = &record.params;
         if request.prompt.len() != params.prompt_tokens as usize || token_hash(&request.prompt) != params.prompt_hash {
             return Err((
                 InferErrorKind::PromptMismatch,
@@ -398,29 +427,22 @@ impl Inner {
         }
         self.engine.validate_prompt(&request.prompt).map_err(|e| (InferErrorKind::PromptInvalid, e.to_string()))?;
 
-        let existing = self.journal.get(id).map_err(|e| internal(&e))?;
         let (tx, rx) = mpsc::unbounded_channel();
-        if let Some(done) = existing.as_ref().filter(|r| r.output.is_some()) {
-            self.replay(done, &tx);
+        if record.output.is_some() {
+            self.replay(&record, &tx);
             return Ok(rx);
         }
         if !self.running.lock().unwrap_or_else(|p| p.into_inner()).insert(id) {
             return Err((InferErrorKind::AlreadyServed, format!("request {id} is already being generated")));
         }
-        let record = JobRecord {
-            state: JobState::PromptReceived,
-            prompt: Some(request.prompt),
-            ..existing.unwrap_or_else(|| {
-                JobRecord::assigned(id, self.release, on_chain.commit_deadline, on_chain.reveal_deadline)
-            })
-        };
-        let started = self.journal.put(&record).map_err(|e| internal(&e)).and_then(|()| {
-            self.clone().generate(record, sampling(&params.sampling), params.max_output_tokens, Some(tx))
-        });
-        if started.is_err() {
+        let record = JobRecord { state: JobState::PromptReceived, prompt: Some(request.prompt), ..record };
+        let checked = started.elapsed();
+        let result = self.clone().generate(record, Some(tx));
+        if result.is_err() {
             self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
         }
-        started.map(|()| rx)
+        tracing::debug!(request = id, asked_chain, ?checked, admitted_in = ?started.elapsed(), "admitted");
+        result.map(|()| rx)
     }
 
     /// Streams a finished job's journaled output again (a client that reconnects).
@@ -435,19 +457,18 @@ impl Inner {
         let _ = tx.send(InferFrame::Done { output_hash: outcome.output_hash, token_count: outcome.token_count, stop });
     }
 
-    /// Runs a journaled job's generation; the result (output, salt, commitment) is journaled
-    /// before the client hears `Done` and before anything goes on-chain. The caller has put the
-    /// request into `running`; this removes it when the job ends.
-    fn generate(
-        self: Arc<Self>,
-        mut record: JobRecord,
-        sampling: SamplingParams,
-        max_output_tokens: u32,
-        frames: Option<mpsc::UnboundedSender<InferFrame>>,
-    ) -> Result<(), Refusal> {
+    /// Runs a job's generation. The prompt is journaled while the prefill runs (off the path to
+    /// the first token); the result (output, salt, commitment) is journaled before the client
+    /// hears `Done` and before anything goes on-chain. The caller has put the request into
+    /// `running`; this removes it when the job ends.
+    fn generate(self: Arc<Self>, mut record: JobRecord, frames: Option<mpsc::UnboundedSender<InferFrame>>) -> Result<(), Refusal> {
         let id = record.request;
-        let prompt = record.prompt.clone().unwrap_or_default();
-        let request = GenerateRequest { prompt, max_output_tokens, sampling, seed: sampling_seed(id) };
+        let request = GenerateRequest {
+            prompt: record.prompt.clone().unwrap_or_default(),
+            max_output_tokens: record.params.max_output_tokens,
+            sampling: record.params.sampling,
+            seed: sampling_seed(id),
+        };
         let mut handle = self.engine.submit(request).map_err(|e| match e {
             EngineError::Busy { .. } => (InferErrorKind::Busy, e.to_string()),
             other => (InferErrorKind::Internal, other.to_string()),
@@ -459,6 +480,9 @@ impl Inner {
                     let _ = frames.send(frame);
                 }
             };
+            if let Err(e) = self.journal.put(&record) {
+                tracing::error!(request = id, error = %e, "cannot journal a received prompt");
+            }
             let mut first_token: Option<Instant> = None;
             while let Some(event) = handle.next().await {
                 match event {
@@ -511,34 +535,43 @@ impl Inner {
 
     // ---- chain ---------------------------------------------------------------------------
 
+    /// Runs a pass whenever the chain has a new block (so an assignment is usually journaled
+    /// before its client's prompt arrives) or a job has finished. Between blocks it only polls
+    /// the block number, which keeps the load on the chain node low.
     async fn chain_worker(self: Arc<Self>, mut stopping: watch::Receiver<bool>) {
+        let mut last_pass: Option<BlockNumber> = None;
+        let mut woken = true;
         loop {
-            if let Err(e) = self.chain_pass().await {
-                self.chain_error("pass", &e);
+            match self.chain.best_block_number().await {
+                Ok(best) if woken || last_pass != Some(best) => {
+                    if let Err(e) = self.chain_pass(best).await {
+                        self.chain_error("pass", &e);
+                    }
+                    last_pass = Some(best);
+                },
+                Ok(_) => {},
+                Err(e) => self.chain_error("best_block", &e),
             }
-            tokio::select! {
-                _ = self.wake.notified() => {},
-                _ = tokio::time::sleep(CHAIN_POLL) => {},
+            woken = tokio::select! {
+                _ = self.wake.notified() => true,
+                _ = tokio::time::sleep(CHAIN_POLL) => false,
                 _ = stopping.changed() => return,
-            }
+            };
         }
     }
 
     /// Reads new assignments, then moves every pending job one step if it can.
-    async fn chain_pass(self: &Arc<Self>) -> anyhow::Result<()> {
-        let best = self.chain.best_block_number().await?;
+    async fn chain_pass(self: &Arc<Self>, best: BlockNumber) -> anyhow::Result<()> {
         let mut last = self.journal.last_block()?.unwrap_or(best);
         while last < best {
             let block = last + 1;
             for assignment in self.chain.assignments_at(block).await? {
-                if assignment.providers.contains(&self.account) && self.journal.get(assignment.request)?.is_none() {
-                    tracing::info!(request = assignment.request, "assigned");
-                    self.journal.put(&JobRecord::assigned(
-                        assignment.request,
-                        self.release,
-                        assignment.commit_deadline,
-                        assignment.reveal_deadline,
-                    ))?;
+                let id = assignment.request;
+                if assignment.providers.contains(&self.account) && self.journal.get(id)?.is_none() {
+                    if let Some(request) = self.chain.request(id).await? {
+                        tracing::info!(request = id, "assigned");
+                        self.journal.put(&self.record_from_chain(id, &request))?;
+                    }
                 }
             }
             self.journal.set_last_block(block)?;
@@ -593,8 +626,7 @@ impl Inner {
                 let idle = self.running.lock().unwrap_or_else(|p| p.into_inner()).insert(id);
                 if idle && next <= record.commit_deadline {
                     tracing::info!(request = id, "resuming an interrupted generation");
-                    let sampling = sampling(&request.params.sampling);
-                    if let Err((_, e)) = self.clone().generate(record, sampling, request.params.max_output_tokens, None) {
+                    if let Err((_, e)) = self.clone().generate(record, None) {
                         self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
                         bail!("cannot resume: {e}");
                     }

@@ -203,3 +203,34 @@ async fn bad_input_over_the_wire_is_refused_and_the_node_keeps_serving() {
 fn local_smollm2_release() -> [u8; 32] {
     agora_provider_node::engine::models::smollm2_sha256()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_model_is_refused_and_an_overloaded_provider_goes_offline() {
+    let (chain_guard, chain) = agora_e2e::start_chain("serve-ops").await.unwrap();
+    publish_smollm2(&chain).await;
+    let root = tempfile::tempdir().unwrap();
+
+    // A GGUF that is not the release it claims: the node refuses to start, naming both hashes.
+    let tiny = root.path().join("tiny.gguf");
+    agora_provider_node::engine::tiny_gguf::write(&tiny, 1).unwrap();
+    let tiny_hash = agora_provider_node::engine::model_file::sha256_file(&tiny, agora_provider_node::engine::Progress::Hidden).unwrap();
+    let mut wrong = Provider::start_with(&chain_guard.ws_url(), root.path(), "wrong", "//Ferdie", UNIT / 1000, &tiny, &[]);
+    let status = wrong.wait_exit(std::time::Duration::from_secs(60)).expect("the node exits");
+    assert!(!status.success());
+    let log = wrong.log();
+    assert!(log.contains(&hex::encode(tiny_hash)) && log.contains(agora_provider_node::engine::models::SMOLLM2_SHA256_HEX), "{log}");
+    assert!(chain.provider(&wrong.account()).await.unwrap().is_none(), "nothing registered");
+
+    // A provider over its load limit stops taking work: it goes offline on-chain.
+    let busy = Provider::start_with(&chain_guard.ws_url(), root.path(), "busy", "//Dave", UNIT / 1000, smollm2(), &["--max-load-per-core", "0"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let record = chain.provider(&busy.account()).await.unwrap();
+        if record.is_some_and(|r| r.status == types::ProviderStatus::Offline) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never went offline:\n{}", busy.log());
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    assert!(busy.metrics().contains("agora_provider_accepting 0"));
+}

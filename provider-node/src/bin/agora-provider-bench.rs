@@ -33,6 +33,20 @@ struct Args {
     /// Runs per figure; the median is printed.
     #[arg(long, default_value_t = 3)]
     repeats: usize,
+    /// Only the single-request table.
+    #[arg(long)]
+    single_only: bool,
+    /// The prompt every run starts from.
+    #[arg(long, default_value = PROMPT)]
+    prompt: String,
+    /// Internal: run only the plain loop with this many threads and print its timings as JSON.
+    /// The bench runs the baseline in a process of its own, so that no idle OpenMP team of one
+    /// side spins beside the other.
+    #[arg(long, hide = true)]
+    plain: Option<i32>,
+    /// Idle time before each plain-loop run, as a served request finds the machine.
+    #[arg(long, default_value_t = 0)]
+    gap_ms: u64,
 }
 
 const N_CTX: u32 = 2048;
@@ -84,6 +98,9 @@ fn plain_loop(engine: &Engine, prompt: &[u32], tokens: u32, threads: i32) -> Res
         if out.is_empty() {
             first_token = started.elapsed();
         }
+        if model.vocab().is_eog(LlamaToken(token as i32)) {
+            break;
+        }
         out.push(token);
         if out.len() == tokens as usize {
             break;
@@ -133,13 +150,44 @@ fn load(model: &Path, slots: usize, threads: usize) -> Result<Engine> {
     Ok(Engine::load(model, &agora_provider_node::engine::model_file::sha256_file(model, Progress::Hidden)?, config, Progress::Hidden)?)
 }
 
+/// Runs the plain loop `repeats` times in a child process; returns its tokens and, per run,
+/// (tokens/s, TTFT ms).
+fn plain_in_own_process(model: &Path, threads: usize, args: &Args) -> Result<(Vec<u32>, Vec<(f64, f64)>)> {
+    let out = std::process::Command::new(std::env::current_exe()?)
+        .arg("--model")
+        .arg(model)
+        .args(["--tokens", &args.tokens.to_string(), "--repeats", &args.repeats.to_string()])
+        .args(["--plain", &threads.to_string(), "--prompt", &args.prompt])
+        .output()?;
+    anyhow::ensure!(out.status.success(), "the plain loop failed: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+fn plain_only(model: &Path, threads: i32, args: &Args) -> Result<()> {
+    let engine = load(model, 1, 1)?;
+    let prompt = engine.tokenize(&args.prompt, false);
+    let mut runs = Vec::new();
+    let mut tokens = Vec::new();
+    for _ in 0..args.repeats {
+        std::thread::sleep(Duration::from_millis(args.gap_ms));
+        let (out, t) = plain_loop(&engine, &prompt, args.tokens, threads)?;
+        runs.push((t.tokens_per_sec(), t.first_token.as_secs_f64() * 1000.0));
+        tokens = out;
+    }
+    println!("{}", serde_json::to_string(&(tokens, runs))?);
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let args = Args::parse();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("workspace root")?;
-    let model = match args.model {
+    let model = match args.model.clone() {
         Some(path) => path,
         None => fetch_smollm2(root)?,
     };
+    if let Some(threads) = args.plain {
+        return plain_only(&model, threads, &args);
+    }
     let model_size = std::fs::metadata(&model)?.len();
     let cores = std::thread::available_parallelism()?.get();
     println!("model {} ({} bytes), {} tokens per run, median of {}, {cores} cores", model.display(), model_size, args.tokens, args.repeats);
@@ -152,27 +200,30 @@ fn main() -> Result<()> {
     println!("|---|---|---|---|---|---|---|---|");
     for threads in [1usize, 2] {
         let engine = load(&model, 1, threads)?;
-        let prompt = engine.tokenize(PROMPT, false);
-        let (mut plain_tps, mut engine_tps, mut plain_ttft, mut engine_ttft) = (vec![], vec![], vec![], vec![]);
+        let prompt = engine.tokenize(&args.prompt, false);
+        let plain = plain_in_own_process(&model, threads, &args)?;
+        let (plain_tps, plain_ttft) = (plain.1.iter().map(|t| t.0).collect(), plain.1.iter().map(|t| t.1).collect());
+        let (mut engine_tps, mut engine_ttft) = (vec![], vec![]);
         let mut exact = true;
         for _ in 0..args.repeats {
-            let (a, t) = plain_loop(&engine, &prompt, args.tokens, threads as i32)?;
-            plain_tps.push(t.tokens_per_sec());
-            plain_ttft.push(t.first_token.as_secs_f64() * 1000.0);
             let (b, t) = through_engine(&engine, &prompt, args.tokens)?;
             engine_tps.push(t.tokens_per_sec());
             engine_ttft.push(t.first_token.as_secs_f64() * 1000.0);
-            exact &= a == b;
+            exact &= b == plain.0;
         }
         let (p, e, pt, et) = (median(plain_tps), median(engine_tps), median(plain_ttft), median(engine_ttft));
-        println!("| {threads} | {p:.1} | {e:.1} | {:.3} | {pt:.1} | {et:.1} | {:+.1} | {exact} |", e / p, et - pt);
+        println!("| {threads} | {p:.2} | {e:.2} | {:.3} | {pt:.1} | {et:.1} | {:+.1} | {exact} |", e / p, et - pt);
+    }
+
+    if args.single_only {
+        return Ok(());
     }
 
     println!("\n## Concurrent requests: one context per request, threads split between the slots");
     println!("| concurrent | slots × threads | aggregate tok/s | wall s | bit-exact vs serial |");
     println!("|---|---|---|---|---|");
     let serial_engine = load(&model, 1, 1)?;
-    let prompts: Vec<Vec<u32>> = (0..4).map(|i| serial_engine.tokenize(&format!("{PROMPT} Chapter {}.", i + 1), false)).collect();
+    let prompts: Vec<Vec<u32>> = (0..4).map(|i| serial_engine.tokenize(&format!("{} Chapter {}.", args.prompt, i + 1), false)).collect();
     let serial: Vec<Vec<u32>> = prompts.iter().map(|p| through_engine(&serial_engine, p, args.tokens).map(|r| r.0)).collect::<Result<_>>()?;
     drop(serial_engine);
     for (concurrent, slots) in [(1usize, 1usize), (2, 2), (4, 2), (4, 4)] {
@@ -207,7 +258,7 @@ fn main() -> Result<()> {
     let out = std::process::Command::new(std::env::current_exe()?.with_file_name("agora-provider"))
         .args(["generate", "--model"])
         .arg(&model)
-        .args(["--prompt", PROMPT, "--max-tokens", &args.tokens.to_string(), "--threads", "2"])
+        .args(["--prompt", &args.prompt, "--max-tokens", &args.tokens.to_string(), "--threads", "2"])
         .output()
         .context("run `agora-provider generate` (build it with `cargo build -p agora-provider-node`)")?;
     anyhow::ensure!(out.status.success(), "generate failed: {}", String::from_utf8_lossy(&out.stderr));

@@ -111,6 +111,7 @@ fn generate(args: GenerateArgs) -> Result<()> {
         (None, None) => unreachable!("clap requires one of them"),
     };
     let sampling = SamplingParams { temperature_milli: args.temperature_milli, top_k: args.top_k, top_p_milli: args.top_p_milli };
+    let started = std::time::Instant::now();
     let generation = engine
         .generate_blocking(GenerateRequest { prompt: prompt.clone(), max_output_tokens: args.max_tokens, sampling, seed: args.seed })
         .context("generation failed")?;
@@ -122,6 +123,7 @@ fn generate(args: GenerateArgs) -> Result<()> {
         "stop": format!("{:?}", generation.stop),
         "runtime_profile": hex::encode(engine.profile_hash()),
         "peak_rss_bytes": peak_rss_bytes(),
+        "generation_seconds": started.elapsed().as_secs_f64(),
     });
     println!("{out}");
     Ok(())

@@ -16,8 +16,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-pub const N_CTX: u32 = 1024;
-pub const N_BATCH: u32 = 256;
+pub const N_CTX: u32 = 2048;
+pub const N_BATCH: u32 = 512;
 
 pub fn workspace_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
@@ -49,12 +49,21 @@ pub struct Provider {
     pub port: u16,
     pub metrics_port: u16,
     chain_url: String,
+    model: PathBuf,
+    /// Flags added to every start.
+    extra: Vec<String>,
     child: Option<Child>,
 }
 
 impl Provider {
     pub fn start(chain_url: &str, root: &Path, name: &str, uri: &str, price: u128) -> Provider {
+        Self::start_with(chain_url, root, name, uri, price, smollm2(), &[])
+    }
+
+    pub fn start_with(chain_url: &str, root: &Path, name: &str, uri: &str, price: u128, model: &Path, extra: &[&str]) -> Provider {
         let mut provider = Provider {
+            model: model.to_path_buf(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
             name: name.into(),
             uri: uri.into(),
             dir: root.join(name),
@@ -76,7 +85,7 @@ impl Provider {
             .arg(&self.dir)
             .args(["--chain-url", &self.chain_url, "--account-uri", &self.uri])
             .arg("--model")
-            .arg(smollm2())
+            .arg(&self.model)
             .args(["--release", agora_provider_node::engine::models::SMOLLM2_SHA256_HEX])
             .args(["--listen", &format!("/ip4/127.0.0.1/tcp/{}", self.port)])
             .args(["--metrics", &format!("127.0.0.1:{}", self.metrics_port)])
@@ -84,6 +93,7 @@ impl Provider {
             .args(["--n-ctx", &N_CTX.to_string(), "--n-batch", &N_BATCH.to_string()])
             .args(["--stake", &(1_000 * UNIT).to_string()])
             .args(["--price-per-1k-input", &price.to_string(), "--price-per-1k-output", &price.to_string()])
+            .args(&self.extra)
             .env("RUST_LOG", "info,agora_provider_node=debug")
             .stdout(Stdio::null())
             .stderr(log)
@@ -95,6 +105,19 @@ impl Provider {
     /// Starts the process again on the same data directory (keys, journal) and port.
     pub fn restart(&mut self, price: u128) {
         self.spawn(price);
+    }
+
+    /// Waits for the process to exit by itself and returns its status.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
     }
 
     /// SIGKILL: no shutdown code runs.
