@@ -20,7 +20,7 @@ use std::time::Instant;
 use support::*;
 
 const PROMPT: &str = "Write a detailed story about a lighthouse keeper who finds a message in a bottle.";
-const RUNS: usize = 7;
+const RUNS: usize = 11;
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);

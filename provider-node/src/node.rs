@@ -448,10 +448,8 @@ impl Inner {
     /// Streams a finished job's journaled output again (a client that reconnects).
     fn replay(&self, record: &JobRecord, tx: &mpsc::UnboundedSender<InferFrame>) {
         let (Some(output), Some(outcome)) = (&record.output, &record.outcome) else { return };
-        let model = self.engine.model();
         for (index, &token) in output.iter().enumerate() {
-            let piece = model.vocab().token_to_piece(llama_cpp_2::token::LlamaToken(token as i32), false, None);
-            let _ = tx.send(InferFrame::Token { index: index as u32, token, piece });
+            let _ = tx.send(InferFrame::Token { index: index as u32, token, piece: self.engine.piece(token) });
         }
         let stop = record.stop.unwrap_or(agora_primitives::wire::StopReason::MaxTokens);
         let _ = tx.send(InferFrame::Done { output_hash: outcome.output_hash, token_count: outcome.token_count, stop });

@@ -26,6 +26,7 @@ fn error_kind(frames: &[InferFrame]) -> Option<InferErrorKind> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_providers_serve_a_k3_request_end_to_end() {
+    let _serial = serial();
     let (chain_guard, chain) = agora_e2e::start_chain("serve-k3").await.unwrap();
     publish_smollm2(&chain).await;
     let root = tempfile::tempdir().unwrap();
@@ -87,6 +88,7 @@ async fn three_providers_serve_a_k3_request_end_to_end() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_provider_killed_at_any_point_finishes_its_jobs_after_a_restart() {
+    let _serial = serial();
     let (chain_guard, chain) = agora_e2e::start_chain("serve-crash").await.unwrap();
     publish_smollm2(&chain).await;
     let root = tempfile::tempdir().unwrap();
@@ -141,6 +143,7 @@ async fn a_provider_killed_at_any_point_finishes_its_jobs_after_a_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_over_the_wire_is_refused_and_the_node_keeps_serving() {
+    let _serial = serial();
     let (chain_guard, chain) = agora_e2e::start_chain("serve-bad").await.unwrap();
     publish_smollm2(&chain).await;
     let root = tempfile::tempdir().unwrap();
@@ -206,6 +209,7 @@ fn local_smollm2_release() -> [u8; 32] {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_model_is_refused_and_an_overloaded_provider_goes_offline() {
+    let _serial = serial();
     let (chain_guard, chain) = agora_e2e::start_chain("serve-ops").await.unwrap();
     publish_smollm2(&chain).await;
     let root = tempfile::tempdir().unwrap();

@@ -287,6 +287,11 @@ impl Engine {
         vocab.tokenize(text.as_bytes(), add_special, false).into_iter().map(|t| t.0 as u32).collect()
     }
 
+    /// One token's text as streamed to clients (possibly part of a UTF-8 character).
+    pub fn piece(&self, token: u32) -> Vec<u8> {
+        piece(&self.shared.model, token)
+    }
+
     /// The text of `tokens`; invalid UTF-8 (a split multi-byte character) is replaced.
     pub fn detokenize(&self, tokens: &[u32]) -> String {
         let tokens: Vec<LlamaToken> = tokens.iter().filter(|&&t| t < self.shared.n_vocab).map(|&t| LlamaToken(t as i32)).collect();
@@ -385,6 +390,10 @@ fn slot_loop(shared: &Shared, queue: &Mutex<Receiver<Job>>, ready: std::sync::mp
     }
 }
 
+fn piece(model: &LlamaModel, token: u32) -> Vec<u8> {
+    model.vocab().token_to_piece(LlamaToken(token as i32), false, None)
+}
+
 fn decode(context: &mut LlamaContext, batch: &mut LlamaBatch) -> Result<(), EngineError> {
     context.decode(batch).map_err(|e| EngineError::Decode(e.to_string()))
 }
@@ -427,8 +436,7 @@ fn run(shared: &Shared, context: &mut LlamaContext, job: &Job) -> Result<Generat
         if vocab.is_eog(LlamaToken(token as i32)) {
             break StopReason::EndOfGeneration;
         }
-        let piece = vocab.token_to_piece(LlamaToken(token as i32), false, None);
-        let _ = job.events.send(GenEvent::Token { index: tokens.len() as u32, token, piece });
+        let _ = job.events.send(GenEvent::Token { index: tokens.len() as u32, token, piece: piece(&shared.model, token) });
         tokens.push(token);
 
         // The last token is decoded only if another one may follow, so that a stop by length

@@ -16,6 +16,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+/// The tests of one binary run one at a time: each starts a chain and several model-serving
+/// processes, and two cores do not carry two such setups without RPC timeouts.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 pub const N_CTX: u32 = 2048;
 pub const N_BATCH: u32 = 512;
 
