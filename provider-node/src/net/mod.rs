@@ -192,7 +192,7 @@ async fn run(
     listening: watch::Sender<Vec<Multiaddr>>,
 ) {
     let mut finding: HashMap<kad::QueryId, (oneshot::Sender<Vec<PeerId>>, HashSet<PeerId>)> = HashMap::new();
-    let mut dialing: HashMap<PeerId, Vec<oneshot::Sender<Result<(), NetError>>>> = HashMap::new();
+    let mut dialing: HashMap<PeerId, Vec<(Multiaddr, oneshot::Sender<Result<(), NetError>>)>> = HashMap::new();
     loop {
         tokio::select! {
             command = commands.recv() => match command {
@@ -221,7 +221,7 @@ async fn run(
                     }
                     swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
                     match swarm.dial(addr.clone()) {
-                        Ok(()) => dialing.entry(peer).or_default().push(reply),
+                        Ok(()) => dialing.entry(peer).or_default().push((addr, reply)),
                         Err(e) => { let _ = reply.send(Err(NetError::Dial(addr, e.to_string()))); },
                     }
                 },
@@ -232,13 +232,13 @@ async fn run(
                     listening.send_replace(swarm.listeners().cloned().collect());
                 },
                 SwarmEvent::ConnectionEstablished { peer_id, .. } => {
-                    for reply in dialing.remove(&peer_id).unwrap_or_default() {
+                    for (_, reply) in dialing.remove(&peer_id).unwrap_or_default() {
                         let _ = reply.send(Ok(()));
                     }
                 },
                 SwarmEvent::OutgoingConnectionError { peer_id: Some(peer), error, .. } => {
-                    for reply in dialing.remove(&peer).unwrap_or_default() {
-                        let _ = reply.send(Err(NetError::Dial(Multiaddr::empty(), error.to_string())));
+                    for (addr, reply) in dialing.remove(&peer).unwrap_or_default() {
+                        let _ = reply.send(Err(NetError::Dial(addr, error.to_string())));
                     }
                 },
                 SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
