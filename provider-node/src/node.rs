@@ -1,7 +1,7 @@
 //! The provider daemon: ties the engine, the journal, libp2p and the chain together.
 //!
-//! - **Start**: keys, chain connection, the release checked on-chain (exists, not revoked), the
-//!   GGUF checked against it, a short self-benchmark for the advertised tokens/s, libp2p, then
+//! - **Start**: keys, chain connection, the GGUF checked against the release it claims, the
+//!   release checked on-chain (exists, not revoked), a short self-benchmark for the advertised tokens/s, libp2p, then
 //!   register (or update the manifest and go online) and announce the release in the DHT.
 //! - **Serving** (`/agora/infer/1`): a client's prompt is checked against the on-chain request
 //!   (exists and open, this provider assigned, release and runtime profile ours, prompt hash and
@@ -16,7 +16,7 @@
 //!   graceful shutdown.
 
 use crate::config::Config;
-use crate::engine::{model_file, Engine, EngineConfig, EngineError, GenEvent, GenerateRequest, Progress};
+use crate::engine::{Engine, EngineConfig, EngineError, GenEvent, GenerateRequest, Progress};
 use crate::journal::{JobParams, JobRecord, JobState, Journal};
 use crate::keys::NodeKeys;
 use crate::load;
@@ -112,18 +112,6 @@ impl Node {
         let chain = ChainClient::connect(&config.chain_url)
             .await
             .with_context(|| format!("cannot reach the chain at {}", config.chain_url))?;
-        let release = match config.release {
-            Some(release) => release,
-            None => model_file::sha256_file(&config.model, Progress::Bar)?,
-        };
-        let on_chain = chain
-            .release(release)
-            .await?
-            .ok_or_else(|| anyhow!("release {} is not registered on the chain", hex::encode(release)))?;
-        if on_chain.status == types::ReleaseStatus::Revoked {
-            bail!("release {} is revoked on the chain; refusing to serve it", hex::encode(release));
-        }
-
         let engine_config = EngineConfig {
             n_ctx: config.n_ctx,
             n_batch: config.n_batch,
@@ -131,9 +119,22 @@ impl Node {
             threads_per_slot: config.threads_per_slot(),
             queue_depth: config.queue_depth,
         };
-        let model_path = config.model.clone();
+        let (model_path, claimed) = (config.model.clone(), config.release);
+        // The file is hashed once: against the release it claims, or to learn which it is.
+        let engine = tokio::task::spawn_blocking(move || match claimed {
+            Some(release) => Engine::load(&model_path, &release, engine_config, Progress::Bar),
+            None => Engine::open(&model_path, engine_config, Progress::Bar),
+        })
+        .await??;
+        let release = engine.profile().model_sha256;
+        let on_chain = chain
+            .release(release)
+            .await?
+            .ok_or_else(|| anyhow!("release {} is not registered on the chain", hex::encode(release)))?;
+        if on_chain.status == types::ReleaseStatus::Revoked {
+            bail!("release {} is revoked on the chain; refusing to serve it", hex::encode(release));
+        }
         let (engine, milli_tokens_per_sec) = tokio::task::spawn_blocking(move || {
-            let engine = Engine::load(&model_path, &release, engine_config, Progress::Bar)?;
             let speed = self_benchmark(&engine)?;
             Ok::<_, EngineError>((engine, speed))
         })
@@ -268,6 +269,14 @@ impl Inner {
         self.chain.submit(call, &self.signer).await
     }
 
+    /// Brings the held stake back to the configured amount (after a slash, or a raised setting).
+    async fn top_up(&self, record: &agora_chain_client::ProviderRecord) -> Result<(), agora_chain_client::Error> {
+        if record.stake < self.config.stake {
+            self.submit(&agora::tx().providers().add_stake(self.config.stake - record.stake)).await?;
+        }
+        Ok(())
+    }
+
     fn chain_error(&self, kind: &'static str, error: &dyn std::fmt::Display) {
         self.metrics.chain_errors.get_or_create(&KindLabel { kind }).inc();
         tracing::warn!(kind, error = %error, "chain call failed");
@@ -285,11 +294,7 @@ impl Inner {
                 if record.manifest != manifest {
                     self.submit(&agora::tx().providers().update_manifest(manifest)).await.context("updating the manifest")?;
                 }
-                if record.stake < self.config.stake {
-                    self.submit(&agora::tx().providers().add_stake(self.config.stake - record.stake))
-                        .await
-                        .context("topping up the stake")?;
-                }
+                self.top_up(&record).await.context("topping up the stake")?;
                 match record.status {
                     types::ProviderStatus::Offline => {
                         self.submit(&agora::tx().providers().go_online()).await.context("going online")?;
@@ -698,10 +703,8 @@ impl Inner {
             tracing::warn!(request = id, amount, ?why, "slashed");
             self.metrics.chain_errors.get_or_create(&KindLabel { kind: "slashed" }).inc();
             if let Ok(Some(record)) = self.chain.provider(&self.account).await {
-                if record.stake < self.config.stake {
-                    if let Err(e) = self.submit(&agora::tx().providers().add_stake(self.config.stake - record.stake)).await {
-                        self.chain_error("top_up", &e);
-                    }
+                if let Err(e) = self.top_up(&record).await {
+                    self.chain_error("top_up", &e);
                 }
             }
         } else if let Some((_, amount)) = receipt.paid.0.iter().find(|(who, _)| who == &self.account) {

@@ -147,7 +147,7 @@ fn through_engine(engine: &Engine, prompt: &[u32], tokens: u32) -> Result<(Vec<u
 
 fn load(model: &Path, slots: usize, threads: usize) -> Result<Engine> {
     let config = EngineConfig { n_ctx: N_CTX, n_batch: N_BATCH, slots, threads_per_slot: threads, queue_depth: 16 };
-    Ok(Engine::load(model, &agora_provider_node::engine::model_file::sha256_file(model, Progress::Hidden)?, config, Progress::Hidden)?)
+    Ok(Engine::open(model, config, Progress::Hidden)?)
 }
 
 /// Runs the plain loop `repeats` times in a child process; returns its tokens and, per run,

@@ -99,12 +99,11 @@ fn peak_rss_bytes() -> Option<u64> {
 }
 
 fn generate(args: GenerateArgs) -> Result<()> {
-    let expected = match &args.sha256 {
-        Some(h) => agora_provider_node::config::parse_hash("sha256", h)?,
-        None => model_file::sha256_file(&args.model, Progress::Bar)?,
-    };
     let config = EngineConfig { n_ctx: args.n_ctx, n_batch: args.n_batch, slots: 1, threads_per_slot: args.threads, queue_depth: 1 };
-    let engine = Engine::load(&args.model, &expected, config, Progress::Bar)?;
+    let engine = match &args.sha256 {
+        Some(h) => Engine::load(&args.model, &agora_provider_node::config::parse_hash("sha256", h)?, config, Progress::Bar)?,
+        None => Engine::open(&args.model, config, Progress::Bar)?,
+    };
     let prompt = match (args.prompt, args.prompt_ids) {
         (Some(text), _) => engine.tokenize(&text, true),
         (None, Some(ids)) => ids,

@@ -200,13 +200,24 @@ impl Engine {
     /// Hashes `path`, refuses it unless its sha256 is `expected`, loads it and starts the slots.
     pub fn load(path: &Path, expected: &Hash256, config: EngineConfig, progress: Progress) -> Result<Self, EngineError> {
         model_file::verify(path, expected, progress)?;
+        Self::start(path, expected, config)
+    }
+
+    /// Loads a model that claims no release: its own sha256 (hashed once, here) is its identity.
+    pub fn open(path: &Path, config: EngineConfig, progress: Progress) -> Result<Self, EngineError> {
+        let sha256 = model_file::sha256_file(path, progress)?;
+        Self::start(path, &sha256, config)
+    }
+
+    /// Loads a model whose bytes are known to hash to `sha256` and starts the slots.
+    fn start(path: &Path, sha256: &Hash256, config: EngineConfig) -> Result<Self, EngineError> {
         let backend = backend()?;
         let model = LlamaModel::load_from_file(backend, path, &LlamaModelParams::default())
             .map_err(|e| EngineError::Load { path: path.to_path_buf(), reason: e.to_string() })?;
         let n_ctx = config.n_ctx.min(model.n_ctx_train()).max(1);
         let config = EngineConfig { n_ctx, slots: config.slots.max(1), threads_per_slot: config.threads_per_slot.max(1), ..config };
         let profile = RuntimeProfile {
-            model_sha256: *expected,
+            model_sha256: *sha256,
             engine: ENGINE.into(),
             backend: b"cpu".to_vec(),
             isa: isa().into_bytes(),
