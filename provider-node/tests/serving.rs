@@ -238,3 +238,65 @@ async fn a_wrong_model_is_refused_and_an_overloaded_provider_goes_offline() {
     }
     assert!(busy.metrics().contains("agora_provider_accepting 0"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_is_found_in_the_dht_shuts_down_gracefully_and_leaves() {
+    let _serial = serial();
+    let (chain_guard, chain) = agora_e2e::start_chain("serve-leave").await.unwrap();
+    publish_smollm2(&chain).await;
+    let root = tempfile::tempdir().unwrap();
+    let price = 2 * UNIT / 1000;
+    let mut bob = Provider::start(&chain_guard.ws_url(), root.path(), "bob", "//Bob", price);
+    let profile = wait_online(&chain, &bob).await.manifest.offers.0[0].runtime_profile;
+
+    // A client that knows only Bob's address finds him in the DHT under the release.
+    let (bob_peer, bob_addr) = locate(&chain, &bob.account()).await;
+    let config = agora_provider_node::net::NetConfig { bootstrap: vec![bob_addr], ..Default::default() };
+    let net = agora_provider_node::net::Network::start(libp2p::identity::Keypair::generate_ed25519(), config).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if net.find_providers(local_smollm2_release()).await.unwrap().contains(&bob_peer) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "Bob is not in the DHT:\n{}", bob.log());
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+
+    // SIGTERM in the middle of a generation: the stream still ends with every token, the node
+    // goes offline on-chain, commits in its last pass and exits cleanly.
+    let prompt = local_engine().tokenize("Once upon a time, in a lighthouse by the sea, there lived", false);
+    let (id, _) = open_request(&chain, params(profile, &prompt, 48, 1)).await;
+    let mut stream = open(&net, &chain, &bob.account()).await;
+    frame::write(&mut stream, &InferRequest { request: id, prompt: prompt.clone() }).await.unwrap();
+    let first = frame::read::<InferFrame, _>(&mut stream, MAX_FRAME_BYTES).await.unwrap();
+    assert!(matches!(first, Some(InferFrame::Token { index: 0, .. })), "{first:?}");
+    bob.send_term();
+    let mut frames = vec![first.unwrap()];
+    frames.extend(read_all(&mut stream).await);
+    let (tokens, end) = tokens_and_end(&frames);
+    assert_eq!(tokens, expected_greedy(&prompt, 48).await, "the job in flight finishes");
+    assert!(matches!(end, Some(InferFrame::Done { token_count: 48, .. })), "{end:?}");
+    let status = bob.wait_exit(std::time::Duration::from_secs(120)).expect("Bob exits after SIGTERM");
+    assert!(status.success(), "{status:?}\n{}", bob.log());
+    let record = chain.provider(&bob.account()).await.unwrap().unwrap();
+    assert_eq!(record.status, types::ProviderStatus::Offline);
+    assert!(chain.commitment(id, &bob.account()).await.unwrap().is_some(), "committed in the last pass:\n{}", bob.log());
+
+    // Back up, it reveals and settles what it committed.
+    bob.restart(price);
+    let receipt = wait_receipt(&chain, id, &[&bob]).await;
+    assert_eq!(receipt.paid.0.len(), 1, "{receipt:?}");
+    assert_eq!(receipt.winning.map(|w| w.output_hash), Some(token_hash(&tokens)));
+    wait_online(&chain, &bob).await;
+    assert!(bob.terminate(std::time::Duration::from_secs(120)).is_some_and(|s| s.success()));
+
+    // Leaving: unbond, then withdraw is refused until the delay has passed, with the reason.
+    let out = bob.account_command("unbond");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let record = chain.provider(&bob.account()).await.unwrap().unwrap();
+    assert!(matches!(record.status, types::ProviderStatus::Unbonding { .. }), "{:?}", record.status);
+    let out = bob.account_command("withdraw");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("StillLocked"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(chain.provider(&bob.account()).await.unwrap().unwrap().stake, record.stake, "the stake stays held");
+}

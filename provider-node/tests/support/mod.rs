@@ -130,6 +130,29 @@ impl Provider {
         None
     }
 
+    /// Sends SIGTERM, which starts the graceful shutdown, and returns at once.
+    pub fn send_term(&self) {
+        let pid = self.child.as_ref().expect("running").id();
+        assert!(Command::new("kill").arg(pid.to_string()).status().unwrap().success());
+    }
+
+    /// SIGTERM, then the exit status once the process is gone.
+    pub fn terminate(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        self.send_term();
+        self.wait_exit(within)
+    }
+
+    /// Runs `agora-provider <subcommand>` on this provider's data directory and account.
+    pub fn account_command(&self, subcommand: &str) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_agora-provider"))
+            .arg(subcommand)
+            .arg("--data-dir")
+            .arg(&self.dir)
+            .args(["--chain-url", &self.chain_url, "--account-uri", &self.uri])
+            .output()
+            .unwrap()
+    }
+
     /// SIGKILL: no shutdown code runs.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
