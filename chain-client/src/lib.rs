@@ -159,6 +159,46 @@ impl ChainClient {
             .collect()
     }
 
+    /// The providers indexed as serving `release` (any status).
+    pub async fn servers_of(&self, release: [u8; 32]) -> Result<Vec<AccountId>, Error> {
+        let at = self.api.at_current_block().await.map_err(subxt_err)?;
+        let entry = at.storage().entry(agora::storage().providers().servers_of()).map_err(subxt_err)?;
+        let servers = entry.fetch((release,)).await.map_err(subxt_err)?.decode().map_err(subxt_err)?;
+        Ok(servers.0)
+    }
+
+    /// Every registered provider with its record.
+    pub async fn providers(&self) -> Result<Vec<(AccountId, ProviderRecord)>, Error> {
+        let at = self.api.at_current_block().await.map_err(subxt_err)?;
+        let entry = at.storage().entry(agora::storage().providers().providers()).map_err(subxt_err)?;
+        let mut entries = entry.iter(()).await.map_err(subxt_err)?;
+        let mut out = Vec::new();
+        while let Some(kv) = entries.next().await {
+            let kv = kv.map_err(subxt_err)?;
+            // `Blake2_128Concat` keys end with the SCALE-encoded account itself.
+            let key = kv.key_bytes();
+            let account: [u8; 32] = key[key.len().saturating_sub(32)..].try_into().map_err(|_| Error::Rejected("a provider key too short".into()))?;
+            out.push((AccountId::from(account), kv.value().decode().map_err(subxt_err)?));
+        }
+        Ok(out)
+    }
+
+    /// Creates a request, escrowing its maximum cost; returns its id. Providers are drawn at the
+    /// start of the next block.
+    pub async fn create_request(&self, params: types::RequestParams<Balance, BlockNumber>, client: &Keypair) -> Result<u64, Error> {
+        let events = self.submit(&agora::tx().escrow().create_request(params), client).await?;
+        events
+            .find_first::<agora::escrow::events::RequestCreated>()
+            .and_then(Result::ok)
+            .map(|e| e.request)
+            .ok_or_else(|| Error::Rejected("the call succeeded without a RequestCreated event".into()))
+    }
+
+    /// Settles a request whose reveal window has closed (anyone may).
+    pub async fn settle(&self, request: u64, caller: &Keypair) -> Result<Events, Error> {
+        self.submit(&agora::tx().verifier().settle(request), caller).await
+    }
+
     async fn call_api<P: subxt::runtime_apis::Payload>(&self, payload: P) -> Result<P::ReturnType, Error> {
         let at = self.api.at_current_block().await.map_err(subxt_err)?;
         at.runtime_apis().call(payload).await.map_err(subxt_err)

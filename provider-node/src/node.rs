@@ -492,9 +492,15 @@ impl Inner {
                     GenEvent::Token { index, token, piece } => {
                         first_token.get_or_insert_with(Instant::now);
                         self.metrics.tokens_generated.inc();
+                        let token = self.falsified(index, token);
+                        let piece = if self.config.test_lie { self.engine.piece(token) } else { piece };
                         send(InferFrame::Token { index, token, piece });
                     },
-                    GenEvent::Finished(Ok(generation)) => {
+                    GenEvent::Finished(Ok(mut generation)) => {
+                        if self.config.test_lie {
+                            generation.tokens = generation.tokens.iter().enumerate().map(|(i, &t)| self.falsified(i as u32, t)).collect();
+                            generation.output_hash = agora_primitives::wire::token_hash(&generation.tokens);
+                        }
                         if let Some(first) = first_token {
                             let decoded = generation.tokens.len().saturating_sub(1) as f64;
                             let elapsed = first.elapsed().as_secs_f64();
@@ -534,6 +540,16 @@ impl Inner {
             self.metrics.queue_depth.set(self.engine.queued() as i64);
         });
         Ok(())
+    }
+
+    /// The token a lying provider (`test_lie`, for the tests of cheating) puts at `index`: the
+    /// first stays honest, the rest are shifted, so the answer looks plausible and is wrong.
+    fn falsified(&self, index: u32, token: u32) -> u32 {
+        if self.config.test_lie && index > 0 {
+            (token + 7) % self.engine.n_vocab().max(1)
+        } else {
+            token
+        }
     }
 
     // ---- chain ---------------------------------------------------------------------------

@@ -16,6 +16,7 @@ pub mod model_file;
 pub mod models;
 pub mod sampler;
 pub mod tiny_gguf;
+pub mod tokenizer;
 
 use agora_primitives::wire::{token_hash, RuntimeProfile, StopReason};
 use agora_primitives::{Hash256, SamplingParams};
@@ -76,6 +77,8 @@ pub enum EngineError {
     TokenOutOfVocabulary { position: usize, token: u32, n_vocab: u32 },
     #[error("all {slots} inference slots are busy and {queued} requests are already queued")]
     Busy { slots: usize, queued: usize },
+    #[error("the model's chat template cannot render this conversation: {0}")]
+    Template(String),
     #[error("llama.cpp failed to decode: {0}")]
     Decode(String),
     #[error("the inference engine has shut down")]

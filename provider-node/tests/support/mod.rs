@@ -48,6 +48,26 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// The `agora-provider` binary: cargo's own in this crate's tests. Elsewhere (the client's tests
+/// include this module too) it is brought up to date by building the workspace's tests, the
+/// same build (and feature set) as `./scripts/test`, so that this is a no-op there.
+pub fn provider_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        if let Some(path) = option_env!("CARGO_BIN_EXE_agora-provider") {
+            return PathBuf::from(path);
+        }
+        let status = Command::new(env!("CARGO"))
+            .args(["test", "--workspace", "--locked", "--no-run"])
+            .current_dir(workspace_root())
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building agora-provider failed");
+        let deps = std::env::current_exe().unwrap();
+        deps.parent().and_then(Path::parent).unwrap().join("agora-provider")
+    })
+}
+
 /// One `agora-provider run` process.
 pub struct Provider {
     pub name: String,
@@ -86,7 +106,7 @@ impl Provider {
     fn spawn(&mut self, price: u128) {
         std::fs::create_dir_all(&self.dir).unwrap();
         let log = std::fs::File::create(self.dir.join(format!("provider-{}.log", Instant::now().elapsed().as_nanos()))).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_agora-provider"))
+        let child = Command::new(provider_binary())
             .arg("run")
             .arg("--data-dir")
             .arg(&self.dir)
@@ -144,13 +164,17 @@ impl Provider {
 
     /// Runs `agora-provider <subcommand>` on this provider's data directory and account.
     pub fn account_command(&self, subcommand: &str) -> std::process::Output {
-        Command::new(env!("CARGO_BIN_EXE_agora-provider"))
+        Command::new(provider_binary())
             .arg(subcommand)
             .arg("--data-dir")
             .arg(&self.dir)
             .args(["--chain-url", &self.chain_url, "--account-uri", &self.uri])
             .output()
             .unwrap()
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// SIGKILL: no shutdown code runs.

@@ -1,0 +1,236 @@
+//! `agora`: the marketplace from a terminal, thin over `agora_client`.
+
+use agora_client::{report, Client, ClientConfig, Job, ModelRef, Prompt, RunEvent};
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "agora", version, about = "Agora: paid, verified LLM inference from a decentralized marketplace")]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args)]
+struct Global {
+    /// The chain's WebSocket endpoint.
+    #[arg(long, global = true, env = "AGORA_CHAIN_URL", default_value = "ws://127.0.0.1:9944")]
+    chain_url: String,
+    /// The paying account's secret URI (the default is a development account).
+    #[arg(long, global = true, env = "AGORA_ACCOUNT_URI", default_value = "//Eve", hide_default_value = true)]
+    account_uri: String,
+    /// A GGUF file or a directory of them to tokenise prompts with (default: ~/.cache/agora-models).
+    #[arg(long, global = true, env = "AGORA_GGUF")]
+    gguf: Vec<PathBuf>,
+    /// Print JSON for scripts instead of text for humans.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a prompt on k providers, stream the answer, then print the receipt.
+    Run(RunArgs),
+    /// Model releases: history of a family, one release.
+    #[command(subcommand)]
+    Models(ModelsCommand),
+    /// Providers and their reputation.
+    #[command(subcommand)]
+    Providers(ProvidersCommand),
+    /// A settled request's receipt.
+    Receipt { request: u64 },
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// `family`, `family:version` or a release's sha256.
+    #[arg(long, short)]
+    model: String,
+    /// Independent providers to run it (the assurance level).
+    #[arg(short, default_value_t = 3)]
+    k: u32,
+    #[arg(long, default_value_t = 64)]
+    max_tokens: u32,
+    /// The most paid to any provider per 1k tokens (default: what the k cheapest ask).
+    #[arg(long)]
+    max_price: Option<u128>,
+    /// Sampling temperature; 0 is greedy.
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f64,
+    #[arg(long, default_value_t = 0)]
+    top_k: u32,
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f64,
+    /// Send the prompt as raw text instead of a user turn in the model's chat template.
+    #[arg(long)]
+    raw: bool,
+    prompt: String,
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// Every release of a family, oldest first.
+    History { family: String },
+    /// One release, by sha256 (or family[:version]).
+    Show { model: String },
+}
+
+#[derive(Subcommand)]
+enum ProvidersCommand {
+    /// Registered providers, best reputation first.
+    Ls {
+        /// Only the providers of this model.
+        #[arg(long)]
+        model: Option<String>,
+    },
+}
+
+fn milli(value: f64, what: &str) -> Result<u32> {
+    anyhow::ensure!(value.is_finite() && (0.0..=100.0).contains(&value), "{what} must be between 0 and 100");
+    Ok((value * 1000.0).round() as u32)
+}
+
+async fn client(global: &Global) -> Result<Client> {
+    let mut config = ClientConfig::new(&global.chain_url, agora_client::account_from_uri(&global.account_uri)?);
+    if !global.gguf.is_empty() {
+        config.model_files = global.gguf.clone();
+    }
+    Client::connect(config).await.with_context(|| format!("connecting to {}", global.chain_url))
+}
+
+async fn run(global: &Global, args: RunArgs) -> Result<()> {
+    let model: ModelRef = args.model.parse()?;
+    let prompt = if args.raw {
+        Prompt::Text(args.prompt)
+    } else {
+        Prompt::Chat(vec![agora_client::ChatTurn { role: "user".into(), content: args.prompt }])
+    };
+    let mut job = Job::new(model, prompt);
+    job.k = args.k;
+    job.max_tokens = args.max_tokens;
+    job.max_price_per_1k = args.max_price;
+    job.sampling.temperature_milli = milli(args.temperature, "--temperature")?;
+    job.sampling.top_k = args.top_k;
+    job.sampling.top_p_milli = milli(args.top_p, "--top-p")?.min(1000);
+    let client = client(global).await?;
+    let json = global.json;
+    let result = client
+        .run(&job, |event| {
+            if json {
+                return;
+            }
+            match event {
+                RunEvent::Escrowed { request, escrow } => eprintln!("request {request}: {escrow} escrowed"),
+                RunEvent::Assigned { providers, .. } => eprintln!("assigned to {} providers", providers.len()),
+                RunEvent::Token { piece, .. } => {
+                    let mut out = std::io::stdout().lock();
+                    let _ = out.write_all(&piece);
+                    let _ = out.flush();
+                },
+                RunEvent::ProviderFinished(report) => {
+                    if let Some(why) = &report.failure {
+                        eprintln!("\nprovider {} gave no answer: {why}", report.provider);
+                    }
+                },
+                RunEvent::Settled(_) => {},
+            }
+        })
+        .await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report::run_result(&result))?);
+        return Ok(());
+    }
+    println!();
+    if result.stream_corrected {
+        println!("(the first provider to answer was outvoted; the majority answer is)\n{}", result.text);
+    }
+    println!("\n{} of {} providers agreed; verified against the receipt: {}", result.agreeing, result.providers.len(), if result.verified { "yes" } else { "NO" });
+    match &result.receipt {
+        Some(receipt) => print!("{}", report::receipt_lines(receipt)),
+        None => println!("request {} is {:?}: no receipt", result.request, result.status),
+    }
+    Ok(())
+}
+
+fn print_json_or(json: bool, value: serde_json::Value, human: impl FnOnce()) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        human();
+    }
+    Ok(())
+}
+
+async fn main_async(cli: Cli) -> Result<()> {
+    let global = &cli.global;
+    match cli.command {
+        Command::Run(args) => run(global, args).await,
+        Command::Models(ModelsCommand::History { family }) => {
+            let history = client(global).await?.history(&family).await?;
+            let value = serde_json::Value::Array(history.iter().map(report::release).collect());
+            print_json_or(global.json, value.clone(), || {
+                for r in value.as_array().into_iter().flatten() {
+                    println!(
+                        "{}  {:<10} {:<11} block {:<6} {}{}",
+                        r["sha256"].as_str().unwrap_or_default(),
+                        r["version"].as_str().unwrap_or_default(),
+                        r["status"].as_str().unwrap_or_default(),
+                        r["published_at"],
+                        r["quantization"].as_str().unwrap_or_default(),
+                        r["parent"].as_str().map(|p| format!("  parent {p}")).unwrap_or_default(),
+                    );
+                }
+            })
+        },
+        Command::Models(ModelsCommand::Show { model }) => {
+            let release = client(global).await?.release(&model.parse()?).await?;
+            let value = report::release(&release);
+            print_json_or(global.json, value.clone(), || {
+                for (key, v) in value.as_object().into_iter().flatten() {
+                    println!("{key:<18} {}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
+                }
+            })
+        },
+        Command::Providers(ProvidersCommand::Ls { model }) => {
+            let client = client(global).await?;
+            let release = match model {
+                Some(m) => Some(client.release(&m.parse()?).await?.info.sha256),
+                None => None,
+            };
+            let providers = client.providers(release).await?;
+            let value = serde_json::Value::Array(providers.iter().map(|(who, r)| report::provider(who, r)).collect());
+            print_json_or(global.json, value.clone(), || {
+                for p in value.as_array().into_iter().flatten() {
+                    println!(
+                        "{}  {:<8} reputation {:>7} ppm  price in/out {}/{} per 1k  stake {}",
+                        p["account"].as_str().unwrap_or_default(),
+                        p["status"].as_str().unwrap_or_default(),
+                        p["reputation_ppm"],
+                        p["price_per_1k_input"].as_str().unwrap_or_default(),
+                        p["price_per_1k_output"].as_str().unwrap_or_default(),
+                        p["stake"].as_str().unwrap_or_default(),
+                    );
+                }
+            })
+        },
+        Command::Receipt { request } => {
+            let receipt = client(global).await?.receipt(request).await?;
+            print_json_or(global.json, report::receipt(&receipt), || print!("{}", report::receipt_lines(&receipt)))
+        },
+    }
+}
+
+fn main() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,llama_cpp_2=off"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
+    if let Err(e) = runtime.block_on(main_async(cli)) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,55 @@
+//! What can go wrong for a client, named so that callers can react to each case.
+
+use agora_primitives::Hash256;
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("no model release matches `{0}` (see `agora models history <family>`)")]
+    UnknownModel(String),
+    #[error("release {} is revoked and may not be requested", hex::encode(.0))]
+    Revoked(Hash256),
+    #[error("`{0}` is not a model reference: use `family`, `family:version` or a 64-hex sha256")]
+    BadModelRef(String),
+    #[error(
+        "no local copy of release {} ({family}, {size} bytes) to tokenise the prompt with; searched {searched:?} (pass --gguf PATH)",
+        hex::encode(.release)
+    )]
+    ModelFileMissing { release: Hash256, family: String, size: u64, searched: Vec<PathBuf> },
+    #[error("the prompt is empty")]
+    EmptyPrompt,
+    #[error("max_tokens must be at least 1")]
+    ZeroMaxTokens,
+    #[error("k must be between 1 and {max}, not {k}")]
+    BadRedundancy { k: u32, max: u32 },
+    #[error("the prompt has {prompt_tokens} tokens and asks for {max_tokens} more, but the largest context offered is {max_context}")]
+    PromptTooLong { prompt_tokens: u32, max_tokens: u32, max_context: u32 },
+    #[error("k = {k} providers were asked for, but only {eligible} are eligible for this release now")]
+    NotEnoughProviders { k: u32, eligible: usize },
+    #[error("no {k} providers serve at {max_price_per_1k} per 1k tokens or less; the {k} cheapest need {needed} per 1k")]
+    PriceTooLow { k: u32, max_price_per_1k: u128, needed: u128 },
+    #[error("the request would escrow {needed} but the account has {free} free")]
+    InsufficientFunds { needed: u128, free: u128 },
+    #[error("request {request} was {status} before any provider was drawn")]
+    NotAssigned { request: u64, status: String },
+    #[error("no receipt for request {0}: it does not exist")]
+    UnknownRequest(u64),
+    #[error("request {request} has no receipt yet: it is {status}")]
+    NotSettled { request: u64, status: String },
+    #[error("no assigned provider answered request {0}")]
+    NoAnswer(u64),
+    #[error("request {request} did not settle within {seconds} s (status: {status})")]
+    SettlementTimeout { request: u64, seconds: u64, status: String },
+    #[error("no provider is registered as {0}")]
+    UnknownProvider(String),
+    #[error(transparent)]
+    Model(#[from] agora_provider_node::engine::EngineError),
+    #[error(transparent)]
+    Chain(#[from] agora_chain_client::Error),
+    #[error("libp2p: {0}")]
+    Network(#[from] agora_provider_node::net::NetError),
+    #[error("{0}")]
+    Other(String),
+}
+
+pub type Result<T, E = ClientError> = std::result::Result<T, E>;

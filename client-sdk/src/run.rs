@@ -1,0 +1,478 @@
+//! One paid, verified request: checks, escrow, the draw, k streams over libp2p, the comparison
+//! of the k answers, and the receipt.
+
+use crate::error::{ClientError, Result};
+use crate::models::{resolve, ModelRef};
+use crate::Client;
+use agora_chain_client::{types, AccountId, ModelRelease, Quote, Receipt};
+use agora_primitives::wire::{token_hash, InferFrame, InferRequest, StopReason, MAX_FRAME_BYTES};
+use agora_primitives::{pricing, Hash256, MAX_REDUNDANCY};
+use agora_provider_node::engine::tokenizer::{ChatTurn, Tokenizer};
+use agora_provider_node::net::{self, frame, Network};
+use futures::AsyncWriteExt;
+use libp2p::{Multiaddr, PeerId};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// What to ask.
+#[derive(Clone, Debug)]
+pub enum Prompt {
+    /// Completion of raw text.
+    Text(String),
+    /// A conversation, rendered with the release's own chat template.
+    Chat(Vec<ChatTurn>),
+    /// Token ids, already tokenised with the release's tokenizer.
+    Tokens(Vec<u32>),
+}
+
+/// A request as a caller states it.
+#[derive(Clone, Debug)]
+pub struct Job {
+    pub model: ModelRef,
+    pub prompt: Prompt,
+    pub max_tokens: u32,
+    /// Independent providers that run it (the assurance level).
+    pub k: u32,
+    /// The most paid to any provider per 1k tokens; `None`: whatever the k cheapest ask.
+    pub max_price_per_1k: Option<u128>,
+    pub sampling: types::SamplingParams,
+    /// Blocks the providers have to commit.
+    pub commit_blocks: u32,
+}
+
+impl Job {
+    pub fn new(model: ModelRef, prompt: Prompt) -> Self {
+        Self {
+            model,
+            prompt,
+            max_tokens: 64,
+            k: 3,
+            max_price_per_1k: None,
+            sampling: types::SamplingParams { temperature_milli: 0, top_k: 0, top_p_milli: 0 },
+            commit_blocks: 20,
+        }
+    }
+}
+
+/// A job checked against the chain, ready to be paid for: nothing has moved yet.
+#[derive(Clone)]
+pub struct Prepared {
+    pub release: ModelRelease,
+    pub prompt: Vec<u32>,
+    pub params: types::RequestParams<u128, u32>,
+    /// What the escrow will hold: k times the most one provider can cost.
+    pub escrow: u128,
+    /// The providers eligible now, cheapest first.
+    pub quotes: Vec<Quote>,
+    pub(crate) tokenizer: Arc<Tokenizer>,
+}
+
+/// What happens, in order, as a job runs.
+#[derive(Clone, Debug)]
+pub enum RunEvent {
+    Escrowed { request: u64, escrow: u128 },
+    Assigned { request: u64, providers: Vec<AccountId> },
+    /// A token of the answer, as the first provider to answer streams it.
+    Token { index: u32, token: u32, piece: Vec<u8> },
+    /// One provider's stream ended (or never started).
+    ProviderFinished(ProviderReport),
+    Settled(Receipt),
+}
+
+/// How one assigned provider answered, as this client saw it.
+#[derive(Clone, Debug)]
+pub struct ProviderReport {
+    pub provider: AccountId,
+    pub tokens: Vec<u32>,
+    /// Its closing frame's hash, count and stop reason, if it sent one.
+    pub done: Option<(Hash256, u32, StopReason)>,
+    /// Why it gave no complete answer (unreachable, refused, cut off, too slow), if it did not.
+    pub failure: Option<String>,
+    pub time_to_first_token: Option<Duration>,
+}
+
+impl ProviderReport {
+    /// A complete answer whose closing frame matches its tokens.
+    pub fn answered(&self) -> Option<Hash256> {
+        let (hash, count, _) = self.done?;
+        (hash == token_hash(&self.tokens) && count as usize == self.tokens.len()).then_some(hash)
+    }
+}
+
+/// Timings of the steps, for the benchmark and for curious users.
+#[derive(Clone, Debug, Default)]
+pub struct Timings {
+    pub escrow: Duration,
+    pub assignment: Duration,
+    pub dial: Duration,
+    pub first_token: Duration,
+    pub generation: Duration,
+    pub settlement: Duration,
+}
+
+/// The answer and its proof of payment.
+#[derive(Clone, Debug)]
+pub struct RunResult {
+    pub request: u64,
+    pub release: Hash256,
+    /// The answer most providers gave (the streamed one if none agreed).
+    pub tokens: Vec<u32>,
+    pub text: String,
+    pub output_hash: Hash256,
+    /// How many providers returned exactly this answer.
+    pub agreeing: usize,
+    pub providers: Vec<ProviderReport>,
+    /// The on-chain receipt; `None` when the request went to dispute.
+    pub receipt: Option<Receipt>,
+    pub status: types::RequestStatus,
+    /// The receipt's winning hash equals the hash of the answer returned here.
+    pub verified: bool,
+    /// The streamed tokens differed from the final answer (the first provider was outvoted).
+    pub stream_corrected: bool,
+    pub timings: Timings,
+}
+
+pub(crate) fn status_name(status: types::RequestStatus) -> String {
+    format!("{status:?}").to_lowercase()
+}
+
+impl Client {
+    /// Checks a job against the chain and the model: the release, the prompt, the context,
+    /// the providers and prices, the balance. Nothing is paid.
+    pub async fn prepare(&self, job: &Job) -> Result<Prepared> {
+        if job.max_tokens == 0 {
+            return Err(ClientError::ZeroMaxTokens);
+        }
+        if job.k == 0 || job.k > MAX_REDUNDANCY {
+            return Err(ClientError::BadRedundancy { k: job.k, max: MAX_REDUNDANCY });
+        }
+        let release = resolve(&self.chain, &job.model).await?;
+        let tokenizer = self.models.tokenizer(&release).await?;
+        let prompt = match &job.prompt {
+            Prompt::Text(text) if text.trim().is_empty() => return Err(ClientError::EmptyPrompt),
+            Prompt::Text(text) => tokenizer.tokenize(text, true),
+            Prompt::Chat(turns) if turns.iter().all(|t| t.content.trim().is_empty()) => return Err(ClientError::EmptyPrompt),
+            Prompt::Chat(turns) => tokenizer.chat(turns)?,
+            Prompt::Tokens(tokens) => tokens.clone(),
+        };
+        if prompt.is_empty() {
+            return Err(ClientError::EmptyPrompt);
+        }
+        if let Some((position, &token)) = prompt.iter().enumerate().find(|(_, &t)| t >= tokenizer.n_vocab()) {
+            return Err(agora_provider_node::engine::EngineError::TokenOutOfVocabulary { position, token, n_vocab: tokenizer.n_vocab() }.into());
+        }
+        let prompt_tokens = prompt.len() as u32;
+        let id = release.info.sha256;
+
+        // Every profile offered for the release; the one most providers run is where k
+        // identical answers are likeliest.
+        let mut profiles: HashMap<Hash256, usize> = HashMap::new();
+        let mut max_context = 0;
+        for who in self.chain.servers_of(id).await? {
+            if let Some(record) = self.chain.provider(&who).await? {
+                if record.status == types::ProviderStatus::Online {
+                    if let Some(offer) = record.manifest.offers.0.iter().find(|o| o.release == id) {
+                        *profiles.entry(offer.runtime_profile).or_default() += 1;
+                        max_context = max_context.max(record.manifest.max_context);
+                    }
+                }
+            }
+        }
+        let Some((&profile, _)) = profiles.iter().max_by_key(|(hash, n)| (**n, **hash)) else {
+            return Err(ClientError::NotEnoughProviders { k: job.k, eligible: 0 });
+        };
+        if prompt_tokens.saturating_add(job.max_tokens) > max_context {
+            return Err(ClientError::PromptTooLong { prompt_tokens, max_tokens: job.max_tokens, max_context });
+        }
+        let quotes = self.chain.quote(id, profile, prompt_tokens, job.max_tokens).await?;
+        if quotes.len() < job.k as usize {
+            return Err(ClientError::NotEnoughProviders { k: job.k, eligible: quotes.len() });
+        }
+        let mut asks: Vec<u128> = quotes.iter().map(|q| q.price_per_1k_input.max(q.price_per_1k_output)).collect();
+        asks.sort_unstable();
+        let needed = asks[job.k as usize - 1];
+        let max_price_per_1k = job.max_price_per_1k.unwrap_or(needed);
+        if max_price_per_1k < needed {
+            return Err(ClientError::PriceTooLow { k: job.k, max_price_per_1k, needed });
+        }
+        let quotes: Vec<Quote> = quotes.into_iter().filter(|q| q.price_per_1k_input.max(q.price_per_1k_output) <= max_price_per_1k).collect();
+        let per_provider = pricing::max_cost(prompt_tokens, job.max_tokens, max_price_per_1k)
+            .ok_or_else(|| ClientError::Other("the price overflows".into()))?;
+        let escrow = per_provider.saturating_mul(u128::from(job.k));
+        let free = self.chain.free_balance(&self.account()).await?;
+        if free < escrow {
+            return Err(ClientError::InsufficientFunds { needed: escrow, free });
+        }
+        let params = types::RequestParams {
+            release: id,
+            runtime_profile: profile,
+            prompt_hash: token_hash(&prompt),
+            prompt_tokens,
+            max_output_tokens: job.max_tokens,
+            max_price_per_1k,
+            redundancy: job.k,
+            sampling: job.sampling.clone(),
+            commit_blocks: job.commit_blocks,
+        };
+        Ok(Prepared { release, prompt, params, escrow, quotes, tokenizer })
+    }
+
+    /// Runs a job end to end: prepare, escrow, stream from the assigned providers (calling
+    /// `on_event` as things happen), compare their answers, wait for settlement.
+    pub async fn run(&self, job: &Job, on_event: impl FnMut(RunEvent)) -> Result<RunResult> {
+        let prepared = self.prepare(job).await?;
+        self.run_prepared(prepared, on_event).await
+    }
+
+    pub async fn run_prepared(&self, prepared: Prepared, mut on_event: impl FnMut(RunEvent)) -> Result<RunResult> {
+        let mut timings = Timings::default();
+        let started = Instant::now();
+        let request = self.chain.create_request(prepared.params.clone(), &self.signer).await?;
+        timings.escrow = started.elapsed();
+        on_event(RunEvent::Escrowed { request, escrow: prepared.escrow });
+
+        let assigned_at = Instant::now();
+        let assignment = self.wait_assigned(request).await?;
+        timings.assignment = assigned_at.elapsed();
+        on_event(RunEvent::Assigned { request, providers: assignment.providers.0.clone() });
+
+        let streams_at = Instant::now();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        for (slot, provider) in assignment.providers.0.iter().enumerate() {
+            let (chain, net, tx) = (self.chain.clone(), self.net.clone(), tx.clone());
+            let (provider, prompt, timeouts) = (provider.clone(), prepared.prompt.clone(), self.timeouts.clone());
+            tokio::spawn(async move {
+                let result = stream_from(&chain, &net, &provider, request, prompt, &timeouts, slot, &tx).await;
+                let _ = tx.send((slot, StreamEvent::Ended(result.err())));
+            });
+        }
+        drop(tx);
+
+        let k = assignment.providers.0.len();
+        let mut reports: Vec<ProviderReport> = assignment
+            .providers
+            .0
+            .iter()
+            .map(|p| ProviderReport { provider: p.clone(), tokens: vec![], done: None, failure: None, time_to_first_token: None })
+            .collect();
+        let mut ended = vec![false; k];
+        let mut leader: Option<usize> = None;
+        let mut streamed: Vec<u32> = Vec::new();
+        while let Some((slot, event)) = rx.recv().await {
+            match event {
+                StreamEvent::Dialed => {
+                    if timings.dial.is_zero() {
+                        timings.dial = streams_at.elapsed();
+                    }
+                },
+                StreamEvent::Token(token) => {
+                    let report = &mut reports[slot];
+                    if report.tokens.is_empty() {
+                        report.time_to_first_token = Some(streams_at.elapsed());
+                    }
+                    report.tokens.push(token);
+                    if leader.is_none() {
+                        leader = Some(slot);
+                        timings.first_token = streams_at.elapsed();
+                    }
+                },
+                StreamEvent::Done(hash, count, stop) => reports[slot].done = Some((hash, count, stop)),
+                StreamEvent::Ended(failure) => {
+                    ended[slot] = true;
+                    let report = &mut reports[slot];
+                    report.failure = failure.or_else(|| report.done.is_none().then(|| "the stream ended without a closing frame".into()));
+                    if report.failure.is_some() {
+                        tracing::warn!(provider = %report.provider, reason = report.failure.as_deref().unwrap_or(""), "no answer from a provider");
+                    }
+                    on_event(RunEvent::ProviderFinished(report.clone()));
+                    if leader == Some(slot) && report.failure.is_some() {
+                        // The streaming provider died: carry on from one whose tokens agree so far.
+                        leader = (0..k).filter(|&s| !ended[s] && reports[s].tokens.starts_with(&streamed)).max_by_key(|&s| reports[s].tokens.len());
+                    }
+                },
+            }
+            if let Some(l) = leader {
+                let tokens = &reports[l].tokens;
+                if tokens.len() > streamed.len() && tokens.starts_with(&streamed) {
+                    for (index, &token) in tokens.iter().enumerate().skip(streamed.len()) {
+                        on_event(RunEvent::Token { index: index as u32, token, piece: prepared.tokenizer.piece(token) });
+                    }
+                    streamed = tokens.clone();
+                }
+            }
+        }
+        timings.generation = streams_at.elapsed().saturating_sub(timings.first_token);
+
+        // The answer is the one most providers gave in full; ties and no answer at all fall back.
+        let mut groups: HashMap<Hash256, Vec<usize>> = HashMap::new();
+        for (slot, report) in reports.iter().enumerate() {
+            if let Some(hash) = report.answered() {
+                groups.entry(hash).or_default().push(slot);
+            }
+        }
+        let best = groups.values().max_by_key(|slots| (slots.len(), std::cmp::Reverse(slots[0]))).cloned();
+        let Some(best) = best else { return Err(ClientError::NoAnswer(request)) };
+        let tokens = reports[best[0]].tokens.clone();
+        let output_hash = token_hash(&tokens);
+
+        let settling = Instant::now();
+        let (status, receipt) = self.wait_settled(request).await?;
+        timings.settlement = settling.elapsed();
+        if let Some(receipt) = &receipt {
+            on_event(RunEvent::Settled(receipt.clone()));
+        }
+        let verified = receipt.as_ref().and_then(|r| r.winning.as_ref()).is_some_and(|w| w.output_hash == output_hash && w.token_count as usize == tokens.len());
+        Ok(RunResult {
+            request,
+            release: prepared.release.info.sha256,
+            text: prepared.tokenizer.detokenize(&tokens),
+            stream_corrected: streamed != tokens,
+            tokens,
+            output_hash,
+            agreeing: best.len(),
+            providers: reports,
+            receipt,
+            status,
+            verified,
+            timings,
+        })
+    }
+
+    /// Waits for the draw at the start of the next block.
+    async fn wait_assigned(&self, request: u64) -> Result<agora_chain_client::Request> {
+        let deadline = Instant::now() + self.timeouts.assignment;
+        loop {
+            let r = self.chain.request(request).await?.ok_or(ClientError::UnknownRequest(request))?;
+            match r.status {
+                types::RequestStatus::Assigned | types::RequestStatus::Settled | types::RequestStatus::Disputed => return Ok(r),
+                types::RequestStatus::Pending if Instant::now() < deadline => tokio::time::sleep(self.timeouts.poll).await,
+                status => return Err(ClientError::NotAssigned { request, status: status_name(status) }),
+            }
+        }
+    }
+
+    /// Waits for the providers' commit–reveal to settle the request; once the reveal window has
+    /// closed the client settles it itself, so that providers who never answered are slashed.
+    async fn wait_settled(&self, request: u64) -> Result<(types::RequestStatus, Option<Receipt>)> {
+        let deadline = Instant::now() + self.timeouts.settlement;
+        let mut settle_tried = false;
+        loop {
+            let r = self.chain.request(request).await?.ok_or(ClientError::UnknownRequest(request))?;
+            match r.status {
+                types::RequestStatus::Assigned => {},
+                types::RequestStatus::Settled => return Ok((r.status, self.chain.receipt(request).await?)),
+                status => return Ok((status, None)),
+            }
+            if !settle_tried && self.chain.best_block_number().await? > r.reveal_deadline {
+                settle_tried = true;
+                if let Err(e) = self.chain.settle(request, &self.signer).await {
+                    tracing::info!(error = %e, "settle (a provider may have settled first)");
+                }
+                continue;
+            }
+            if Instant::now() > deadline {
+                return Err(ClientError::SettlementTimeout { request, seconds: self.timeouts.settlement.as_secs(), status: status_name(r.status) });
+            }
+            tokio::time::sleep(self.timeouts.poll).await;
+        }
+    }
+}
+
+/// How long the client waits at each step.
+#[derive(Clone, Debug)]
+pub struct Timeouts {
+    pub assignment: Duration,
+    pub first_token: Duration,
+    /// Between two frames of a stream.
+    pub stall: Duration,
+    pub settlement: Duration,
+    pub poll: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            assignment: Duration::from_secs(60),
+            first_token: Duration::from_secs(60),
+            stall: Duration::from_secs(20),
+            settlement: Duration::from_secs(600),
+            poll: Duration::from_millis(100),
+        }
+    }
+}
+
+enum StreamEvent {
+    Dialed,
+    Token(u32),
+    Done(Hash256, u32, StopReason),
+    /// The stream is over; `Some` says why it gave no answer.
+    Ended(Option<String>),
+}
+
+/// Where a provider's manifest says it listens.
+async fn locate(chain: &agora_chain_client::ChainClient, provider: &AccountId) -> Result<(PeerId, Vec<Multiaddr>), String> {
+    let record = chain.provider(provider).await.map_err(|e| e.to_string())?.ok_or("not registered")?;
+    let peer = PeerId::from_bytes(&record.manifest.peer_id.0).map_err(|e| format!("bad peer id in its manifest: {e}"))?;
+    let addrs = record
+        .manifest
+        .multiaddrs
+        .0
+        .iter()
+        .filter_map(|a| std::str::from_utf8(&a.0).ok()?.parse::<Multiaddr>().ok())
+        .map(|a| if a.iter().any(|p| matches!(p, libp2p::multiaddr::Protocol::P2p(_))) { a } else { a.with(libp2p::multiaddr::Protocol::P2p(peer)) })
+        .collect();
+    Ok((peer, addrs))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn stream_from(
+    chain: &agora_chain_client::ChainClient,
+    net: &Network,
+    provider: &AccountId,
+    request: u64,
+    prompt: Vec<u32>,
+    timeouts: &Timeouts,
+    slot: usize,
+    events: &mpsc::UnboundedSender<(usize, StreamEvent)>,
+) -> Result<(), String> {
+    let (peer, addrs) = locate(chain, provider).await?;
+    let mut dialed = Err("its manifest lists no address".to_string());
+    for addr in addrs {
+        match tokio::time::timeout(timeouts.first_token, net.dial(addr.clone())).await {
+            Ok(Ok(())) => {
+                dialed = Ok(());
+                break;
+            },
+            Ok(Err(e)) => dialed = Err(format!("dial {addr}: {e}")),
+            Err(_) => dialed = Err(format!("dial {addr}: timed out")),
+        }
+    }
+    dialed?;
+    let mut stream = net.control().open_stream(peer, net::infer_protocol()).await.map_err(|e| format!("open stream: {e}"))?;
+    let _ = events.send((slot, StreamEvent::Dialed));
+    frame::write(&mut stream, &InferRequest { request, prompt }).await.map_err(|e| format!("send the prompt: {e}"))?;
+    let mut wait = timeouts.first_token;
+    let result = loop {
+        let next = tokio::time::timeout(wait, frame::read::<InferFrame, _>(&mut stream, MAX_FRAME_BYTES)).await;
+        wait = timeouts.stall;
+        match next {
+            Err(_) => break Err("timed out".to_string()),
+            Ok(Err(e)) => break Err(format!("broken stream: {e}")),
+            Ok(Ok(None)) => break Ok(()),
+            Ok(Ok(Some(InferFrame::Token { token, .. }))) => {
+                let _ = events.send((slot, StreamEvent::Token(token)));
+            },
+            Ok(Ok(Some(InferFrame::Done { output_hash, token_count, stop }))) => {
+                let _ = events.send((slot, StreamEvent::Done(output_hash, token_count, stop)));
+                break Ok(());
+            },
+            Ok(Ok(Some(InferFrame::Error { kind, message }))) => {
+                break Err(format!("refused ({kind:?}): {}", String::from_utf8_lossy(&message)));
+            },
+        }
+    };
+    let _ = stream.close().await;
+    result
+}

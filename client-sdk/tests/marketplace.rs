@@ -1,0 +1,182 @@
+//! The marketplace as a client sees it, over a real dev chain with real provider processes
+//! serving the real model: a k = 3 request paid and verified, a lying provider outvoted and
+//! slashed, a provider killed mid-stream, and bad input refused before any money moves.
+
+#[path = "../../provider-node/tests/support/mod.rs"]
+mod support;
+
+use agora_chain_client::{types, ChainClient};
+use agora_client::{Client, ClientConfig, ClientError, Job, Prompt, RunEvent, Timeouts};
+use agora_devnet::demo::UNIT;
+use std::time::Duration;
+use support::*;
+
+/// Blocks at a steady pace, as a real chain makes them, so that deadlines pass.
+fn tick_blocks(chain: &ChainClient) -> tokio::task::JoinHandle<()> {
+    let chain = chain.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(1000)).await;
+            let _ = chain.new_blocks(1).await;
+        }
+    })
+}
+
+async fn client(url: &str) -> Client {
+    let mut config = ClientConfig::dev(url);
+    config.model_files = vec![smollm2().clone()];
+    config.timeouts = Timeouts { settlement: Duration::from_secs(240), ..Timeouts::default() };
+    Client::connect(config).await.unwrap()
+}
+
+fn job(prompt: &str, max_tokens: u32, k: u32) -> Job {
+    let mut job = Job::new("smollm2-135m-instruct".parse().unwrap(), Prompt::Text(prompt.into()));
+    job.max_tokens = max_tokens;
+    job.k = k;
+    job.commit_blocks = 10;
+    job
+}
+
+async fn expected_greedy(prompt: &str, max: u32) -> Vec<u32> {
+    let tokens = local_engine().tokenize(prompt, true);
+    let request = agora_provider_node::engine::GenerateRequest {
+        prompt: tokens,
+        max_output_tokens: max,
+        sampling: Default::default(),
+        seed: 0,
+    };
+    local_engine().submit(request).unwrap().finish().await.unwrap().tokens
+}
+
+fn start_three(url: &str, root: &std::path::Path, liar: Option<&str>) -> Vec<Provider> {
+    [("bob", "//Bob", 2), ("charlie", "//Charlie", 3), ("dave", "//Dave", 4)]
+        .into_iter()
+        .map(|(name, uri, milli)| {
+            let extra: &[&str] = if liar == Some(name) { &["--test-lie", "true"] } else { &[] };
+            Provider::start_with(url, root, name, uri, milli * UNIT / 1000, smollm2(), extra)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_k3_request_is_answered_paid_and_verified_and_bad_input_costs_nothing() {
+    let _serial = serial();
+    let (chain_guard, chain) = agora_e2e::start_chain("client-k3").await.unwrap();
+    publish_smollm2(&chain).await;
+    let _ticker = tick_blocks(&chain);
+    let root = tempfile::tempdir().unwrap();
+    let providers = start_three(&chain_guard.ws_url(), root.path(), None);
+    for p in &providers {
+        wait_online(&chain, p).await;
+    }
+    let client = client(&chain_guard.ws_url()).await;
+    let eve = client.account();
+
+    // Bad input: each refused with its own error before anything is paid.
+    let before = chain.free_balance(&eve).await.unwrap();
+    let refusals: Vec<(Job, fn(&ClientError) -> bool)> = vec![
+        (Job { model: "no-such-model".parse().unwrap(), ..job("Hi", 4, 1) }, |e| matches!(e, ClientError::UnknownModel(_))),
+        (job("Hi", 4, 4), |e| matches!(e, ClientError::NotEnoughProviders { k: 4, eligible: 3 })),
+        (Job { max_price_per_1k: Some(1), ..job("Hi", 4, 1) }, |e| matches!(e, ClientError::PriceTooLow { .. })),
+        (job("   ", 4, 1), |e| matches!(e, ClientError::EmptyPrompt)),
+        (job(&"lighthouse ".repeat(2100), 4, 1), |e| matches!(e, ClientError::PromptTooLong { .. })),
+        (job("Hi", 0, 1), |e| matches!(e, ClientError::ZeroMaxTokens)),
+    ];
+    for (job, expected) in refusals {
+        let error = client.run(&job, |_| {}).await.expect_err("refused");
+        assert!(expected(&error), "{error}");
+    }
+    assert_eq!(chain.free_balance(&eve).await.unwrap(), before, "no money moved");
+
+    // The real thing: three providers, one answer, one receipt, each paid its own price.
+    let prompt = "The capital of France is";
+    let expected = expected_greedy(prompt, 8).await;
+    let mut streamed = Vec::new();
+    let mut escrowed = 0;
+    let result = client
+        .run(&job(prompt, 8, 3), |event| match event {
+            RunEvent::Token { token, .. } => streamed.push(token),
+            RunEvent::Escrowed { escrow, .. } => escrowed = escrow,
+            _ => {},
+        })
+        .await
+        .unwrap();
+    assert_eq!(result.tokens, expected);
+    assert_eq!(streamed, expected, "tokens were streamed as they came");
+    assert!(result.text.contains("Paris"), "{}", result.text);
+    assert_eq!((result.agreeing, result.verified, result.stream_corrected), (3, true, false));
+    assert_eq!(result.status, types::RequestStatus::Settled);
+    let receipt = result.receipt.clone().expect("a receipt");
+    assert_eq!(receipt.request, result.request);
+    assert_eq!(receipt.paid.0.len(), 3);
+    assert!(receipt.slashed.0.is_empty());
+    let prompt_tokens = local_engine().tokenize(prompt, true).len() as u128;
+    let mut paid = 0;
+    for (who, amount) in &receipt.paid.0 {
+        let price = chain.provider(who).await.unwrap().unwrap().manifest.price_per_1k_output;
+        assert_eq!(*amount, (price * (prompt_tokens + 8)).div_ceil(1000));
+        paid += amount;
+    }
+    assert_eq!(receipt.refunded, escrowed - paid, "the rest of the escrow went back");
+    let spent = before - chain.free_balance(&eve).await.unwrap();
+    assert!(spent >= paid && spent < paid + UNIT / 10, "paid {paid} plus a fee, spent {spent}");
+    assert_eq!(client.receipt(result.request).await.unwrap(), receipt, "the auditor's view is the same receipt");
+    assert!(matches!(client.receipt(9_999).await, Err(ClientError::UnknownRequest(9_999))));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_liar_is_outvoted_and_slashed_and_a_dead_provider_is_a_no_show() {
+    let _serial = serial();
+    let (chain_guard, chain) = agora_e2e::start_chain("client-faults").await.unwrap();
+    publish_smollm2(&chain).await;
+    let _ticker = tick_blocks(&chain);
+    let root = tempfile::tempdir().unwrap();
+    let url = chain_guard.ws_url();
+    let mut providers = start_three(&url, root.path(), Some("dave"));
+    for p in &providers {
+        wait_online(&chain, p).await;
+    }
+    let client = client(&url).await;
+    let dave = providers[2].account();
+    let reputation_before = chain.provider(&dave).await.unwrap().unwrap().reputation;
+
+    // Dave lies: the client still returns the majority's answer, and Dave is slashed.
+    let prompt = "The capital of France is";
+    let result = client.run(&job(prompt, 8, 3), |_| {}).await.unwrap();
+    assert_eq!(result.tokens, expected_greedy(prompt, 8).await);
+    assert_eq!((result.agreeing, result.verified), (2, true));
+    let receipt = result.receipt.expect("settled");
+    assert_eq!(receipt.paid.0.len(), 2);
+    assert_eq!(receipt.slashed.0.len(), 1);
+    assert_eq!(receipt.slashed.0[0].0, dave);
+    assert_eq!(receipt.slashed.0[0].2, types::JobOutcome::Wrong);
+    let reputation = chain.provider(&dave).await.unwrap().unwrap().reputation;
+    assert!(reputation.score_ppm < reputation_before.score_ppm, "{reputation:?}");
+    assert_eq!(reputation.wrong, 1);
+
+    // Dave comes back honest; Bob is killed while the answer streams. The others answer.
+    providers[2].kill();
+    providers[2] = Provider::start_with(&url, root.path(), "dave", "//Dave", 4 * UNIT / 1000, smollm2(), &[]);
+    wait_online(&chain, &providers[2]).await;
+    let bob = providers[0].account();
+    let bob_pid = providers[0].pid().unwrap();
+    let long = "Once upon a time, in a lighthouse by the sea, there lived";
+    let mut killed = false;
+    let result = client
+        .run(&job(long, 48, 3), |event| {
+            if matches!(event, RunEvent::Token { index: 2, .. }) && !killed {
+                killed = std::process::Command::new("kill").args(["-9", &bob_pid.to_string()]).status().unwrap().success();
+            }
+        })
+        .await
+        .unwrap();
+    assert!(killed);
+    assert_eq!(result.tokens, expected_greedy(long, 48).await);
+    assert_eq!((result.agreeing, result.verified), (2, true));
+    let bob_report = result.providers.iter().find(|p| p.provider == bob).unwrap();
+    assert!(bob_report.failure.is_some(), "{bob_report:?}");
+    let receipt = result.receipt.expect("settled");
+    assert_eq!(receipt.paid.0.len(), 2);
+    assert_eq!(receipt.slashed.0.iter().map(|s| (s.0.clone(), s.2.clone())).collect::<Vec<_>>(), vec![(bob.clone(), types::JobOutcome::NoShow)]);
+    assert_eq!(chain.provider(&bob).await.unwrap().unwrap().reputation.no_shows, 1);
+}
