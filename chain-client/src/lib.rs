@@ -75,9 +75,25 @@ pub struct ChainClient {
 
 impl ChainClient {
     /// Connects over WebSocket; plain `ws://` is allowed because the dev chain is on loopback.
+    ///
+    /// The runtime version is read once here and pinned for every block: otherwise subxt asks
+    /// the runtime for it (`Core_version`, a WASM call) before every query, which alone keeps
+    /// chopsticks busy when a few nodes poll it. A client must reconnect after a runtime upgrade.
     pub async fn connect(url: &str) -> Result<Self, Error> {
+        use subxt::config::polkadot::{PolkadotConfigBuilder, SpecVersionForRange};
         let rpc = subxt::rpcs::RpcClient::from_insecure_url(url).await.map_err(subxt_err)?;
-        let api = OnlineClient::<AgoraConfig>::from_rpc_client(rpc.clone()).await.map_err(subxt_err)?;
+        let version: serde_json::Value =
+            rpc.request("state_getRuntimeVersion", subxt::rpcs::rpc_params![]).await.map_err(subxt_err)?;
+        let field = |name: &str| {
+            version[name].as_u64().and_then(|v| u32::try_from(v).ok()).ok_or_else(|| Error::Rejected(format!("no {name} in the runtime version")))
+        };
+        let pinned = SpecVersionForRange {
+            block_range: 0..u64::MAX,
+            spec_version: field("specVersion")?,
+            transaction_version: field("transactionVersion")?,
+        };
+        let config = PolkadotConfigBuilder::new().use_historic_types(false).set_spec_version_for_block_ranges([pinned]).build();
+        let api = OnlineClient::<AgoraConfig>::from_rpc_client_with_config(config, rpc.clone()).await.map_err(subxt_err)?;
         Ok(Self { api, rpc })
     }
 
@@ -109,9 +125,18 @@ impl ChainClient {
         Ok(())
     }
 
+    pub fn genesis_hash(&self) -> [u8; 32] {
+        self.api.genesis_hash().0
+    }
+
+    /// The best block's number, from its header alone (no runtime call).
     pub async fn best_block_number(&self) -> Result<BlockNumber, Error> {
-        let at = self.api.at_current_block().await.map_err(subxt_err)?;
-        Ok(at.block_number() as BlockNumber)
+        let header: serde_json::Value =
+            self.rpc.request("chain_getHeader", subxt::rpcs::rpc_params![]).await.map_err(subxt_err)?;
+        header["number"]
+            .as_str()
+            .and_then(|n| BlockNumber::from_str_radix(n.trim_start_matches("0x"), 16).ok())
+            .ok_or_else(|| Error::Rejected(format!("a header without a block number: {header}")))
     }
 
     pub async fn free_balance(&self, who: &AccountId) -> Result<Balance, Error> {

@@ -36,10 +36,14 @@ pub enum ClientError {
     UnknownRequest(u64),
     #[error("request {request} has no receipt yet: it is {status}")]
     NotSettled { request: u64, status: String },
-    #[error("no assigned provider answered request {0}")]
+    #[error("no assigned provider answered request {0}; it was settled as a no-show so that the escrow came back")]
     NoAnswer(u64),
     #[error("request {request} did not settle within {seconds} s (status: {status})")]
     SettlementTimeout { request: u64, seconds: u64, status: String },
+    #[error("release {} is published already", hex::encode(.0))]
+    AlreadyPublished(Hash256),
+    #[error("invalid release: {0}")]
+    BadRelease(String),
     #[error("no provider is registered as {0}")]
     UnknownProvider(String),
     #[error(transparent)]

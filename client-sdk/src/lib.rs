@@ -25,14 +25,18 @@
 //! # Ok(()) }
 //! ```
 
+pub mod devnet;
 pub mod error;
+pub mod gateway;
 pub mod models;
+pub mod publish;
 pub mod report;
 pub mod run;
 
 pub use agora_provider_node::engine::tokenizer::ChatTurn;
 pub use error::{ClientError, Result};
 pub use models::{ModelFiles, ModelRef};
+pub use publish::ReleaseMeta;
 pub use run::{Job, Prepared, Prompt, ProviderReport, RunEvent, RunResult, Timeouts, Timings};
 
 use agora_chain_client::{subxt_signer::sr25519::Keypair, AccountId, ChainClient, ModelRelease, ProviderRecord, Receipt};

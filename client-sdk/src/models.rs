@@ -86,29 +86,33 @@ impl ModelFiles {
         Self { search, loaded: Mutex::default() }
     }
 
-    /// The default search path: `$AGORA_MODELS_DIR`, else `~/.cache/agora-models`, where
-    /// `scripts/fetch-model` puts the project's model.
+    /// The default search path: `$AGORA_MODEL_DIR`, else `~/.cache/agora-models`, where
+    /// `scripts/fetch-model` puts the project's model (in a subdirectory).
     pub fn default_dir() -> PathBuf {
-        if let Some(dir) = std::env::var_os("AGORA_MODELS_DIR") {
+        if let Some(dir) = std::env::var_os("AGORA_MODEL_DIR") {
             return dir.into();
         }
         let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
         home.join(".cache").join("agora-models")
     }
 
+    /// Files given, and `*.gguf` files in the directories given and their subdirectories.
     fn candidates(&self) -> Vec<PathBuf> {
+        fn walk(dir: &std::path::Path, depth: u32, out: &mut Vec<PathBuf>) {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(dir).into_iter().flatten().flatten().map(|e| e.path()).collect();
+            entries.sort();
+            for path in entries {
+                if path.is_dir() && depth > 0 {
+                    walk(&path, depth - 1, out);
+                } else if path.extension().is_some_and(|e| e == "gguf") {
+                    out.push(path);
+                }
+            }
+        }
         let mut out = Vec::new();
         for path in &self.search {
             if path.is_dir() {
-                let mut found: Vec<PathBuf> = std::fs::read_dir(path)
-                    .into_iter()
-                    .flatten()
-                    .flatten()
-                    .map(|e| e.path())
-                    .filter(|p| p.extension().is_some_and(|e| e == "gguf"))
-                    .collect();
-                found.sort();
-                out.extend(found);
+                walk(path, 2, &mut out);
             } else {
                 out.push(path.clone());
             }

@@ -67,7 +67,12 @@ pub struct Prepared {
     /// The providers eligible now, cheapest first.
     pub quotes: Vec<Quote>,
     pub(crate) tokenizer: Arc<Tokenizer>,
+    /// Where each provider of the release listens, read with its record (saves a chain call
+    /// per provider on the way to the first token).
+    pub(crate) locations: HashMap<[u8; 32], Location>,
 }
+
+pub(crate) type Location = (PeerId, Vec<Multiaddr>);
 
 /// What happens, in order, as a job runs.
 #[derive(Clone, Debug)]
@@ -170,8 +175,12 @@ impl Client {
         // identical answers are likeliest.
         let mut profiles: HashMap<Hash256, usize> = HashMap::new();
         let mut max_context = 0;
+        let mut locations = HashMap::new();
         for who in self.chain.servers_of(id).await? {
             if let Some(record) = self.chain.provider(&who).await? {
+                if let Ok(location) = location(&record) {
+                    locations.insert(who.0, location);
+                }
                 if record.status == types::ProviderStatus::Online {
                     if let Some(offer) = record.manifest.offers.0.iter().find(|o| o.release == id) {
                         *profiles.entry(offer.runtime_profile).or_default() += 1;
@@ -216,7 +225,7 @@ impl Client {
             sampling: job.sampling.clone(),
             commit_blocks: job.commit_blocks,
         };
-        Ok(Prepared { release, prompt, params, escrow, quotes, tokenizer })
+        Ok(Prepared { release, prompt, params, escrow, quotes, tokenizer, locations })
     }
 
     /// Runs a job end to end: prepare, escrow, stream from the assigned providers (calling
@@ -243,8 +252,10 @@ impl Client {
         for (slot, provider) in assignment.providers.0.iter().enumerate() {
             let (chain, net, tx) = (self.chain.clone(), self.net.clone(), tx.clone());
             let (provider, prompt, timeouts) = (provider.clone(), prepared.prompt.clone(), self.timeouts.clone());
+            let known = prepared.locations.get(&provider.0).cloned();
             tokio::spawn(async move {
-                let result = stream_from(&chain, &net, &provider, request, prompt, &timeouts, slot, &tx).await;
+                let target = Target { chain: &chain, provider: &provider, known };
+                let result = stream_from(target, &net, request, prompt, &timeouts, slot, &tx).await;
                 let _ = tx.send((slot, StreamEvent::Ended(result.err())));
             });
         }
@@ -313,7 +324,14 @@ impl Client {
             }
         }
         let best = groups.values().max_by_key(|slots| (slots.len(), std::cmp::Reverse(slots[0]))).cloned();
-        let Some(best) = best else { return Err(ClientError::NoAnswer(request)) };
+        let Some(best) = best else {
+            // Nobody answered: settling after the reveal window slashes the no-shows and returns
+            // the escrow, so the client loses nothing but the fee.
+            if let Err(e) = self.wait_settled(request).await {
+                tracing::warn!(request, error = %e, "settling an unanswered request");
+            }
+            return Err(ClientError::NoAnswer(request));
+        };
         let tokens = reports[best[0]].tokens.clone();
         let output_hash = token_hash(&tokens);
 
@@ -340,14 +358,27 @@ impl Client {
         })
     }
 
+    /// Returns once the best block is past `seen` (or at `deadline`). Asking for the block
+    /// number is cheap; the runtime calls that follow are not, so they run once per block.
+    async fn next_block(&self, seen: u32, deadline: Instant) -> Result<u32> {
+        loop {
+            let best = self.chain.best_block_number().await?;
+            if best > seen || Instant::now() > deadline {
+                return Ok(best);
+            }
+            tokio::time::sleep(self.timeouts.poll).await;
+        }
+    }
+
     /// Waits for the draw at the start of the next block.
     async fn wait_assigned(&self, request: u64) -> Result<agora_chain_client::Request> {
         let deadline = Instant::now() + self.timeouts.assignment;
+        let mut seen = 0;
         loop {
             let r = self.chain.request(request).await?.ok_or(ClientError::UnknownRequest(request))?;
             match r.status {
                 types::RequestStatus::Assigned | types::RequestStatus::Settled | types::RequestStatus::Disputed => return Ok(r),
-                types::RequestStatus::Pending if Instant::now() < deadline => tokio::time::sleep(self.timeouts.poll).await,
+                types::RequestStatus::Pending if Instant::now() < deadline => seen = self.next_block(seen.max(r.created_at), deadline).await?,
                 status => return Err(ClientError::NotAssigned { request, status: status_name(status) }),
             }
         }
@@ -358,6 +389,7 @@ impl Client {
     async fn wait_settled(&self, request: u64) -> Result<(types::RequestStatus, Option<Receipt>)> {
         let deadline = Instant::now() + self.timeouts.settlement;
         let mut settle_tried = false;
+        let mut seen = 0;
         loop {
             let r = self.chain.request(request).await?.ok_or(ClientError::UnknownRequest(request))?;
             match r.status {
@@ -365,7 +397,8 @@ impl Client {
                 types::RequestStatus::Settled => return Ok((r.status, self.chain.receipt(request).await?)),
                 status => return Ok((status, None)),
             }
-            if !settle_tried && self.chain.best_block_number().await? > r.reveal_deadline {
+            let best = self.chain.best_block_number().await?;
+            if !settle_tried && best > r.reveal_deadline {
                 settle_tried = true;
                 if let Err(e) = self.chain.settle(request, &self.signer).await {
                     tracing::info!(error = %e, "settle (a provider may have settled first)");
@@ -375,7 +408,7 @@ impl Client {
             if Instant::now() > deadline {
                 return Err(ClientError::SettlementTimeout { request, seconds: self.timeouts.settlement.as_secs(), status: status_name(r.status) });
             }
-            tokio::time::sleep(self.timeouts.poll).await;
+            seen = self.next_block(seen.max(best), deadline).await?;
         }
     }
 }
@@ -412,8 +445,7 @@ enum StreamEvent {
 }
 
 /// Where a provider's manifest says it listens.
-async fn locate(chain: &agora_chain_client::ChainClient, provider: &AccountId) -> Result<(PeerId, Vec<Multiaddr>), String> {
-    let record = chain.provider(provider).await.map_err(|e| e.to_string())?.ok_or("not registered")?;
+fn location(record: &agora_chain_client::ProviderRecord) -> Result<Location, String> {
     let peer = PeerId::from_bytes(&record.manifest.peer_id.0).map_err(|e| format!("bad peer id in its manifest: {e}"))?;
     let addrs = record
         .manifest
@@ -426,18 +458,29 @@ async fn locate(chain: &agora_chain_client::ChainClient, provider: &AccountId) -
     Ok((peer, addrs))
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A provider to reach, and where it was last seen listening.
+struct Target<'a> {
+    chain: &'a agora_chain_client::ChainClient,
+    provider: &'a AccountId,
+    known: Option<Location>,
+}
+
 async fn stream_from(
-    chain: &agora_chain_client::ChainClient,
+    target: Target<'_>,
     net: &Network,
-    provider: &AccountId,
     request: u64,
     prompt: Vec<u32>,
     timeouts: &Timeouts,
     slot: usize,
     events: &mpsc::UnboundedSender<(usize, StreamEvent)>,
 ) -> Result<(), String> {
-    let (peer, addrs) = locate(chain, provider).await?;
+    let (peer, addrs) = match target.known {
+        Some(location) => location,
+        None => {
+            let record = target.chain.provider(target.provider).await.map_err(|e| e.to_string())?.ok_or("not registered")?;
+            location(&record)?
+        },
+    };
     let mut dialed = Err("its manifest lists no address".to_string());
     for addr in addrs {
         match tokio::time::timeout(timeouts.first_token, net.dial(addr.clone())).await {

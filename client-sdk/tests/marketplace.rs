@@ -16,7 +16,7 @@ fn tick_blocks(chain: &ChainClient) -> tokio::task::JoinHandle<()> {
     let chain = chain.clone();
     tokio::spawn(async move {
         loop {
-            tokio::time::sleep(Duration::from_millis(1000)).await;
+            tokio::time::sleep(Duration::from_millis(2000)).await;
             let _ = chain.new_blocks(1).await;
         }
     })
@@ -59,7 +59,7 @@ fn start_three(url: &str, root: &std::path::Path, liar: Option<&str>) -> Vec<Pro
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_k3_request_is_answered_paid_and_verified_and_bad_input_costs_nothing() {
+async fn a_k3_request_is_answered_paid_and_verified_bad_input_costs_nothing_and_the_gateway_serves_openai() {
     let _serial = serial();
     let (chain_guard, chain) = agora_e2e::start_chain("client-k3").await.unwrap();
     publish_smollm2(&chain).await;
@@ -122,6 +122,41 @@ async fn a_k3_request_is_answered_paid_and_verified_and_bad_input_costs_nothing(
     assert!(spent >= paid && spent < paid + UNIT / 10, "paid {paid} plus a fee, spent {spent}");
     assert_eq!(client.receipt(result.request).await.unwrap(), receipt, "the auditor's view is the same receipt");
     assert!(matches!(client.receipt(9_999).await, Err(ClientError::UnknownRequest(9_999))));
+
+    // Publishing: the project's tiny GGUF becomes a release; the history shows it.
+    let tiny = root.path().join("tiny.gguf");
+    agora_provider_node::engine::tiny_gguf::write(&tiny, 3).unwrap();
+    let meta = agora_client::ReleaseMeta { family: "tiny-test".into(), version: "1".into(), license: "MIT".into(), ..Default::default() };
+    let release = client.publish(&tiny, meta.clone()).await.unwrap();
+    assert_eq!(release.info.size_bytes, std::fs::metadata(&tiny).unwrap().len());
+    assert_eq!(release.info.architecture.0, b"llama".to_vec());
+    assert_eq!(client.history("tiny-test").await.unwrap(), vec![release.clone()]);
+    assert!(matches!(client.publish(&tiny, meta).await, Err(ClientError::AlreadyPublished(_))));
+
+    // The OpenAI-compatible gateway, driven by the official `openai` Python client.
+    let client = std::sync::Arc::new(client);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/v1", listener.local_addr().unwrap());
+    let config = agora_client::gateway::GatewayConfig { commit_blocks: 10, ..Default::default() };
+    let _gateway = tokio::spawn(agora_client::gateway::serve(listener, client.clone(), config));
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/openai_client.py");
+    let output = tokio::process::Command::new("python3").arg(script).arg(&base).arg("smollm2-135m-instruct").output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "the openai client failed (pip install openai==3.54.0?):\n{stderr}");
+    let seen: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(seen["models"], serde_json::json!(["smollm2-135m-instruct"]));
+    for answer in ["chat", "stream", "completion"] {
+        assert!(seen[answer].as_str().unwrap().contains("Paris"), "{answer}: {seen}");
+    }
+    assert_eq!(seen["chat"], seen["stream"], "streamed and whole answers are the same tokens");
+    assert!(seen["stream_chunks"].as_u64().unwrap() > 3, "{seen}");
+    assert!(seen["unknown_model"].as_str().unwrap().contains("no model release matches"), "{seen}");
+    // The headers name real, settled requests whose receipts hold the answer's hash.
+    let request: u64 = seen["chat_request"].as_str().unwrap().parse().unwrap();
+    let receipt = client.receipt(request).await.unwrap();
+    assert_eq!(Some(hex::encode(receipt.winning.unwrap().output_hash)), seen["chat_output_hash"].as_str().map(str::to_string));
+    let streamed: u64 = seen["stream_request"].as_str().unwrap().parse().unwrap();
+    assert_eq!(client.receipt(streamed).await.unwrap().paid.0.len(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

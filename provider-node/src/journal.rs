@@ -101,6 +101,11 @@ pub enum JournalError {
     Backwards { request: RequestId, from: JobState, to: JobState },
     #[error("request {0}: the committed output, salt or commitment may not change")]
     CommittedValueChanged(RequestId),
+    #[error(
+        "this journal belongs to the chain with genesis {}, not to {} (a dev chain restarted from genesis?); move the journal directory away to start afresh",
+        hex::encode(.journal), hex::encode(.chain)
+    )]
+    OtherChain { journal: [u8; 32], chain: [u8; 32] },
 }
 
 pub struct Journal {
@@ -111,6 +116,9 @@ pub struct Journal {
 const JOB_PREFIX: u8 = b'j';
 /// The last block whose assignments were read.
 const LAST_BLOCK_KEY: &[u8] = b"m/last_block";
+/// The genesis hash of the chain the jobs belong to: request ids and block numbers mean
+/// nothing on another chain.
+const GENESIS_KEY: &[u8] = b"m/genesis";
 
 fn key(request: RequestId) -> [u8; 9] {
     let mut key = [JOB_PREFIX; 9];
@@ -158,6 +166,18 @@ impl Journal {
         write.set_sync(true);
         self.db.put_opt(key, value, &write)?;
         Ok(())
+    }
+
+    /// Binds a new journal to the chain with `genesis`; refuses a journal of another chain.
+    pub fn bind_to_chain(&self, genesis: [u8; 32]) -> Result<(), JournalError> {
+        match self.db.get(GENESIS_KEY)? {
+            None => self.put_synced(GENESIS_KEY, &genesis),
+            Some(bound) if bound.as_slice() == genesis => Ok(()),
+            Some(bound) => {
+                let journal = bound.as_slice().try_into().unwrap_or([0; 32]);
+                Err(JournalError::OtherChain { journal, chain: genesis })
+            },
+        }
     }
 
     /// The last block whose assignments were read, if any.
@@ -229,6 +249,10 @@ mod tests {
         }
         let journal = Journal::open(dir.path()).unwrap();
         assert_eq!(journal.last_block().unwrap(), None);
+        journal.bind_to_chain([7; 32]).unwrap();
+        journal.bind_to_chain([7; 32]).unwrap();
+        let refused = journal.bind_to_chain([8; 32]);
+        assert!(matches!(refused, Err(JournalError::OtherChain { journal, chain }) if journal == [7; 32] && chain == [8; 32]));
         journal.set_last_block(41).unwrap();
         assert_eq!(journal.last_block().unwrap(), Some(41));
         assert_eq!(journal.get(2).unwrap(), Some(generated(2, 9)));

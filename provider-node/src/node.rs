@@ -148,6 +148,7 @@ impl Node {
         );
 
         let journal = Journal::open(&config.data_dir.join("journal"))?;
+        journal.bind_to_chain(chain.genesis_hash())?;
         let network = Network::start(
             keys.network.clone(),
             NetConfig {

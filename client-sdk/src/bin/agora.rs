@@ -43,6 +43,98 @@ enum Command {
     Providers(ProvidersCommand),
     /// A settled request's receipt.
     Receipt { request: u64 },
+    /// Hash a GGUF (with a progress bar) and publish it as a model release.
+    Publish {
+        gguf: PathBuf,
+        #[arg(long)]
+        family: String,
+        #[arg(long)]
+        version: String,
+        #[arg(long, default_value = "unknown")]
+        license: String,
+        /// The release this one derives from (sha256).
+        #[arg(long)]
+        parent: Option<String>,
+        /// Default: the GGUF's own `general.architecture`.
+        #[arg(long)]
+        architecture: Option<String>,
+        /// Default: from the GGUF's own `general.file_type`.
+        #[arg(long)]
+        quantization: Option<String>,
+    },
+    /// An OpenAI-compatible HTTP API; every call is paid and verified through the marketplace.
+    Gateway {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Providers per call.
+        #[arg(short, default_value_t = 3)]
+        k: u32,
+        /// The most paid to any provider per 1k tokens (default: what the k cheapest ask).
+        #[arg(long)]
+        max_price: Option<u128>,
+        /// The most tokens one call may ask for.
+        #[arg(long, default_value_t = 512)]
+        max_tokens_limit: u32,
+    },
+    /// The whole system on this machine: dev chain, the model published, three providers.
+    #[command(subcommand)]
+    Devnet(DevnetCommand),
+}
+
+#[derive(Subcommand)]
+enum DevnetCommand {
+    /// Start it in the background; returns when every provider is online.
+    Up(DevnetArgs),
+    /// Stop it.
+    Down {
+        #[arg(long, default_value = ".devnet", env = "AGORA_DEVNET_DIR")]
+        dir: PathBuf,
+    },
+    /// Run the supervisor in the foreground (what `up` starts in the background).
+    #[command(hide = true)]
+    Serve(DevnetArgs),
+}
+
+#[derive(Args)]
+struct DevnetArgs {
+    #[arg(long, default_value = ".devnet", env = "AGORA_DEVNET_DIR")]
+    dir: PathBuf,
+    #[arg(long, default_value_t = 9944, env = "AGORA_DEVNET_PORT")]
+    port: u16,
+    /// Milliseconds between blocks (transactions also get a block each, at once). Chopsticks
+    /// takes about a second of CPU per block here, so much less than 2 s starves everything else.
+    #[arg(long, default_value_t = 2000)]
+    block_ms: u64,
+    /// The GGUF to serve (default: the project's SmolLM2, fetched and checked).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// The provider binary (default: `agora-provider` beside this one).
+    #[arg(long)]
+    provider_binary: Option<PathBuf>,
+}
+
+impl DevnetArgs {
+    fn config(self) -> Result<agora_client::devnet::DevnetConfig> {
+        let model = match self.model {
+            Some(m) => m,
+            None => {
+                let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("the workspace")?;
+                eprintln!("fetching the model (SmolLM2-135M-Instruct Q4_1, checked by sha256)...");
+                agora_provider_node::engine::models::fetch_smollm2(root)?
+            },
+        };
+        let provider_binary = match self.provider_binary {
+            Some(p) => p,
+            None => std::env::current_exe()?.with_file_name("agora-provider"),
+        };
+        Ok(agora_client::devnet::DevnetConfig {
+            dir: self.dir,
+            port: self.port,
+            block_time: std::time::Duration::from_millis(self.block_ms.max(100)),
+            provider_binary,
+            model,
+        })
+    }
 }
 
 #[derive(Args)]
@@ -217,6 +309,46 @@ async fn main_async(cli: Cli) -> Result<()> {
                 }
             })
         },
+        Command::Gateway { listen, k, max_price, max_tokens_limit } => {
+            let client = std::sync::Arc::new(client(global).await?);
+            let config = agora_client::gateway::GatewayConfig { k, max_price_per_1k: max_price, max_tokens_limit, ..Default::default() };
+            let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+            eprintln!("OpenAI-compatible gateway on http://{}/v1 (k = {k})", listener.local_addr()?);
+            agora_client::gateway::serve(listener, client, config).await?;
+            Ok(())
+        },
+        Command::Devnet(DevnetCommand::Up(args)) => {
+            let config = args.config()?;
+            eprintln!("starting the devnet (chain, three providers; the first start builds and installs for a while)...");
+            let state = tokio::task::spawn_blocking(move || agora_client::devnet::up(&config, &std::env::current_exe()?)).await??;
+            print_json_or(global.json, serde_json::to_value(&state)?, || {
+                println!("devnet ready: chain at {}", state.chain_url);
+                for p in &state.providers {
+                    println!("  provider {:<8} {}  {}  log {}", p.name, p.account, p.listen, p.log.display());
+                }
+                println!("try: agora run --model smollm2-135m-instruct \"What is the capital of France?\"");
+                println!("stop it with: agora devnet down");
+            })
+        },
+        Command::Devnet(DevnetCommand::Down { dir }) => {
+            let stopped = agora_client::devnet::down(&dir)?;
+            println!("{}", if stopped { "devnet stopped" } else { "no devnet running here" });
+            Ok(())
+        },
+        Command::Devnet(DevnetCommand::Serve(args)) => agora_client::devnet::serve(args.config()?).await,
+        Command::Publish { gguf, family, version, license, parent, architecture, quantization } => {
+            let parent = match parent.map(|p| p.parse::<ModelRef>()).transpose()? {
+                Some(ModelRef::Release(hash)) => Some(hash),
+                Some(other) => anyhow::bail!("--parent takes a release's sha256, not {other}"),
+                None => None,
+            };
+            let meta = agora_client::ReleaseMeta { family, version, license, parent, architecture, quantization, ..Default::default() };
+            let release = client(global).await?.publish(&gguf, meta).await?;
+            let value = report::release(&release);
+            print_json_or(global.json, value.clone(), || {
+                println!("published {} {} as {}", value["family"].as_str().unwrap_or_default(), value["version"].as_str().unwrap_or_default(), value["sha256"].as_str().unwrap_or_default());
+            })
+        },
         Command::Receipt { request } => {
             let receipt = client(global).await?.receipt(request).await?;
             print_json_or(global.json, report::receipt(&receipt), || print!("{}", report::receipt_lines(&receipt)))
@@ -225,7 +357,7 @@ async fn main_async(cli: Cli) -> Result<()> {
 }
 
 fn main() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,llama_cpp_2=off"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,llama_cpp_2=off,libp2p_kad=error"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");

@@ -26,12 +26,28 @@ impl Tokenizer {
     /// Hashes `path`, refuses it unless it is `expected`, and loads its vocabulary.
     pub fn load(path: &Path, expected: &Hash256, progress: Progress) -> Result<Self, EngineError> {
         model_file::verify(path, expected, progress)?;
+        Self::load_vocab(path)
+    }
+
+    /// Hashes `path` (once) and loads its vocabulary: for tools that learn a file's identity,
+    /// such as publishing it as a release.
+    pub fn open(path: &Path, progress: Progress) -> Result<(Self, Hash256), EngineError> {
+        let sha256 = model_file::sha256_file(path, progress)?;
+        Ok((Self::load_vocab(path)?, sha256))
+    }
+
+    fn load_vocab(path: &Path) -> Result<Self, EngineError> {
         let params = LlamaModelParams::default().with_vocab_only(true);
         let model = LlamaModel::load_from_file(backend()?, path, &params)
             .map_err(|e| EngineError::Load { path: path.to_path_buf(), reason: e.to_string() })?;
         let n_vocab = u32::try_from(model.n_vocab()).unwrap_or(0);
         let n_ctx_train = model.n_ctx_train();
         Ok(Self { model, n_vocab, n_ctx_train })
+    }
+
+    /// A string value of the GGUF's metadata (`general.architecture`, ...), if present.
+    pub fn metadata(&self, key: &str) -> Option<String> {
+        self.model.meta_val_str(key).ok()
     }
 
     pub fn n_vocab(&self) -> u32 {

@@ -49,22 +49,19 @@ pub fn free_port() -> u16 {
 }
 
 /// The `agora-provider` binary: cargo's own in this crate's tests. Elsewhere (the client's tests
-/// include this module too) it is brought up to date by building the workspace's tests, the
-/// same build (and feature set) as `./scripts/test`, so that this is a no-op there.
+/// include this module too) the one beside the test executable, which `cargo test --workspace`
+/// (`./scripts/test`) builds before any test runs. No cargo is run from here: inside a test,
+/// cargo's per-package variables would change build-script fingerprints and rebuild crates.
 pub fn provider_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
         if let Some(path) = option_env!("CARGO_BIN_EXE_agora-provider") {
             return PathBuf::from(path);
         }
-        let status = Command::new(env!("CARGO"))
-            .args(["test", "--workspace", "--locked", "--no-run"])
-            .current_dir(workspace_root())
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building agora-provider failed");
-        let deps = std::env::current_exe().unwrap();
-        deps.parent().and_then(Path::parent).unwrap().join("agora-provider")
+        let exe = std::env::current_exe().unwrap();
+        let binary = exe.parent().and_then(Path::parent).unwrap().join("agora-provider");
+        assert!(binary.exists(), "{} is missing: run the tests with ./scripts/test, or build it first with `cargo test --workspace --no-run`", binary.display());
+        binary
     })
 }
 

@@ -1,0 +1,359 @@
+//! An OpenAI-compatible HTTP gateway: `/v1/models`, `/v1/completions` and
+//! `/v1/chat/completions` (with SSE streaming), each call paid and verified through the
+//! marketplace with the gateway's own k and price limit. The request id and output hash come
+//! back in `x-agora-request-id` / `x-agora-output-hash` headers (streamed responses carry the
+//! request id as a header and both in an `agora` object of the last chunk).
+
+use crate::error::ClientError;
+use crate::models::text;
+use crate::run::{Job, Prompt, RunEvent, RunResult};
+use crate::{ChatTurn, Client};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// What every call through the gateway may spend and how sure it must be.
+#[derive(Clone, Debug)]
+pub struct GatewayConfig {
+    pub k: u32,
+    pub max_price_per_1k: Option<u128>,
+    /// The most tokens one call may ask for.
+    pub max_tokens_limit: u32,
+    pub commit_blocks: u32,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self { k: 3, max_price_per_1k: None, max_tokens_limit: 512, commit_blocks: 20 }
+    }
+}
+
+struct Gateway {
+    client: Arc<Client>,
+    config: GatewayConfig,
+}
+
+pub fn router(client: Arc<Client>, config: GatewayConfig) -> Router {
+    Router::new()
+        .route("/v1/models", get(models))
+        .route("/v1/completions", post(completions))
+        .route("/v1/chat/completions", post(chat_completions))
+        .with_state(Arc::new(Gateway { client, config }))
+}
+
+/// Serves the gateway on `listener` until the future is dropped.
+pub async fn serve(listener: tokio::net::TcpListener, client: Arc<Client>, config: GatewayConfig) -> std::io::Result<()> {
+    axum::serve(listener, router(client, config)).await
+}
+
+fn error(status: StatusCode, kind: &str, message: impl std::fmt::Display) -> Response {
+    (status, Json(json!({ "error": { "message": message.to_string(), "type": kind, "code": Value::Null } }))).into_response()
+}
+
+fn client_error(e: ClientError) -> Response {
+    use ClientError::*;
+    let status = match &e {
+        UnknownModel(_) | Revoked(_) | ModelFileMissing { .. } => StatusCode::NOT_FOUND,
+        BadModelRef(_) | EmptyPrompt | ZeroMaxTokens | BadRedundancy { .. } | PromptTooLong { .. } | Model(_) => StatusCode::BAD_REQUEST,
+        NotEnoughProviders { .. } | PriceTooLow { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        InsufficientFunds { .. } => StatusCode::PAYMENT_REQUIRED,
+        NoAnswer(_) | SettlementTimeout { .. } | NotAssigned { .. } => StatusCode::GATEWAY_TIMEOUT,
+        _ => StatusCode::BAD_GATEWAY,
+    };
+    let kind = if status.is_client_error() { "invalid_request_error" } else { "marketplace_error" };
+    error(status, kind, e)
+}
+
+async fn models(State(gw): State<Arc<Gateway>>) -> Response {
+    let providers = match gw.client.providers(None).await {
+        Ok(p) => p,
+        Err(e) => return client_error(e),
+    };
+    let mut releases = BTreeMap::new();
+    for (_, record) in providers.iter().filter(|(_, r)| r.status == agora_chain_client::types::ProviderStatus::Online) {
+        for offer in &record.manifest.offers.0 {
+            releases.insert(offer.release, ());
+        }
+    }
+    let mut data = Vec::new();
+    for id in releases.keys() {
+        if let Ok(Some(release)) = gw.client.chain().release(*id).await {
+            data.push(json!({
+                "id": text(&release.info.family.0),
+                "object": "model",
+                "created": release.published_at,
+                "owned_by": release.publisher.to_string(),
+                "agora_release": hex::encode(id),
+                "agora_version": text(&release.info.version.0),
+            }));
+        }
+    }
+    Json(json!({ "object": "list", "data": data })).into_response()
+}
+
+#[derive(Deserialize)]
+struct CompletionBody {
+    model: String,
+    prompt: String,
+    max_tokens: Option<u32>,
+    temperature: Option<f64>,
+    top_p: Option<f64>,
+    #[serde(default)]
+    stream: bool,
+}
+
+#[derive(Deserialize)]
+struct ChatMessage {
+    role: String,
+    content: String,
+}
+
+#[derive(Deserialize)]
+struct ChatBody {
+    model: String,
+    messages: Vec<ChatMessage>,
+    max_tokens: Option<u32>,
+    max_completion_tokens: Option<u32>,
+    temperature: Option<f64>,
+    top_p: Option<f64>,
+    #[serde(default)]
+    stream: bool,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Completion,
+    Chat,
+}
+
+fn milli(value: Option<f64>, default: f64) -> u32 {
+    (value.unwrap_or(default).clamp(0.0, 100.0) * 1000.0).round() as u32
+}
+
+impl Gateway {
+    fn job(&self, model: &str, prompt: Prompt, max_tokens: Option<u32>, temperature: Option<f64>, top_p: Option<f64>) -> Result<Job, Response> {
+        let model = model.parse().map_err(client_error)?;
+        let max_tokens = max_tokens.unwrap_or(16);
+        if max_tokens > self.config.max_tokens_limit {
+            return Err(error(StatusCode::BAD_REQUEST, "invalid_request_error", format!("max_tokens is limited to {} here", self.config.max_tokens_limit)));
+        }
+        let mut job = Job::new(model, prompt);
+        job.max_tokens = max_tokens;
+        job.k = self.config.k;
+        job.max_price_per_1k = self.config.max_price_per_1k;
+        job.commit_blocks = self.config.commit_blocks;
+        job.sampling.temperature_milli = milli(temperature, 0.0);
+        job.sampling.top_p_milli = milli(top_p, 1.0).min(1000);
+        Ok(job)
+    }
+
+    async fn answer(self: Arc<Self>, kind: Kind, model: String, job: Job, stream: bool) -> Response {
+        // Every check (model, prompt, providers, price, funds) happens before a response starts.
+        let prepared = match self.client.prepare(&job).await {
+            Ok(p) => p,
+            Err(e) => return client_error(e),
+        };
+        let prompt_tokens = prepared.prompt.len() as u32;
+        let (tx, mut rx) = mpsc::unbounded_channel::<Result<RunEvent, ()>>();
+        let client = self.client.clone();
+        let run = tokio::spawn(async move {
+            let events = tx.clone();
+            let result = client.run_prepared(prepared, move |event| drop(events.send(Ok(event)))).await;
+            drop(tx);
+            result
+        });
+        let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        if !stream {
+            drop(rx);
+            return match run.await {
+                Ok(Ok(result)) => full_response(kind, &model, created, prompt_tokens, job.max_tokens, &result),
+                Ok(Err(e)) => client_error(e),
+                Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", e),
+            };
+        }
+        // Streaming: the headers wait for the escrow, so that they can name the request.
+        let request = loop {
+            match rx.recv().await {
+                Some(Ok(RunEvent::Escrowed { request, .. })) => break request,
+                Some(_) => continue,
+                None => {
+                    return match run.await {
+                        Ok(Err(e)) => client_error(e),
+                        _ => error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "the run ended before its escrow"),
+                    }
+                },
+            }
+        };
+        let id = format!("{}-{request}", if kind == Kind::Chat { "chatcmpl" } else { "cmpl" });
+        let object = if kind == Kind::Chat { "chat.completion.chunk" } else { "text_completion" };
+        let chunk = move |id: &str, model: &str, choice: Value| json!({ "id": id, "object": object, "created": created, "model": model, "choices": [choice] });
+        let (sse_tx, sse_rx) = mpsc::unbounded_channel::<Event>();
+        let max_tokens = job.max_tokens;
+        tokio::spawn(async move {
+            let send = |value: Value| sse_tx.send(Event::default().data(value.to_string())).is_ok();
+            if kind == Kind::Chat {
+                send(chunk(&id, &model, json!({ "index": 0, "delta": { "role": "assistant", "content": "" }, "finish_reason": null })));
+            }
+            let mut pending = Vec::new();
+            while let Some(event) = rx.recv().await {
+                if let Ok(RunEvent::Token { piece, .. }) = event {
+                    pending.extend_from_slice(&piece);
+                    let text = take_utf8(&mut pending);
+                    if text.is_empty() {
+                        continue;
+                    }
+                    let choice = match kind {
+                        Kind::Chat => json!({ "index": 0, "delta": { "content": text }, "finish_reason": null }),
+                        Kind::Completion => json!({ "index": 0, "text": text, "logprobs": null, "finish_reason": null }),
+                    };
+                    if !send(chunk(&id, &model, choice)) {
+                        break;
+                    }
+                }
+            }
+            let last = match run.await {
+                Ok(Ok(result)) => {
+                    let finish = finish_reason(&result, max_tokens);
+                    let correction = if result.stream_corrected { result.text.clone() } else { String::new() };
+                    let mut choice = match kind {
+                        Kind::Chat => json!({ "index": 0, "delta": {}, "finish_reason": finish }),
+                        Kind::Completion => json!({ "index": 0, "text": "", "logprobs": null, "finish_reason": finish }),
+                    };
+                    if !correction.is_empty() {
+                        choice["agora_corrected_text"] = json!(correction);
+                    }
+                    let mut value = chunk(&id, &model, choice);
+                    value["usage"] = usage(prompt_tokens, result.tokens.len() as u32);
+                    value["agora"] = agora_summary(&result);
+                    value
+                },
+                Ok(Err(e)) => json!({ "error": { "message": e.to_string(), "type": "marketplace_error" } }),
+                Err(e) => json!({ "error": { "message": e.to_string(), "type": "internal_error" } }),
+            };
+            send(last);
+            let _ = sse_tx.send(Event::default().data("[DONE]"));
+        });
+        let events = futures::stream::unfold(sse_rx, |mut rx| async move { rx.recv().await.map(|e| (Ok::<_, std::convert::Infallible>(e), rx)) });
+        let mut response = Sse::new(events).into_response();
+        response.headers_mut().insert("x-agora-request-id", HeaderValue::from(request));
+        response
+    }
+}
+
+/// The longest valid UTF-8 prefix of `pending`, removed from it (a character split across
+/// tokens waits for its other bytes).
+fn take_utf8(pending: &mut Vec<u8>) -> String {
+    let valid = match std::str::from_utf8(pending) {
+        Ok(s) => s.len(),
+        Err(e) if e.error_len().is_none() => e.valid_up_to(),
+        Err(_) => {
+            let text = String::from_utf8_lossy(pending).into_owned();
+            pending.clear();
+            return text;
+        },
+    };
+    let text = String::from_utf8_lossy(&pending[..valid]).into_owned();
+    pending.drain(..valid);
+    text
+}
+
+fn finish_reason(result: &RunResult, max_tokens: u32) -> &'static str {
+    if result.tokens.len() as u32 >= max_tokens {
+        "length"
+    } else {
+        "stop"
+    }
+}
+
+fn usage(prompt: u32, completion: u32) -> Value {
+    json!({ "prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion })
+}
+
+fn agora_summary(result: &RunResult) -> Value {
+    json!({
+        "request": result.request,
+        "output_hash": hex::encode(result.output_hash),
+        "verified": result.verified,
+        "agreeing": result.agreeing,
+        "receipt": result.receipt.as_ref().map(crate::report::receipt),
+    })
+}
+
+fn full_response(kind: Kind, model: &str, created: u64, prompt_tokens: u32, max_tokens: u32, result: &RunResult) -> Response {
+    let finish = finish_reason(result, max_tokens);
+    let body = match kind {
+        Kind::Chat => json!({
+            "id": format!("chatcmpl-{}", result.request),
+            "object": "chat.completion",
+            "created": created,
+            "model": model,
+            "choices": [{ "index": 0, "message": { "role": "assistant", "content": result.text }, "finish_reason": finish }],
+        }),
+        Kind::Completion => json!({
+            "id": format!("cmpl-{}", result.request),
+            "object": "text_completion",
+            "created": created,
+            "model": model,
+            "choices": [{ "index": 0, "text": result.text, "logprobs": null, "finish_reason": finish }],
+        }),
+    };
+    let mut body = body;
+    body["usage"] = usage(prompt_tokens, result.tokens.len() as u32);
+    body["agora"] = agora_summary(result);
+    let mut headers = HeaderMap::new();
+    headers.insert("x-agora-request-id", HeaderValue::from(result.request));
+    if let Ok(v) = HeaderValue::from_str(&hex::encode(result.output_hash)) {
+        headers.insert("x-agora-output-hash", v);
+    }
+    (headers, Json(body)).into_response()
+}
+
+async fn completions(State(gw): State<Arc<Gateway>>, body: Result<Json<CompletionBody>, axum::extract::rejection::JsonRejection>) -> Response {
+    let Json(body) = match body {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_request_error", e.body_text()),
+    };
+    match gw.job(&body.model, Prompt::Text(body.prompt), body.max_tokens, body.temperature, body.top_p) {
+        Ok(job) => gw.clone().answer(Kind::Completion, body.model, job, body.stream).await,
+        Err(response) => response,
+    }
+}
+
+async fn chat_completions(State(gw): State<Arc<Gateway>>, body: Result<Json<ChatBody>, axum::extract::rejection::JsonRejection>) -> Response {
+    let Json(body) = match body {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_request_error", e.body_text()),
+    };
+    let turns = body.messages.into_iter().map(|m| ChatTurn { role: m.role, content: m.content }).collect();
+    match gw.job(&body.model, Prompt::Chat(turns), body.max_completion_tokens.or(body.max_tokens), body.temperature, body.top_p) {
+        Ok(job) => gw.clone().answer(Kind::Chat, body.model, job, body.stream).await,
+        Err(response) => response,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::take_utf8;
+
+    #[test]
+    fn a_character_split_across_tokens_waits_for_its_bytes() {
+        let euro = "€".as_bytes();
+        let mut pending = b"a".to_vec();
+        pending.extend_from_slice(&euro[..2]);
+        assert_eq!(take_utf8(&mut pending), "a");
+        assert_eq!(pending, euro[..2]);
+        pending.push(euro[2]);
+        assert_eq!(take_utf8(&mut pending), "€");
+        assert!(pending.is_empty());
+        let mut broken = vec![b'x', 0xff, b'y'];
+        assert_eq!(take_utf8(&mut broken), "x\u{fffd}y");
+    }
+}
