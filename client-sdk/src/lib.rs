@@ -28,6 +28,7 @@
 pub mod devnet;
 pub mod error;
 pub mod gateway;
+pub mod local;
 pub mod models;
 pub mod publish;
 pub mod report;
@@ -37,6 +38,7 @@ pub use agora_provider_node::engine::tokenizer::ChatTurn;
 pub use error::{ClientError, Result};
 pub use models::{ModelFiles, ModelRef};
 pub use publish::ReleaseMeta;
+pub use local::{LocalAnswer, LocalModel, Routed};
 pub use run::{Job, Prepared, Prompt, ProviderReport, RunEvent, RunResult, Timeouts, Timings};
 
 use agora_chain_client::{subxt_signer::sr25519::Keypair, AccountId, ChainClient, ModelRelease, ProviderRecord, Receipt};

@@ -44,6 +44,7 @@ async fn expected_greedy(prompt: &str, max: u32) -> Vec<u32> {
         max_output_tokens: max,
         sampling: Default::default(),
         seed: 0,
+        logprobs: false,
     };
     local_engine().submit(request).unwrap().finish().await.unwrap().tokens
 }
@@ -122,6 +123,29 @@ async fn a_k3_request_is_answered_paid_and_verified_bad_input_costs_nothing_and_
     assert!(spent >= paid && spent < paid + UNIT / 10, "paid {paid} plus a fee, spent {spent}");
     assert_eq!(client.receipt(result.request).await.unwrap(), receipt, "the auditor's view is the same receipt");
     assert!(matches!(client.receipt(9_999).await, Err(ClientError::UnknownRequest(9_999))));
+
+    // Local-first routing: a confident local answer costs nothing; an unsure one goes out.
+    let local = agora_client::LocalModel::load(smollm2(), 1, -1.0).unwrap();
+    let before = chain.free_balance(&eve).await.unwrap();
+    // " Paris." is near certain; what a 135M model says after it is not (mean −1.1 over 8 tokens).
+    let easy = job("The capital of France is", 2, 3);
+    match client.run_local_first(&easy, &local, |_| {}).await.unwrap() {
+        agora_client::Routed::Local(answer) => {
+            assert_eq!(answer.tokens, expected[..2], "the local model gives the marketplace's answer");
+            assert!(answer.mean_logprob >= -1.0, "{answer:?}");
+        },
+        other => panic!("expected a local answer: {other:?}"),
+    }
+    assert_eq!(chain.free_balance(&eve).await.unwrap(), before, "a local answer is free");
+    let mut local = local;
+    local.threshold = 0.0;
+    match client.run_local_first(&easy, &local, |_| {}).await.unwrap() {
+        agora_client::Routed::Marketplace { local, result } => {
+            assert!(local.mean_logprob < 0.0);
+            assert_eq!((result.tokens, result.verified), (expected[..2].to_vec(), true));
+        },
+        other => panic!("expected the marketplace: {other:?}"),
+    }
 
     // Publishing: the project's tiny GGUF becomes a release; the history shows it.
     let tiny = root.path().join("tiny.gguf");

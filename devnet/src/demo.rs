@@ -1,8 +1,8 @@
 //! The steps of a request's life on the dev chain, and a demo round made of them.
 //!
-//! The end-to-end tests and `agora-devnet up` both use these steps; the tests then check the
-//! chain state themselves. Until the provider node lands, the providers' outputs here are
-//! stand-in hashes: what is real is the chain (escrow, draw, commit–reveal, settlement).
+//! The chain's end-to-end tests and `agora-devnet up` use these steps, with stand-in output
+//! hashes: what they exercise is the chain (escrow, draw, commit–reveal, settlement). Real
+//! providers and a real model are `agora devnet up` (client-sdk) and the provider and client tests.
 
 use agora_chain_client::{
     agora::{self, runtime_types::bounded_collections::bounded_vec::BoundedVec},

@@ -97,7 +97,7 @@ fn bounded<T>(items: Vec<T>) -> agora::runtime_types::bounded_collections::bound
 /// Measures generation speed on this machine, as the manifest advertises it.
 fn self_benchmark(engine: &Engine) -> Result<u32, EngineError> {
     let prompt = engine.tokenize("Count from one to twenty in words:", true);
-    let request = GenerateRequest { prompt, max_output_tokens: 32, sampling: SamplingParams::default(), seed: 0 };
+    let request = GenerateRequest { prompt, max_output_tokens: 32, sampling: SamplingParams::default(), seed: 0, logprobs: false };
     let started = Instant::now();
     let generation = engine.generate_blocking(request)?;
     let tokens = generation.tokens.len().max(1) as f64;
@@ -472,6 +472,7 @@ impl Inner {
             max_output_tokens: record.params.max_output_tokens,
             sampling: record.params.sampling,
             seed: sampling_seed(id),
+            logprobs: false,
         };
         let mut handle = self.engine.submit(request).map_err(|e| match e {
             EngineError::Busy { .. } => (InferErrorKind::Busy, e.to_string()),

@@ -36,7 +36,7 @@ fn engine(path: &Path, hash: &[u8; 32], slots: usize, threads: usize) -> Engine 
 }
 
 fn request(prompt: Vec<u32>, max: u32, temperature_milli: u32, seed: u64) -> GenerateRequest {
-    GenerateRequest { prompt, max_output_tokens: max, sampling: SamplingParams { temperature_milli, top_k: 40, top_p_milli: 950 }, seed }
+    GenerateRequest { prompt, max_output_tokens: max, sampling: SamplingParams { temperature_milli, top_k: 40, top_p_milli: 950 }, seed, logprobs: false }
 }
 
 fn byte_prompt(text: &str) -> Vec<u32> {

@@ -13,7 +13,7 @@ use futures::AsyncWriteExt;
 use support::*;
 
 async fn expected_greedy(prompt: &[u32], max: u32) -> Vec<u32> {
-    let request = GenerateRequest { prompt: prompt.to_vec(), max_output_tokens: max, sampling: SamplingParams::default(), seed: 0 };
+    let request = GenerateRequest { prompt: prompt.to_vec(), max_output_tokens: max, sampling: SamplingParams::default(), seed: 0, logprobs: false };
     local_engine().submit(request).unwrap().finish().await.unwrap().tokens
 }
 

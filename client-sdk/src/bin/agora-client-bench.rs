@@ -48,7 +48,7 @@ fn local_loop(model: &std::path::Path, prompt: &[u32], tokens: u32, repeats: usi
     let (mut ttft, mut total) = (vec![], vec![]);
     for _ in 0..repeats {
         let started = Instant::now();
-        let request = GenerateRequest { prompt: prompt.to_vec(), max_output_tokens: tokens, sampling: Default::default(), seed: 0 };
+        let request = GenerateRequest { prompt: prompt.to_vec(), max_output_tokens: tokens, sampling: Default::default(), seed: 0, logprobs: false };
         let mut handle = engine.submit(request)?;
         let mut first = None;
         runtime.block_on(async {

@@ -97,7 +97,7 @@ fn up(port: u16, dir: PathBuf, detach: bool, no_demo: bool) -> Result<()> {
         let summary = runtime()?.block_on(async {
             let client = ChainClient::connect(&url).await?;
             println!("Playing a demo round: SmolLM2 published, three providers staked, one k = 3 request");
-            println!("(two providers agree, one lies; outputs are stand-in hashes until the provider node lands)...");
+            println!("(chain only: two providers agree, one lies, with stand-in output hashes; `agora devnet up` runs real providers)...");
             let request = demo::play_round(&client, &demo::Actors::dev()).await?;
             demo::describe(&client, Some(request)).await
         })?;

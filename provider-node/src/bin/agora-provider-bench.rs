@@ -125,6 +125,7 @@ fn through_engine(engine: &Engine, prompt: &[u32], tokens: u32) -> Result<(Vec<u
         max_output_tokens: tokens,
         sampling: SamplingParams::default(),
         seed: 0,
+        logprobs: false,
     };
     let started = Instant::now();
     let mut handle = engine.submit(request)?;
@@ -241,6 +242,7 @@ fn main() -> Result<()> {
                         max_output_tokens: args.tokens,
                         sampling: SamplingParams::default(),
                         seed: 0,
+                        logprobs: false,
                     })
                 })
                 .collect::<Result<_, _>>()?;

@@ -112,7 +112,7 @@ fn generate(args: GenerateArgs) -> Result<()> {
     let sampling = SamplingParams { temperature_milli: args.temperature_milli, top_k: args.top_k, top_p_milli: args.top_p_milli };
     let started = std::time::Instant::now();
     let generation = engine
-        .generate_blocking(GenerateRequest { prompt: prompt.clone(), max_output_tokens: args.max_tokens, sampling, seed: args.seed })
+        .generate_blocking(GenerateRequest { prompt: prompt.clone(), max_output_tokens: args.max_tokens, sampling, seed: args.seed, logprobs: false })
         .context("generation failed")?;
     let out = serde_json::json!({
         "prompt_ids": prompt,

@@ -113,14 +113,19 @@ pub struct GenerateRequest {
     pub sampling: SamplingParams,
     /// The request's sampling seed ([`agora_primitives::sampling_seed`]).
     pub seed: u64,
+    /// Also report each chosen token's log-probability under the model (softmax of the raw
+    /// logits): a pass over the vocabulary per token, so only callers who read it ask.
+    pub logprobs: bool,
 }
 
 /// A finished generation.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Generation {
     pub tokens: Vec<u32>,
     pub output_hash: Hash256,
     pub stop: StopReason,
+    /// Natural-log probability of each token, if the request asked for them.
+    pub logprobs: Vec<f32>,
 }
 
 /// What a running job reports, in order: every token as it is produced, then the end.
@@ -438,6 +443,7 @@ fn run(shared: &Shared, context: &mut LlamaContext, job: &Job) -> Result<Generat
     let vocab = shared.model.vocab();
     let mut logits_index = batch.n_tokens() - 1;
     let mut tokens: Vec<u32> = Vec::new();
+    let mut logprobs: Vec<f32> = Vec::new();
     let stop = loop {
         if tokens.len() >= request.max_output_tokens as usize {
             break StopReason::MaxTokens;
@@ -449,6 +455,9 @@ fn run(shared: &Shared, context: &mut LlamaContext, job: &Job) -> Result<Generat
         let token = sampler::pick(logits, &request.sampling, request.seed, tokens.len() as u32);
         if vocab.is_eog(LlamaToken(token as i32)) {
             break StopReason::EndOfGeneration;
+        }
+        if request.logprobs {
+            logprobs.push(sampler::logprob(logits, token));
         }
         let _ = job.events.send(GenEvent::Token { index: tokens.len() as u32, token, piece: piece(&shared.model, token) });
         tokens.push(token);
@@ -462,5 +471,5 @@ fn run(shared: &Shared, context: &mut LlamaContext, job: &Job) -> Result<Generat
             logits_index = 0;
         }
     };
-    Ok(Generation { output_hash: token_hash(&tokens), tokens, stop })
+    Ok(Generation { output_hash: token_hash(&tokens), tokens, stop, logprobs })
 }

@@ -53,6 +53,14 @@ fn sha2_of(parts: &[&[u8]]) -> [u8; 32] {
     hasher.finalize().into()
 }
 
+/// `ln softmax(logits)[token]`, in f64 for a stable log-sum-exp.
+pub fn logprob(logits: &[f32], token: u32) -> f32 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let sum: f64 = logits.iter().map(|&l| (l as f64 - max).exp()).sum();
+    let chosen = logits.get(token as usize).copied().unwrap_or(f32::NEG_INFINITY) as f64;
+    (chosen - max - sum.ln()) as f32
+}
+
 /// Picks the token at `position` of the output.
 pub fn pick(logits: &[f32], sampling: &SamplingParams, seed: u64, position: u32) -> u32 {
     if sampling.temperature_milli == 0 || logits.is_empty() {
@@ -153,5 +161,17 @@ mod tests {
         for position in 0..500 {
             assert_eq!(pick(&logits, &sampled(1000, 0, 500), 5, position), 0);
         }
+    }
+
+    #[test]
+    fn logprob_is_the_log_softmax_of_the_token() {
+        let logits = [1.0f32, 2.0, 3.0];
+        let z: f64 = logits.iter().map(|&l| (l as f64).exp()).sum();
+        for (token, &l) in logits.iter().enumerate() {
+            assert!((logprob(&logits, token as u32) as f64 - (l as f64 - z.ln())).abs() < 1e-6);
+        }
+        let total: f64 = (0..3).map(|t| (logprob(&logits, t) as f64).exp()).sum();
+        assert!((total - 1.0).abs() < 1e-6);
+        assert_eq!(logprob(&logits, 9), f32::NEG_INFINITY);
     }
 }
