@@ -85,13 +85,23 @@ pub struct Client {
     pub(crate) net: Network,
     pub(crate) models: ModelFiles,
     pub(crate) timeouts: Timeouts,
+    /// One transaction of this account at a time: each takes the next nonce from the chain, so
+    /// two in flight at once (concurrent gateway calls) would collide.
+    pub(crate) submitting: tokio::sync::Mutex<()>,
 }
 
 impl Client {
     pub async fn connect(config: ClientConfig) -> Result<Self> {
         let chain = ChainClient::connect(&config.chain_url).await?;
         let net = Network::start(libp2p::identity::Keypair::generate_ed25519(), NetConfig::default()).await?;
-        Ok(Self { chain, signer: config.account, net, models: ModelFiles::new(config.model_files), timeouts: config.timeouts })
+        Ok(Self {
+            chain,
+            signer: config.account,
+            net,
+            models: ModelFiles::new(config.model_files),
+            timeouts: config.timeouts,
+            submitting: tokio::sync::Mutex::new(()),
+        })
     }
 
     pub fn chain(&self) -> &ChainClient {

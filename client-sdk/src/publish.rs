@@ -88,7 +88,10 @@ impl Client {
             parent: meta.parent,
             metadata_hash: meta.metadata_hash,
         };
-        self.chain.submit(&agora::tx().models().publish(info), &self.signer).await?;
+        {
+            let _one_at_a_time = self.submitting.lock().await;
+            self.chain.submit(&agora::tx().models().publish(info), &self.signer).await?;
+        }
         self.chain.release(sha256).await?.ok_or_else(|| ClientError::Other("the release vanished after publishing".into()))
     }
 }

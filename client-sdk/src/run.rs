@@ -238,7 +238,10 @@ impl Client {
     pub async fn run_prepared(&self, prepared: Prepared, mut on_event: impl FnMut(RunEvent)) -> Result<RunResult> {
         let mut timings = Timings::default();
         let started = Instant::now();
-        let request = self.chain.create_request(prepared.params.clone(), &self.signer).await?;
+        let request = {
+            let _one_at_a_time = self.submitting.lock().await;
+            self.chain.create_request(prepared.params.clone(), &self.signer).await?
+        };
         timings.escrow = started.elapsed();
         on_event(RunEvent::Escrowed { request, escrow: prepared.escrow });
 
@@ -400,7 +403,11 @@ impl Client {
             let best = self.chain.best_block_number().await?;
             if !settle_tried && best > r.reveal_deadline {
                 settle_tried = true;
-                if let Err(e) = self.chain.settle(request, &self.signer).await {
+                let settled = {
+                    let _one_at_a_time = self.submitting.lock().await;
+                    self.chain.settle(request, &self.signer).await
+                };
+                if let Err(e) = settled {
                     tracing::info!(error = %e, "settle (a provider may have settled first)");
                 }
                 continue;

@@ -124,6 +124,12 @@ async fn a_k3_request_is_answered_paid_and_verified_bad_input_costs_nothing_and_
     assert_eq!(client.receipt(result.request).await.unwrap(), receipt, "the auditor's view is the same receipt");
     assert!(matches!(client.receipt(9_999).await, Err(ClientError::UnknownRequest(9_999))));
 
+    // Two requests at once from one account (as concurrent gateway calls make): the client
+    // sends its transactions one at a time, so their nonces do not collide; both settle.
+    let (ocean, story) = (job("Name a large ocean:", 4, 1), job("Once upon a time, in a lighthouse by the sea, there lived", 4, 1));
+    let (a, b) = futures::join!(client.run(&ocean, |_| {}), client.run(&story, |_| {}));
+    assert!(a.unwrap().verified && b.unwrap().verified);
+
     // Local-first routing: a confident local answer costs nothing; an unsure one goes out.
     let local = agora_client::LocalModel::load(smollm2(), 1, -1.0).unwrap();
     let before = chain.free_balance(&eve).await.unwrap();
