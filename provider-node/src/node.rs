@@ -190,7 +190,21 @@ impl Node {
             wake: Notify::new(),
             config,
         });
-        inner.ensure_registered(manifest).await?;
+        // A dropped RPC answer (seen from chopsticks while a transaction was being watched) must
+        // not stop the node: every attempt reads the chain again first, so a call that landed
+        // is not repeated. What the chain refuses is final.
+        let mut attempts = 0;
+        loop {
+            match inner.ensure_registered(manifest.clone()).await {
+                Ok(()) => break,
+                Err(e) if attempts < 4 && e.downcast_ref::<agora_chain_client::Error>().is_some_and(|c| c.rejection().is_none()) => {
+                    attempts += 1;
+                    tracing::warn!(error = %format!("{e:#}"), attempts, "registration step failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                },
+                Err(e) => return Err(e),
+            }
+        }
         if inner.journal.last_block()?.is_none() {
             // A new node: its assignments can only come after its registration.
             inner.journal.set_last_block(inner.chain.best_block_number().await?)?;
