@@ -6,6 +6,7 @@
 
 use agora_chain_client::ChainClient;
 use agora_devnet::demo::{self, UNIT};
+use agora_devnet::chopsticks::{free_port, last_lines};
 use agora_devnet::{DevChain, DevChainConfig};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -68,10 +69,6 @@ fn alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists() && !std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "))
 }
 
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 /// Starts the supervisor in the background (its own process group, so the terminal's Ctrl-C
 /// does not reach it) and waits until it reports every provider online.
 pub fn up(config: &DevnetConfig, agora_binary: &Path) -> Result<DevnetState> {
@@ -113,8 +110,7 @@ pub fn up(config: &DevnetConfig, agora_binary: &Path) -> Result<DevnetState> {
         }
         if let Some(status) = child.try_wait()? {
             let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect();
-            bail!("the devnet supervisor exited ({status}):\n{}", tail.join("\n"));
+            bail!("the devnet supervisor exited ({status}):\n{}", last_lines(&log, 20));
         }
         if Instant::now() > deadline {
             bail!("the devnet was not ready within 15 minutes; see {}", log_path.display());
@@ -190,23 +186,14 @@ async fn run_supervisor(config: &DevnetConfig, dir: &Path, state: &mut DevnetSta
     state.chain_url = chain.ws_url();
     println!("dev chain on {}", state.chain_url);
     let client = ChainClient::connect(&state.chain_url).await?;
-    let ticker = {
-        let (client, period) = (client.clone(), config.block_time);
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(period).await;
-                if let Err(e) = client.new_blocks(1).await {
-                    eprintln!("block ticker: {e}");
-                }
-            }
-        })
-    };
+    let ticker = demo::spawn_block_ticker(client.clone(), config.block_time);
     if client.release(demo::SMOLLM2_SHA256).await?.is_none() {
         demo::publish(&client, &demo::Actors::dev().publisher, demo::smollm2_release()).await?;
         println!("published {} ({})", demo::SMOLLM2_FAMILY, hex::encode(demo::SMOLLM2_SHA256));
     }
 
     let mut supervised = Supervised { children: vec![] };
+    let mut serving = Vec::new();
     for (name, uri, milli) in PROVIDERS {
         let data = dir.join("providers").join(name);
         std::fs::create_dir_all(&data)?;
@@ -235,9 +222,11 @@ async fn run_supervisor(config: &DevnetConfig, dir: &Path, state: &mut DevnetSta
             .stderr(std::fs::File::create(&log)?)
             .spawn()
             .with_context(|| format!("starting {}", config.provider_binary.display()))?;
+        let account = demo::account(&crate::account_from_uri(uri)?);
+        serving.push((account.clone(), format!("127.0.0.1:{metrics}")));
         state.providers.push(DevnetProvider {
             name: name.into(),
-            account: demo::account(&agora_client_key(uri)?).to_string(),
+            account: account.to_string(),
             pid: child.id(),
             listen: format!("/ip4/127.0.0.1/tcp/{p2p}"),
             metrics: format!("http://127.0.0.1:{metrics}/metrics"),
@@ -248,12 +237,12 @@ async fn run_supervisor(config: &DevnetConfig, dir: &Path, state: &mut DevnetSta
     write_state(dir, state)?;
 
     let deadline = Instant::now() + Duration::from_secs(600);
-    for (i, (name, uri, _)) in PROVIDERS.iter().enumerate() {
-        let account = demo::account(&agora_client_key(uri)?);
+    for (i, (account, metrics)) in serving.iter().enumerate() {
+        let name = &state.providers[i].name;
         loop {
-            let record = client.provider(&account).await?;
+            let record = client.provider(account).await?;
             let online = record.is_some_and(|r| r.status == agora_chain_client::types::ProviderStatus::Online);
-            if online && std::net::TcpStream::connect(state.providers[i].metrics.trim_start_matches("http://").trim_end_matches("/metrics")).is_ok() {
+            if online && std::net::TcpStream::connect(metrics).is_ok() {
                 println!("{name} online");
                 break;
             }
@@ -282,13 +271,4 @@ async fn run_supervisor(config: &DevnetConfig, dir: &Path, state: &mut DevnetSta
     drop(chain);
     let _ = std::fs::remove_file(state_path(dir));
     Ok(())
-}
-
-fn agora_client_key(uri: &str) -> Result<agora_chain_client::Keypair> {
-    crate::account_from_uri(uri).map_err(|e| anyhow!("{e}"))
-}
-
-fn last_lines(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
 }

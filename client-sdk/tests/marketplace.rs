@@ -5,22 +5,11 @@
 #[path = "../../provider-node/tests/support/mod.rs"]
 mod support;
 
-use agora_chain_client::{types, ChainClient};
+use agora_chain_client::types;
 use agora_client::{Client, ClientConfig, ClientError, Job, Prompt, RunEvent, Timeouts};
 use agora_devnet::demo::UNIT;
 use std::time::Duration;
 use support::*;
-
-/// Blocks at a steady pace, as a real chain makes them, so that deadlines pass.
-fn tick_blocks(chain: &ChainClient) -> tokio::task::JoinHandle<()> {
-    let chain = chain.clone();
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(Duration::from_millis(2000)).await;
-            let _ = chain.new_blocks(1).await;
-        }
-    })
-}
 
 async fn client(url: &str) -> Client {
     let mut config = ClientConfig::dev(url);
@@ -64,7 +53,7 @@ async fn a_k3_request_is_answered_paid_and_verified_bad_input_costs_nothing_and_
     let _serial = serial();
     let (chain_guard, chain) = agora_e2e::start_chain("client-k3").await.unwrap();
     publish_smollm2(&chain).await;
-    let _ticker = tick_blocks(&chain);
+    let _ticker = agora_devnet::demo::spawn_block_ticker(chain.clone(), Duration::from_secs(2));
     let root = tempfile::tempdir().unwrap();
     let providers = start_three(&chain_guard.ws_url(), root.path(), None);
     for p in &providers {
@@ -194,7 +183,7 @@ async fn a_liar_is_outvoted_and_slashed_and_a_dead_provider_is_a_no_show() {
     let _serial = serial();
     let (chain_guard, chain) = agora_e2e::start_chain("client-faults").await.unwrap();
     publish_smollm2(&chain).await;
-    let _ticker = tick_blocks(&chain);
+    let _ticker = agora_devnet::demo::spawn_block_ticker(chain.clone(), Duration::from_secs(2));
     let root = tempfile::tempdir().unwrap();
     let url = chain_guard.ws_url();
     let mut providers = start_three(&url, root.path(), Some("dave"));

@@ -160,7 +160,8 @@ impl Drop for DevChain {
     }
 }
 
-fn last_lines(text: &str, n: usize) -> String {
+/// The last `n` lines of a log, for error messages.
+pub fn last_lines(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }

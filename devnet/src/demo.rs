@@ -11,6 +11,19 @@ use agora_chain_client::{
 };
 use polkadot_sdk::sp_crypto_hashing::blake2_256;
 
+/// Asks the dev chain for a block every `period`, as a real chain makes them, so that
+/// deadlines pass and draws happen (chopsticks otherwise builds blocks only for transactions).
+pub fn spawn_block_ticker(chain: ChainClient, period: std::time::Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(period).await;
+            if let Err(e) = chain.new_blocks(1).await {
+                eprintln!("block ticker: {e}");
+            }
+        }
+    })
+}
+
 /// SmolLM2-135M-Instruct Q4_1, the project's real model (DESIGN.md section 5).
 pub const SMOLLM2_SHA256: [u8; 32] = [
     0xb1, 0x79, 0xc9, 0x52, 0x3d, 0x0e, 0x6a, 0x0f, 0x98, 0xa3, 0x30, 0xc7, 0x56, 0x2b, 0x68, 0x27, 0x50, 0xa6,
