@@ -47,7 +47,7 @@ pub enum ClientError {
     #[error("no provider is registered as {0}")]
     UnknownProvider(String),
     #[error(transparent)]
-    Model(#[from] agora_provider_node::engine::EngineError),
+    Model(#[from] agora_engine::EngineError),
     #[error(transparent)]
     Chain(#[from] agora_chain_client::Error),
     #[error("libp2p: {0}")]

@@ -34,7 +34,7 @@ pub mod publish;
 pub mod report;
 pub mod run;
 
-pub use agora_provider_node::engine::tokenizer::ChatTurn;
+pub use agora_engine::tokenizer::ChatTurn;
 pub use error::{ClientError, Result};
 pub use models::{ModelFiles, ModelRef};
 pub use publish::ReleaseMeta;

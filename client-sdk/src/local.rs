@@ -12,8 +12,8 @@
 use crate::error::{ClientError, Result};
 use crate::run::{Job, Prompt, RunEvent, RunResult};
 use crate::Client;
-use agora_provider_node::engine::tokenizer::Tokenizer;
-use agora_provider_node::engine::{Engine, EngineConfig, GenerateRequest, Progress};
+use agora_engine::tokenizer::Tokenizer;
+use agora_engine::{Engine, EngineConfig, GenerateRequest, Progress};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -51,7 +51,7 @@ pub enum Routed {
 
 impl LocalModel {
     pub fn load(gguf: &Path, threads: usize, threshold: f32) -> Result<Self> {
-        let config = EngineConfig { n_ctx: 2048, n_batch: 512, slots: 1, threads_per_slot: threads.max(1), queue_depth: 4 };
+        let config = EngineConfig { n_ctx: 2048, n_batch: 512, slots: 1, threads_per_slot: threads.max(1), queue_depth: 4, ..EngineConfig::default() };
         let engine = Engine::open(gguf, config, Progress::Hidden)?;
         let tokenizer = Tokenizer::load(gguf, &engine.profile().model_sha256, Progress::Hidden)?;
         Ok(Self { engine: Arc::new(engine), tokenizer, threshold })

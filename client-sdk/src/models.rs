@@ -3,8 +3,8 @@
 use crate::error::{ClientError, Result};
 use agora_chain_client::{types, ChainClient, ModelRelease};
 use agora_primitives::Hash256;
-use agora_provider_node::engine::tokenizer::Tokenizer;
-use agora_provider_node::engine::Progress;
+use agora_engine::tokenizer::Tokenizer;
+use agora_engine::Progress;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

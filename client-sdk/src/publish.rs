@@ -5,8 +5,8 @@ use crate::error::{ClientError, Result};
 use crate::Client;
 use agora_chain_client::{agora, agora::runtime_types::bounded_collections::bounded_vec::BoundedVec, types, ModelRelease};
 use agora_primitives::Hash256;
-use agora_provider_node::engine::tokenizer::Tokenizer;
-use agora_provider_node::engine::Progress;
+use agora_engine::tokenizer::Tokenizer;
+use agora_engine::Progress;
 use std::path::Path;
 
 /// What a publisher states about a release besides its bytes.

@@ -7,7 +7,7 @@ use crate::Client;
 use agora_chain_client::{types, AccountId, ModelRelease, Quote, Receipt};
 use agora_primitives::wire::{token_hash, InferFrame, InferRequest, StopReason, MAX_FRAME_BYTES};
 use agora_primitives::{pricing, Hash256, MAX_REDUNDANCY};
-use agora_provider_node::engine::tokenizer::{ChatTurn, Tokenizer};
+use agora_engine::tokenizer::{ChatTurn, Tokenizer};
 use agora_provider_node::net::{self, frame, Network};
 use futures::AsyncWriteExt;
 use libp2p::{Multiaddr, PeerId};
@@ -166,7 +166,7 @@ impl Client {
             return Err(ClientError::EmptyPrompt);
         }
         if let Some((position, &token)) = prompt.iter().enumerate().find(|(_, &t)| t >= tokenizer.n_vocab()) {
-            return Err(agora_provider_node::engine::EngineError::TokenOutOfVocabulary { position, token, n_vocab: tokenizer.n_vocab() }.into());
+            return Err(agora_engine::EngineError::TokenOutOfVocabulary { position, token, n_vocab: tokenizer.n_vocab() }.into());
         }
         let prompt_tokens = prompt.len() as u32;
         let id = release.info.sha256;

@@ -158,7 +158,7 @@ pub async fn open_request(
 /// The commitment `provider` posts for `outcome` (shared with the pallet through `agora-primitives`).
 pub fn commitment(request: u64, provider: &AccountId, outcome: &types::Outcome, salt: &[u8; 32]) -> [u8; 32] {
     let claimed = agora_primitives::Outcome { output_hash: outcome.output_hash, token_count: outcome.token_count };
-    agora_primitives::commitment::commitment(request, &provider.0, &claimed, salt)
+    agora_verifier::commitment::commitment(request, &provider.0, &claimed, salt)
 }
 
 pub async fn commit(

@@ -7,10 +7,8 @@
 
 extern crate alloc;
 
-pub mod commitment;
 pub mod pricing;
 pub mod runtime_api;
-pub mod tally;
 pub mod wire;
 
 use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
@@ -193,6 +191,53 @@ pub struct ProviderRecord<Balance, BlockNumber> {
     pub registered_at: BlockNumber,
 }
 
+/// Most verifiers one dispute may draw.
+pub const MAX_VERIFIERS: u32 = 8;
+pub type MaxVerifiers = ConstU32<MAX_VERIFIERS>;
+
+/// Why a request's results go to re-scoring verifiers (DESIGN.md section 4, tier 1).
+#[derive(Clone, Encode, Decode, DecodeWithMemTracking, PartialEq, Eq, Debug, TypeInfo, MaxEncodedLen)]
+pub enum DisputeKind<AccountId, Balance> {
+    /// The providers' reveals had no strict majority; the escrow waits for the verdicts.
+    SplitVote,
+    /// The client challenged a settled result, holding `bond` on its claim.
+    Challenge { challenger: AccountId, bond: Balance },
+    /// A single-provider request drawn for a spot check; the escrow waits for the verdict.
+    Audit,
+}
+
+/// A request under judgement by drawn verifiers.
+#[derive(Clone, Encode, Decode, DecodeWithMemTracking, PartialEq, Eq, Debug, TypeInfo, MaxEncodedLen)]
+pub struct Dispute<AccountId, Balance, BlockNumber> {
+    pub kind: DisputeKind<AccountId, Balance>,
+    /// The distinct results under judgement.
+    pub outcomes: BoundedVec<Outcome, MaxRedundancy>,
+    pub verifiers: BoundedVec<AccountId, MaxVerifiers>,
+    pub opened_at: BlockNumber,
+    /// Verdicts are taken until this block; then anyone may resolve with those cast.
+    pub verdict_deadline: BlockNumber,
+}
+
+/// A verifier's judgement of one disputed result: does re-scoring accept it?
+#[derive(Clone, Copy, Encode, Decode, DecodeWithMemTracking, PartialEq, Eq, Debug, TypeInfo, MaxEncodedLen)]
+pub struct OutcomeVerdict {
+    pub outcome: Outcome,
+    pub accepted: bool,
+}
+
+/// How a dispute ended; kept on-chain for clients and auditors.
+#[derive(Clone, Encode, Decode, DecodeWithMemTracking, PartialEq, Eq, Debug, TypeInfo, MaxEncodedLen)]
+pub struct Resolution<AccountId, Balance, BlockNumber> {
+    pub kind: DisputeKind<AccountId, Balance>,
+    /// Each disputed result and whether the verifiers' majority accepted it.
+    pub decided: BoundedVec<OutcomeVerdict, MaxRedundancy>,
+    /// Verifiers that cast a verdict, and the fee each was paid.
+    pub verifiers_paid: BoundedVec<(AccountId, Balance), MaxVerifiers>,
+    /// Drawn verifiers that cast none (slashed as no-shows).
+    pub silent: BoundedVec<AccountId, MaxVerifiers>,
+    pub resolved_at: BlockNumber,
+}
+
 /// Sampling parameters of a request. The seed is not here: it is derived from the request id.
 #[derive(Clone, Copy, Encode, Decode, DecodeWithMemTracking, PartialEq, Eq, Debug, TypeInfo, MaxEncodedLen, Default)]
 pub struct SamplingParams {
@@ -232,7 +277,7 @@ pub enum RequestStatus {
     Assigned,
     /// Paid out by majority; the receipt is stored.
     Settled,
-    /// No strict majority: escrow stays held for the dispute path.
+    /// Under judgement by re-scoring verifiers (a split vote or a spot check): escrow stays held.
     Disputed,
     /// Escrow returned: no provider answered, the settle window passed, or no providers could be drawn.
     Refunded,

@@ -109,6 +109,36 @@ pub struct RuntimeProfile {
     pub kv_cache_type: Vec<u8>,
     /// The sampler for temperature > 0, e.g. `agora-chacha20-v1`.
     pub sampler: Vec<u8>,
+    /// How re-scoring verification judges outputs produced under this profile.
+    pub tolerances: Tolerances,
+}
+
+/// How far a verifier's teacher-forced prefill may disagree with the claimant's token-by-token
+/// decode before a claimed output is rejected (DESIGN.md section 4, tier 1). Prefill and decode
+/// use different kernels, so honest logits differ slightly; these bounds are part of the runtime
+/// profile, so everyone serving or verifying a release under one profile applies the same rule.
+/// The defaults come from the calibration bench (`agora-verifier-calibrate`) on SmolLM2-135M,
+/// except δ: calibrated at 0.3 on 48-token outputs, it ships at 0.6 because an honest 512-token
+/// output needed 0.45 (see `verifier/README.md`).
+#[derive(Clone, Copy, Encode, Decode, PartialEq, Eq, Debug)]
+pub struct Tolerances {
+    /// Greedy: the highest rank (0 = the verifier's argmax) a claimed token may have.
+    pub max_rank: u32,
+    /// Greedy: the largest gap, in thousandths of a logit (= of a nat of log-probability),
+    /// between the verifier's top token and a claimed token.
+    pub max_margin_milli: u32,
+    /// Sampled: the largest difference of one logit between the claimant and the verifier, in
+    /// thousandths; it widens the interval of the sampler's uniform draw a claimed token may own.
+    pub max_logit_delta_milli: u32,
+    /// Greedy: the least share, in parts per million, of positions whose claimed token is
+    /// exactly the verifier's argmax.
+    pub min_match_ppm: u32,
+}
+
+impl Default for Tolerances {
+    fn default() -> Self {
+        Self { max_rank: 4, max_margin_milli: 600, max_logit_delta_milli: 600, min_match_ppm: 880_000 }
+    }
 }
 
 impl RuntimeProfile {

@@ -1,6 +1,7 @@
 //! The Agora provider node: a library that the `agora-provider` binary and the tests drive.
 //!
-//! - [`engine`]: deterministic llama.cpp inference, hash-checked models, slots and a queue;
+//! Inference itself is the `agora-engine` crate (shared with the client and the verifier).
+//!
 //! - [`keys`]: the chain account, the libp2p identity and the settlement key slot;
 //! - [`journal`]: the crash-safe RocksDB job journal;
 //! - [`net`]: libp2p (shared with clients) and the `/agora/infer/1` framing;
@@ -8,7 +9,6 @@
 //! - [`config`], [`metrics`], [`load`]: settings, Prometheus metrics, the load safeguard.
 
 pub mod config;
-pub mod engine;
 pub mod journal;
 pub mod keys;
 pub mod load;

@@ -16,7 +16,7 @@
 //!   graceful shutdown.
 
 use crate::config::Config;
-use crate::engine::{Engine, EngineConfig, EngineError, GenEvent, GenerateRequest, Progress};
+use agora_engine::{Engine, EngineConfig, EngineError, GenEvent, GenerateRequest, Progress};
 use crate::journal::{JobParams, JobRecord, JobState, Journal};
 use crate::keys::NodeKeys;
 use crate::load;
@@ -24,7 +24,8 @@ use crate::metrics::{KindLabel, Metrics, StateLabel};
 use crate::net::{self, frame, NetConfig, Network};
 use agora_chain_client::{agora, types, AccountId, BlockNumber, ChainClient, Keypair};
 use agora_primitives::wire::{token_hash, InferErrorKind, InferFrame, InferRequest, MAX_FRAME_BYTES};
-use agora_primitives::{commitment::commitment, sampling_seed, Hash256, Outcome, ReleaseId, RequestId, SamplingParams};
+use agora_verifier::commitment::commitment;
+use agora_primitives::{sampling_seed, Hash256, Outcome, ReleaseId, RequestId, SamplingParams};
 use anyhow::{anyhow, bail, Context};
 use futures::{AsyncWriteExt, StreamExt};
 use libp2p::{Multiaddr, PeerId};
@@ -118,6 +119,7 @@ impl Node {
             slots: config.max_concurrent,
             threads_per_slot: config.threads_per_slot(),
             queue_depth: config.queue_depth,
+            ..EngineConfig::default()
         };
         let (model_path, claimed) = (config.model.clone(), config.release);
         // The file is hashed once: against the release it claims, or to learn which it is.

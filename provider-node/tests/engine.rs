@@ -3,8 +3,8 @@
 
 use agora_primitives::wire::{token_hash, StopReason};
 use agora_primitives::SamplingParams;
-use agora_provider_node::engine::models::{fetch_smollm2, smollm2_sha256};
-use agora_provider_node::engine::{model_file, tiny_gguf, Engine, EngineConfig, EngineError, GenerateRequest, Progress};
+use agora_engine::models::{fetch_smollm2, smollm2_sha256};
+use agora_engine::{model_file, tiny_gguf, Engine, EngineConfig, EngineError, GenerateRequest, Progress};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -31,7 +31,7 @@ fn smollm2() -> &'static PathBuf {
 }
 
 fn engine(path: &Path, hash: &[u8; 32], slots: usize, threads: usize) -> Engine {
-    let config = EngineConfig { n_ctx: 512, n_batch: 64, slots, threads_per_slot: threads, queue_depth: 8 };
+    let config = EngineConfig { n_ctx: 512, n_batch: 64, slots, threads_per_slot: threads, queue_depth: 8, ..EngineConfig::default() };
     Engine::load(path, hash, config, Progress::Hidden).unwrap()
 }
 
@@ -96,7 +96,7 @@ fn concurrent_requests_match_their_serial_results() {
 #[test]
 fn a_full_queue_refuses_new_work_and_keeps_the_accepted() {
     let (path, hash) = tiny_model();
-    let config = EngineConfig { n_ctx: 512, n_batch: 64, slots: 1, threads_per_slot: 1, queue_depth: 1 };
+    let config = EngineConfig { n_ctx: 512, n_batch: 64, slots: 1, threads_per_slot: 1, queue_depth: 1, ..EngineConfig::default() };
     let engine = Engine::load(path, hash, config, Progress::Hidden).unwrap();
     let long = request(byte_prompt("x"), 400, 0, 0);
     let mut accepted = Vec::new();
@@ -183,7 +183,7 @@ fn smollm2_is_bit_identical_across_processes_and_thread_counts() {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_agora-provider"))
             .args(["generate", "--model"])
             .arg(smollm2())
-            .args(["--sha256", agora_provider_node::engine::models::SMOLLM2_SHA256_HEX])
+            .args(["--sha256", agora_engine::models::SMOLLM2_SHA256_HEX])
             .args(["--prompt", "Once upon a time", "--max-tokens", "16", "--seed", "3"])
             .args(["--threads", threads, "--temperature-milli", temperature, "--top-k", "40"])
             .output()

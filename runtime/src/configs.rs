@@ -151,6 +151,13 @@ parameter_types! {
     pub const MinProviderStake: Balance = 100 * UNIT;
     pub const WrongResultSlash: Perbill = Perbill::from_percent(10);
     pub const NoShowSlash: Perbill = Perbill::from_percent(2);
+    /// What a client holds on a challenge of its settled result.
+    pub const ChallengeBond: Balance = 10 * UNIT;
+    /// A verdict is one prefill of prompt + output: a fraction of a generation, priced like a
+    /// few hundred tokens at the devnet's prices.
+    pub const VerifierFee: Balance = UNIT / 1_000;
+    pub const AuditFloor: Perbill = Perbill::from_percent(5);
+    pub const AuditCeiling: Perbill = Perbill::from_percent(100);
 }
 
 impl pallet_agora_models::Config for Runtime {
@@ -186,5 +193,16 @@ impl pallet_agora_escrow::Config for Runtime {
 impl pallet_agora_verifier::Config for Runtime {
     type WrongResultSlash = WrongResultSlash;
     type NoShowSlash = NoShowSlash;
+    type DisputeVerifiers = ConstU32<3>;
+    type AuditVerifiers = ConstU32<1>;
+    /// A re-scoring takes seconds; a minute at the devnet's block rate, three at 6 s slots.
+    type VerdictWindow = ConstU32<30>;
+    type ChallengeWindow = ConstU32<{ 10 * MINUTES }>;
+    type ChallengeBond = ChallengeBond;
+    type VerifierFee = VerifierFee;
+    type AuditFloor = AuditFloor;
+    type AuditCeiling = AuditCeiling;
+    /// Twice the break-even probability `value / (slash + value)`.
+    type AuditSafetyPercent = ConstU32<200>;
     type WeightInfo = pallet_agora_verifier::weights::SubstrateWeight<Runtime>;
 }

@@ -12,6 +12,8 @@ pub const DEVELOPMENT: &str = sp_genesis_builder::DEV_RUNTIME_PRESET;
 pub const PARA_ID: u32 = 2000;
 /// What each dev account starts with.
 pub const DEV_ENDOWMENT: u128 = 1_000_000 * UNIT;
+/// What the treasury starts with on the dev chain.
+pub const TREASURY_ENDOWMENT: u128 = 1_000 * UNIT;
 
 pub fn dev_accounts() -> Vec<AccountId> {
     Sr25519Keyring::iter().map(|k| k.to_account_id()).collect()
@@ -20,7 +22,12 @@ pub fn dev_accounts() -> Vec<AccountId> {
 fn development() -> serde_json::Value {
     let config = RuntimeGenesisConfig {
         balances: BalancesConfig {
-            balances: dev_accounts().into_iter().map(|a| (a, DEV_ENDOWMENT)).collect(),
+            // The treasury pays verifier fees; it starts with something to pay them from.
+            balances: dev_accounts()
+                .into_iter()
+                .map(|a| (a, DEV_ENDOWMENT))
+                .chain([(crate::configs::TreasuryAccount::get(), TREASURY_ENDOWMENT)])
+                .collect(),
             ..Default::default()
         },
         parachain_info: ParachainInfoConfig { parachain_id: PARA_ID.into(), ..Default::default() },

@@ -10,7 +10,7 @@
 //! `cargo test --workspace --no-run && $CARGO_TARGET_DIR/debug/agora-client-bench`
 
 use agora_client::{gateway, Client, ClientConfig, Job, Prompt, RunEvent};
-use agora_provider_node::engine::{models, Engine, EngineConfig, GenEvent, GenerateRequest, Progress};
+use agora_engine::{models, Engine, EngineConfig, GenEvent, GenerateRequest, Progress};
 use anyhow::{Context, Result};
 use clap::Parser;
 use std::path::PathBuf;
@@ -42,7 +42,7 @@ fn ms(d: Duration) -> f64 {
 
 /// The same tokens, generated here: TTFT and generation time of the plain path.
 fn local_loop(model: &std::path::Path, prompt: &[u32], tokens: u32, repeats: usize) -> Result<(f64, f64)> {
-    let config = EngineConfig { n_ctx: 2048, n_batch: 512, slots: 1, threads_per_slot: 1, queue_depth: 1 };
+    let config = EngineConfig { n_ctx: 2048, n_batch: 512, slots: 1, threads_per_slot: 1, queue_depth: 1, ..EngineConfig::default() };
     let engine = Engine::open(model, config, Progress::Hidden)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let (mut ttft, mut total) = (vec![], vec![]);

@@ -29,7 +29,7 @@ async fn main() -> Result<()> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let gguf = match args.gguf {
         Some(p) => p,
-        None => agora_provider_node::engine::models::fetch_smollm2(root.parent().context("workspace")?)?,
+        None => agora_engine::models::fetch_smollm2(root.parent().context("workspace")?)?,
     };
     let prompts: Vec<String> = std::fs::read_to_string(root.join("data/routing-prompts.txt"))?
         .lines()

@@ -120,7 +120,7 @@ impl DevnetArgs {
             None => {
                 let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("the workspace")?;
                 eprintln!("fetching the model (SmolLM2-135M-Instruct Q4_1, checked by sha256)...");
-                agora_provider_node::engine::models::fetch_smollm2(root)?
+                agora_engine::models::fetch_smollm2(root)?
             },
         };
         let provider_binary = match self.provider_binary {

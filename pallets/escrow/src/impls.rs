@@ -82,11 +82,9 @@ impl<T: Config> Pallet<T> {
 
     pub(crate) fn do_refund_expired(id: RequestId) -> DispatchResult {
         let request = Requests::<T>::get(id).ok_or(Error::<T>::UnknownRequest)?;
-        // Pending requests are drawn (or refunded) in the next block, so they never expire.
-        ensure!(
-            matches!(request.status, RequestStatus::Assigned | RequestStatus::Disputed),
-            Error::<T>::NotOpen
-        );
+        // Pending requests are drawn (or refunded) in the next block, so they never expire; a
+        // disputed one is closed by its verdicts, which anyone can force after their deadline.
+        ensure!(request.status == RequestStatus::Assigned, Error::<T>::NotOpen);
         let expires = request.reveal_deadline.saturating_add(T::SettleWindow::get());
         ensure!(frame_system::Pallet::<T>::block_number() > expires, Error::<T>::NotExpired);
         let amount = Self::finish(id, request, RequestStatus::Refunded)?;
@@ -166,12 +164,24 @@ impl<T: Config> Pallet<T> {
         })
     }
 
-    /// Closes a request with `status`: a status that holds escrow keeps it (a dispute),
-    /// any other returns what is left to the client and frees the providers. Returns the refund.
+    /// Closes a request with `status`, returning what is left of the escrow to the client and
+    /// freeing the providers. Returns the refund.
     pub fn close(id: RequestId, status: RequestStatus) -> Result<BalanceOf<T>, DispatchError> {
         let request = Requests::<T>::get(id).ok_or(Error::<T>::UnknownRequest)?;
         ensure!(request.status.holds_escrow(), Error::<T>::NotOpen);
+        ensure!(!status.holds_escrow(), Error::<T>::NotOpen);
         Self::finish(id, request, status)
+    }
+
+    /// Moves an assigned request under dispute: its escrow stays held, its providers stay busy
+    /// and its per-request state stays, until [`Self::close`].
+    pub fn mark_disputed(id: RequestId) -> DispatchResult {
+        Requests::<T>::try_mutate(id, |slot| {
+            let request = slot.as_mut().ok_or(Error::<T>::UnknownRequest)?;
+            ensure!(request.status == RequestStatus::Assigned, Error::<T>::NotOpen);
+            request.status = RequestStatus::Disputed;
+            Ok(())
+        })
     }
 
     fn finish(id: RequestId, mut request: RequestOf<T>, status: RequestStatus) -> Result<BalanceOf<T>, DispatchError> {

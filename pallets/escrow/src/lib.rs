@@ -10,12 +10,15 @@
 //! dev runtime's block-hash randomness is insecure and says so).
 //!
 //! The client may cancel before the draw. Once drawn, the verifier pallet settles the request
-//! through [`Pallet::pay`] and [`Pallet::close`]; if nobody settles within `SettleWindow`
-//! blocks after the reveal deadline, anyone may return the escrow with `refund_expired`.
+//! through [`Pallet::pay`] and [`Pallet::close`], or puts it under dispute
+//! ([`Pallet::mark_disputed`]) while re-scoring verifiers judge it; if nobody settles an
+//! assigned request within `SettleWindow` blocks after the reveal deadline, anyone may return
+//! the escrow with `refund_expired`.
 #![cfg_attr(not(feature = "std"), no_std)]
 
 extern crate alloc;
 
+pub use impls::weighted_sample;
 pub use pallet::*;
 use polkadot_sdk::frame_system;
 

@@ -162,9 +162,13 @@ fn pay_and_close_conserve_escrow() {
         assert_eq!(Balances::balance(&winner), before + 20);
         assert_eq!(held(CLIENT), 40);
         assert_eq!(Requests::<Test>::get(0).unwrap().escrow, 40);
-        // A dispute keeps the escrow held.
-        assert_eq!(Escrow::close(0, RequestStatus::Disputed), Ok(0));
+        // A dispute keeps the escrow held, and is not closed by expiry.
+        assert_ok!(Escrow::mark_disputed(0));
+        assert_noop!(Escrow::mark_disputed(0), Error::<Test>::NotOpen);
+        assert_noop!(Escrow::close(0, RequestStatus::Disputed), Error::<Test>::NotOpen);
         assert_eq!(held(CLIENT), 40);
+        System::set_block_number(100);
+        assert_noop!(Escrow::refund_expired(RuntimeOrigin::signed(CLIENT), 0), Error::<Test>::NotOpen);
         assert_eq!(Escrow::close(0, RequestStatus::Settled), Ok(40));
         assert_eq!(held(CLIENT), 0);
         assert_noop!(Escrow::pay(0, &winner, 1), Error::<Test>::NotOpen);

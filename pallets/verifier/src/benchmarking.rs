@@ -1,16 +1,70 @@
-//! Benchmarks (v2) for commit, reveal and settlement.
+//! Benchmarks (v2) for commit, reveal, settlement and disputes.
 
 use super::*;
-use agora_primitives::{commitment::commitment, Outcome, RequestStatus, MAX_REDUNDANCY};
+use agora_primitives::{DisputeKind, Outcome, OutcomeVerdict, RequestId, RequestStatus, MAX_REDUNDANCY, MAX_VERIFIERS};
+use agora_verifier::commitment::commitment;
+use alloc::vec::Vec;
 use pallet_agora_escrow::{benchmark_helpers::assigned_request, Requests};
+use pallet_agora_providers::benchmark_helpers::{fund, register_provider};
 use polkadot_sdk::frame_benchmarking::v2::*;
-use polkadot_sdk::frame_system::RawOrigin;
+use polkadot_sdk::frame_support::traits::Get;
+use polkadot_sdk::frame_system::{self, RawOrigin};
+use polkadot_sdk::sp_runtime::{traits::Saturating, BoundedVec};
 
 fn outcome(byte: u8) -> Outcome {
     Outcome { output_hash: [byte; 32], token_count: 500 }
 }
 
 const SALT: [u8; 32] = [9; 32];
+
+/// `count` providers of the request's release that opt in as verifiers (registered after the
+/// draw, so none of them is one of its providers).
+fn verifiers<T: Config>(request: RequestId, count: u32) -> Vec<T::AccountId> {
+    let release = Requests::<T>::get(request).expect("the request exists").params.release;
+    (0..count)
+        .map(|i| {
+            let who: T::AccountId = account("verifier", i, 0);
+            register_provider::<T>(&who, &[release], 10u32.into());
+            Pallet::<T>::do_opt_in(who.clone()).expect("a provider opts in");
+            who
+        })
+        .collect()
+}
+
+/// Every one of `providers` commits and reveals `claimed(i)`.
+fn commit_and_reveal<T: Config>(id: RequestId, providers: &[T::AccountId], claimed: impl Fn(usize) -> Outcome) {
+    for (i, who) in providers.iter().enumerate() {
+        Pallet::<T>::do_commit(who.clone(), id, commitment(id, who, &claimed(i), &SALT)).unwrap();
+    }
+    for (i, who) in providers.iter().enumerate() {
+        Pallet::<T>::do_reveal(who.clone(), id, claimed(i), SALT).unwrap();
+    }
+}
+
+/// A request of `k` providers that all revealed different results, under dispute before `v`
+/// verifiers, the first `voted` of which have judged it (accepting the first result only).
+fn split_dispute<T: Config>(k: u32, v: u32, voted: u32) -> (RequestId, Vec<T::AccountId>) {
+    let client: T::AccountId = whitelisted_caller();
+    let (id, providers) = assigned_request::<T>(&client, k);
+    let drawn = verifiers::<T>(id, v);
+    commit_and_reveal::<T>(id, &providers, |i| outcome(i as u8 + 1));
+    Pallet::<T>::do_settle(id).unwrap();
+    // Whatever the runtime draws, this dispute is judged by all `v`.
+    Disputes::<T>::mutate(id, |d| d.as_mut().expect("a split vote opens a dispute").verifiers = BoundedVec::truncate_from(drawn.clone()));
+    // The treasury can pay every fee.
+    fund::<T>(&<T as pallet_agora_providers::Config>::Treasury::get());
+    for who in drawn.iter().take(voted as usize) {
+        Pallet::<T>::do_submit_verdict(who.clone(), id, verdicts::<T>(id)).unwrap();
+    }
+    (id, drawn)
+}
+
+fn verdicts<T: Config>(id: RequestId) -> VerdictsOf {
+    let outcomes = Disputes::<T>::get(id).expect("under dispute").outcomes;
+    BoundedVec::truncate_from(
+        outcomes.iter().enumerate().map(|(i, o)| OutcomeVerdict { outcome: *o, accepted: i == 0 }).collect::<Vec<_>>(),
+    )
+}
 
 #[benchmarks]
 mod benchmarks {
@@ -50,18 +104,98 @@ mod benchmarks {
     fn settle(k: Linear<1, MAX_REDUNDANCY>) {
         let client: T::AccountId = whitelisted_caller();
         let (id, providers) = assigned_request::<T>(&client, k);
-        let claimed = |i: usize| if k >= 3 && i == 0 { outcome(2) } else { outcome(1) };
-        for (i, who) in providers.iter().enumerate() {
-            Pallet::<T>::do_commit(who.clone(), id, commitment(id, who, &claimed(i), &SALT)).unwrap();
-        }
-        for (i, who) in providers.iter().enumerate() {
-            Pallet::<T>::do_reveal(who.clone(), id, claimed(i), SALT).unwrap();
-        }
+        commit_and_reveal::<T>(id, &providers, |i| if k >= 3 && i == 0 { outcome(2) } else { outcome(1) });
+
+        #[extrinsic_call]
+        settle(RawOrigin::Signed(client), id);
+
+        let status = Requests::<T>::get(id).unwrap().status;
+        // A single provider may be drawn for a spot check, but no verifier can be drawn here.
+        assert_eq!(status, RequestStatus::Settled);
+    }
+
+    /// The dearest settlement: `k` providers that all revealed different results, so verifiers
+    /// are drawn among every other provider of the release, all opted in.
+    #[benchmark]
+    fn settle_to_dispute(k: Linear<2, MAX_REDUNDANCY>) {
+        let client: T::AccountId = whitelisted_caller();
+        let (id, providers) = assigned_request::<T>(&client, k);
+        let others = <T as pallet_agora_providers::Config>::MaxProvidersPerRelease::get().saturating_sub(k);
+        verifiers::<T>(id, others);
+        commit_and_reveal::<T>(id, &providers, |i| outcome(i as u8 + 1));
+
+        #[extrinsic_call]
+        settle(RawOrigin::Signed(client), id);
+
+        assert_eq!(Requests::<T>::get(id).unwrap().status, RequestStatus::Disputed);
+    }
+
+    #[benchmark]
+    fn opt_in_verifier() {
+        let client: T::AccountId = whitelisted_caller();
+        let (_, providers) = assigned_request::<T>(&client, 1);
+
+        #[extrinsic_call]
+        _(RawOrigin::Signed(providers[0].clone()));
+
+        assert!(Verifiers::<T>::contains_key(&providers[0]));
+    }
+
+    #[benchmark]
+    fn opt_out_verifier() {
+        let client: T::AccountId = whitelisted_caller();
+        let (id, _) = assigned_request::<T>(&client, 1);
+        let who = verifiers::<T>(id, 1).remove(0);
+
+        #[extrinsic_call]
+        _(RawOrigin::Signed(who.clone()));
+
+        assert!(!Verifiers::<T>::contains_key(&who));
+    }
+
+    /// A settled request of two agreeing providers; every other provider of the release is an
+    /// opted-in candidate verifier.
+    #[benchmark]
+    fn challenge() {
+        let client: T::AccountId = whitelisted_caller();
+        let (id, providers) = assigned_request::<T>(&client, 2);
+        commit_and_reveal::<T>(id, &providers, |_| outcome(1));
+        Pallet::<T>::do_settle(id).unwrap();
+        let others = <T as pallet_agora_providers::Config>::MaxProvidersPerRelease::get().saturating_sub(2);
+        verifiers::<T>(id, others);
 
         #[extrinsic_call]
         _(RawOrigin::Signed(client), id);
 
-        assert_eq!(Requests::<T>::get(id).unwrap().status, RequestStatus::Settled);
+        assert!(matches!(Disputes::<T>::get(id).unwrap().kind, DisputeKind::Challenge { .. }));
+    }
+
+    /// The last of `v` verdicts on a split vote of `k` results: it resolves the dispute.
+    #[benchmark]
+    fn submit_verdict(v: Linear<1, MAX_VERIFIERS>, k: Linear<2, MAX_REDUNDANCY>) {
+        let (id, drawn) = split_dispute::<T>(k, v, v - 1);
+        let last = drawn[v as usize - 1].clone();
+        let judged = verdicts::<T>(id);
+
+        #[extrinsic_call]
+        _(RawOrigin::Signed(last), id, judged);
+
+        assert!(Resolutions::<T>::contains_key(id));
+    }
+
+    /// Resolution after the deadline of a split vote of `k` results, with `v` verifiers of which
+    /// one stayed silent.
+    #[benchmark]
+    fn resolve_dispute(v: Linear<1, MAX_VERIFIERS>, k: Linear<2, MAX_REDUNDANCY>) {
+        let (id, _) = split_dispute::<T>(k, v, v - 1);
+        let deadline = Disputes::<T>::get(id).unwrap().verdict_deadline;
+        frame_system::Pallet::<T>::set_block_number(deadline.saturating_add(1u32.into()));
+        let caller: T::AccountId = whitelisted_caller();
+
+        #[extrinsic_call]
+        _(RawOrigin::Signed(caller), id);
+
+        assert!(Resolutions::<T>::contains_key(id));
     }
 
     impl_benchmark_test_suite!(Pallet, crate::mock::bench_ext(), crate::mock::Test);

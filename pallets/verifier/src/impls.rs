@@ -1,8 +1,12 @@
 use super::*;
-use agora_primitives::{
-    commitment::commitment, pricing, tally, Hash256, JobOutcome, Outcome, RequestId, RequestStatus,
-};
+use agora_primitives::{pricing, DisputeKind, Hash256, JobOutcome, Outcome, RequestId, RequestStatus};
+use agora_verifier::audit::{audit_probability, is_audited, AuditPolicy};
+use agora_verifier::{commitment::commitment, tally};
 use alloc::vec::Vec;
+use codec::Encode;
+use polkadot_sdk::frame_support::traits::Randomness;
+use polkadot_sdk::sp_crypto_hashing::blake2_256;
+use polkadot_sdk::sp_runtime::traits::SaturatedConversion;
 use pallet_agora_escrow::{Requests, RequestOf};
 use pallet_agora_providers::BalanceOf;
 use polkadot_sdk::frame_support::{ensure, pallet_prelude::*};
@@ -60,64 +64,99 @@ impl<T: Config> Pallet<T> {
         Ok(())
     }
 
-    /// Returns how many providers were assigned (the settle weight's parameter).
-    pub(crate) fn do_settle(request: RequestId) -> Result<u32, DispatchError> {
+    /// Returns how many providers were assigned (the settle weight's parameter) and whether
+    /// verifiers were looked for (the dearer path).
+    pub(crate) fn do_settle(request: RequestId) -> Result<(u32, bool), DispatchError> {
         let r = Requests::<T>::get(request).ok_or(Error::<T>::UnknownRequest)?;
         ensure!(r.status == RequestStatus::Assigned, Error::<T>::NotActive);
-        let reveals: Vec<(T::AccountId, Outcome)> = r
-            .providers
-            .iter()
-            .filter_map(|p| Reveals::<T>::get(request, p).map(|o| (p.clone(), o)))
-            .collect();
+        let reveals = Self::reveals_of(request, &r);
         let now = frame_system::Pallet::<T>::block_number();
         ensure!(now > r.reveal_deadline || reveals.len() == r.providers.len(), Error::<T>::TooEarly);
 
         let outcomes: Vec<Outcome> = reveals.iter().map(|(_, o)| *o).collect();
         let assigned = r.providers.len() as u32;
         let winning = tally::strict_majority(&outcomes, assigned);
-        if winning.is_none() && !reveals.is_empty() {
-            Escrow::<T>::close(request, RequestStatus::Disputed)?;
-            Self::deposit_event(Event::Disputed { request });
-            return Ok(assigned);
+        let mut drew_verifiers = false;
+        match winning {
+            None if !reveals.is_empty() => {
+                let mut distinct = outcomes;
+                distinct.sort_unstable();
+                distinct.dedup();
+                drew_verifiers = true;
+                if Self::open_dispute(request, &r, DisputeKind::SplitVote, distinct, T::DisputeVerifiers::get()).is_ok() {
+                    Escrow::<T>::mark_disputed(request)?;
+                } else {
+                    // Nobody can judge the results: nobody is paid or blamed for them.
+                    Self::deposit_event(Event::Disputed { request });
+                    Self::close_with(request, &r, &reveals, |_| None, None)?;
+                }
+            },
+            Some(w) if assigned == 1 && Self::drawn_for_audit(request, &r, &w) => {
+                drew_verifiers = true;
+                if Self::open_dispute(request, &r, DisputeKind::Audit, Vec::from([w]), T::AuditVerifiers::get()).is_ok() {
+                    Escrow::<T>::mark_disputed(request)?;
+                } else {
+                    Self::close_with(request, &r, &reveals, |o| Some(*o == w), Some(w))?;
+                }
+            },
+            _ => Self::close_with(request, &r, &reveals, |o| winning.map(|w| *o == w), winning)?,
         }
+        Ok((assigned, drew_verifiers))
+    }
 
+    /// What each of the request's providers revealed, in assignment order.
+    pub(crate) fn reveals_of(request: RequestId, r: &RequestOf<T>) -> Vec<(T::AccountId, Outcome)> {
+        r.providers.iter().filter_map(|p| Reveals::<T>::get(request, p).map(|o| (p.clone(), o))).collect()
+    }
+
+    /// Closes an assigned or disputed request. `judge` says of each revealed result whether it
+    /// is right (paid, reputation up), wrong (slashed, reputation down) or undecided (neither);
+    /// providers that revealed nothing are no-shows. The rest of the escrow goes back to the
+    /// client and the receipt names `winning`.
+    pub(crate) fn close_with(
+        request: RequestId,
+        r: &RequestOf<T>,
+        reveals: &[(T::AccountId, Outcome)],
+        judge: impl Fn(&Outcome) -> Option<bool>,
+        winning: Option<Outcome>,
+    ) -> DispatchResult {
         let mut paid: BoundedVec<(T::AccountId, BalanceOf<T>), _> = BoundedVec::new();
         let mut slashed: BoundedVec<(T::AccountId, BalanceOf<T>, JobOutcome), _> = BoundedVec::new();
         let mut paid_total: BalanceOf<T> = Zero::zero();
         for (provider, (price_in, price_out)) in r.providers.iter().zip(r.prices.iter()) {
             let revealed = reveals.iter().find(|(p, _)| p == provider).map(|(_, o)| *o);
-            let job = match (revealed, winning) {
-                (Some(o), Some(w)) if o == w => JobOutcome::Agreed,
-                (Some(_), _) => JobOutcome::Wrong,
-                (None, _) => JobOutcome::NoShow,
-            };
-            Providers::<T>::record_outcome(provider, job);
-            match (job, winning) {
-                (JobOutcome::Agreed, Some(w)) => {
+            let job = match revealed.map(|o| (o, judge(&o))) {
+                Some((o, Some(true))) => {
                     // Bounded by the escrow: prices were at most the client's maximum at
                     // assignment and the token count at most the request's limit.
-                    let due = pricing::cost(r.params.prompt_tokens, *price_in, w.token_count, *price_out)
+                    let due = pricing::cost(r.params.prompt_tokens, *price_in, o.token_count, *price_out)
                         .unwrap_or_else(Zero::zero);
                     if !due.is_zero() {
                         Escrow::<T>::pay(request, provider, due)?;
                     }
                     paid_total = paid_total.saturating_add(due);
                     let _ = paid.try_push((provider.clone(), due));
+                    JobOutcome::Agreed
                 },
-                _ => {
-                    let fraction = if job == JobOutcome::Wrong { T::WrongResultSlash::get() } else { T::NoShowSlash::get() };
-                    let taken = Providers::<T>::slash(provider, fraction);
-                    let _ = slashed.try_push((provider.clone(), taken, job));
-                },
+                Some((_, Some(false))) => JobOutcome::Wrong,
+                Some((_, None)) => continue,
+                None => JobOutcome::NoShow,
+            };
+            Providers::<T>::record_outcome(provider, job);
+            if job != JobOutcome::Agreed {
+                let fraction = if job == JobOutcome::Wrong { T::WrongResultSlash::get() } else { T::NoShowSlash::get() };
+                let taken = Providers::<T>::slash(provider, fraction);
+                let _ = slashed.try_push((provider.clone(), taken, job));
             }
         }
-        let status = if winning.is_some() { RequestStatus::Settled } else { RequestStatus::Refunded };
+        let status = if paid.is_empty() { RequestStatus::Refunded } else { RequestStatus::Settled };
         let refunded = Escrow::<T>::close(request, status)?;
+        let now = frame_system::Pallet::<T>::block_number();
         Receipts::<T>::insert(
             request,
             ReceiptOf::<T> {
                 request,
-                client: r.client,
+                client: r.client.clone(),
                 release: r.params.release,
                 winning,
                 paid,
@@ -130,16 +169,37 @@ impl<T: Config> Pallet<T> {
             Some(winning) => Event::Settled { request, winning, paid: paid_total, refunded },
             None => Event::Abandoned { request, refunded },
         });
-        Ok(assigned)
+        Ok(())
+    }
+
+    /// Whether a single-provider request is spot-checked: a draw from this block's randomness,
+    /// taken after the reveal, against the probability of `agora_verifier::audit`.
+    fn drawn_for_audit(request: RequestId, r: &RequestOf<T>, revealed: &Outcome) -> bool {
+        let (Some(provider), Some((price_in, price_out))) = (r.providers.first(), r.prices.first()) else { return false };
+        let Some(record) = pallet_agora_providers::Providers::<T>::get(provider) else { return false };
+        let value = pricing::cost(r.params.prompt_tokens, *price_in, revealed.token_count, *price_out).unwrap_or_else(Zero::zero);
+        let slash = T::WrongResultSlash::get() * record.stake;
+        let policy = AuditPolicy {
+            floor: T::AuditFloor::get(),
+            ceiling: T::AuditCeiling::get(),
+            safety_percent: T::AuditSafetyPercent::get(),
+        };
+        let probability = audit_probability(&policy, value.saturated_into(), slash.saturated_into(), record.reputation.score_ppm);
+        let (seed, _) = <T as pallet_agora_escrow::Config>::Randomness::random(&(b"agora/audit", request).encode());
+        is_audited(probability, &blake2_256(seed.as_ref()), request)
     }
 
     /// Invariants: commitments and reveals exist only for requests in their commit–reveal
-    /// phase and only from their providers; every reveal has a commitment; receipts exist only
-    /// for closed requests and account for the escrow to the last unit.
+    /// phase or under dispute, and only from their providers; every reveal has a commitment;
+    /// receipts exist only for closed requests and account for the escrow to the last unit;
+    /// and those of disputes (`disputes_try_state`).
     pub fn do_try_state() -> Result<(), polkadot_sdk::sp_runtime::TryRuntimeError> {
         for (request, who, _) in Commitments::<T>::iter() {
             let r = Requests::<T>::get(request).ok_or("a commitment for an unknown request")?;
-            ensure!(r.status == RequestStatus::Assigned, "a commitment outlived its request's phase");
+            ensure!(
+                matches!(r.status, RequestStatus::Assigned | RequestStatus::Disputed),
+                "a commitment outlived its request's phase"
+            );
             ensure!(r.providers.contains(&who), "a commitment from an unassigned account");
         }
         for (request, who, _) in Reveals::<T>::iter() {
@@ -157,6 +217,6 @@ impl<T: Config> Pallet<T> {
                 .ok_or("escrow overflow in a stored request")?;
             ensure!(paid.saturating_add(receipt.refunded) == original, "a receipt does not account for the escrow");
         }
-        Ok(())
+        Self::disputes_try_state()
     }
 }

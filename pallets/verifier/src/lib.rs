@@ -1,7 +1,7 @@
-//! # Verifier: commit, reveal, tally, settle
+//! # Verifier: commit, reveal, tally, settle, disputes and spot checks
 //!
 //! Each assigned provider commits `H(domain, request, provider, output_hash, token_count, salt)`
-//! ([`agora_primitives::commitment::commitment`]) before the commit deadline, then reveals once
+//! ([`agora_verifier::commitment::commitment`]) before the commit deadline, then reveals once
 //! every commitment is in or the deadline has passed. Settlement groups the reveals by
 //! `(output_hash, token_count)`; a strict majority of the assigned providers wins:
 //!
@@ -18,9 +18,36 @@
 //! - the rest of the escrow returns to the client and a [`Receipt`] is stored.
 //!
 //! With no reveal at all the client gets everything back and every provider counts as a
-//! no-show. With reveals but no majority the request is marked disputed and its escrow stays
-//! held for the dispute path (re-scoring verification), which comes with the verifier issue;
-//! until then `refund_expired` in the escrow pallet returns it after the settle window.
+//! no-show.
+//!
+//! ## Disputes (re-scoring verifiers, DESIGN.md section 4, tier 1)
+//!
+//! Providers that `opt_in_verifier` serve re-scoring for the releases they offer. A dispute
+//! draws verifiers among them like providers (stake × reputation, `Randomness`), excluding the
+//! request's client and providers, that offer the request's release under its runtime profile.
+//! Each posts one signed verdict per disputed result (`submit_verdict`): accepted or rejected
+//! by re-scoring. A result is accepted when at least as many verdicts accept it as reject it,
+//! and at least one does. The dispute resolves on the last verdict, or when anyone calls
+//! `resolve_dispute` after the verdict window; verifiers that stayed silent are slashed
+//! `NoShowSlash`. Each verifier that voted with the decision is paid `VerifierFee` from the
+//! treasury, which every slash and every lost bond feeds.
+//!
+//! - **Split vote**: reveals without a strict majority put the request under dispute (its
+//!   escrow stays held) with `DisputeVerifiers` verifiers judging every distinct result.
+//!   Providers whose result is accepted are paid, those whose result is rejected are slashed
+//!   `WrongResultSlash`. With no verifier to draw, the client is refunded and only no-shows
+//!   are slashed.
+//! - **Challenge**: within `ChallengeWindow` blocks of settlement the client may challenge the
+//!   winning result, holding `ChallengeBond`. If the verifiers reject it, every winner is
+//!   slashed `WrongResultSlash`, the client gets back what it paid them (from their slashed
+//!   stake) and its bond; if they accept it, the bond goes to the treasury.
+//! - **Spot check**: a single-provider request (k = 1) is audited, at settlement, with the
+//!   probability [`agora_verifier::audit::audit_probability`] gives (it grows with the value at
+//!   risk and shrinks with the provider's reputation; `AuditFloor`, `AuditCeiling`,
+//!   `AuditSafetyPercent`), drawn from randomness of the settling block, after the reveal. An
+//!   audited request waits for `AuditVerifiers` verdicts like a split vote.
+//!
+//! Every resolution is kept in `Resolutions` for clients and auditors.
 #![cfg_attr(not(feature = "std"), no_std)]
 
 extern crate alloc;
@@ -30,6 +57,7 @@ use polkadot_sdk::frame_system;
 
 #[cfg(feature = "runtime-benchmarks")]
 mod benchmarking;
+mod disputes;
 mod impls;
 #[cfg(test)]
 mod mock;
@@ -44,7 +72,10 @@ pub use weights::WeightInfo;
 #[polkadot_sdk::frame_support::pallet]
 pub mod pallet {
     use super::*;
-    use agora_primitives::{Hash256, Outcome, Receipt, RequestId, MAX_REDUNDANCY};
+    use agora_primitives::{
+        Dispute, DisputeKind, Hash256, MaxRedundancy, MaxVerifiers, Outcome, OutcomeVerdict, Receipt, RequestId,
+        Resolution, MAX_REDUNDANCY, MAX_VERIFIERS,
+    };
     use pallet_agora_providers::BalanceOf;
     use polkadot_sdk::frame_support::pallet_prelude::*;
     use polkadot_sdk::frame_system::pallet_prelude::*;
@@ -52,13 +83,21 @@ pub mod pallet {
 
     pub type ReceiptOf<T> =
         Receipt<<T as frame_system::Config>::AccountId, BalanceOf<T>, BlockNumberFor<T>>;
+    pub type DisputeOf<T> =
+        Dispute<<T as frame_system::Config>::AccountId, BalanceOf<T>, BlockNumberFor<T>>;
+    pub type DisputeKindOf<T> = DisputeKind<<T as frame_system::Config>::AccountId, BalanceOf<T>>;
+    pub type ResolutionOf<T> =
+        Resolution<<T as frame_system::Config>::AccountId, BalanceOf<T>, BlockNumberFor<T>>;
+    pub type VerdictsOf = BoundedVec<OutcomeVerdict, MaxRedundancy>;
 
     #[pallet::pallet]
     pub struct Pallet<T>(_);
 
     #[pallet::config]
     pub trait Config:
-        polkadot_sdk::frame_system::Config<RuntimeEvent: From<Event<Self>>> + pallet_agora_escrow::Config
+        polkadot_sdk::frame_system::Config<RuntimeEvent: From<Event<Self>>>
+        + pallet_agora_escrow::Config
+        + pallet_agora_providers::Config<RuntimeHoldReason: From<HoldReason>>
     {
         /// Share of its stake a provider loses for revealing a result the majority did not share.
         #[pallet::constant]
@@ -66,7 +105,40 @@ pub mod pallet {
         /// Share of its stake a provider loses for not committing or not revealing.
         #[pallet::constant]
         type NoShowSlash: Get<Perbill>;
+        /// Verifiers drawn for a split vote or a challenge.
+        #[pallet::constant]
+        type DisputeVerifiers: Get<u32>;
+        /// Verifiers drawn for a spot check of a single-provider request.
+        #[pallet::constant]
+        type AuditVerifiers: Get<u32>;
+        /// Blocks the drawn verifiers have to post their verdicts.
+        #[pallet::constant]
+        type VerdictWindow: Get<BlockNumberFor<Self>>;
+        /// Blocks after settlement in which the client may challenge the result.
+        #[pallet::constant]
+        type ChallengeWindow: Get<BlockNumberFor<Self>>;
+        /// What a challenging client holds; the treasury's if the verifiers accept the result.
+        #[pallet::constant]
+        type ChallengeBond: Get<BalanceOf<Self>>;
+        /// Paid from the treasury to each verifier whose verdict agrees with the decision.
+        #[pallet::constant]
+        type VerifierFee: Get<BalanceOf<Self>>;
+        /// Least probability that a single-provider request is audited.
+        #[pallet::constant]
+        type AuditFloor: Get<Perbill>;
+        /// Greatest probability that a single-provider request is audited.
+        #[pallet::constant]
+        type AuditCeiling: Get<Perbill>;
+        /// Audit probability as a multiple (percent) of the break-even `value / (slash + value)`.
+        #[pallet::constant]
+        type AuditSafetyPercent: Get<u32>;
         type WeightInfo: WeightInfo;
+    }
+
+    #[pallet::composite_enum]
+    pub enum HoldReason {
+        /// A client's bond on its challenge of a settled result.
+        ChallengeBond,
     }
 
     #[pallet::storage]
@@ -80,6 +152,23 @@ pub mod pallet {
     #[pallet::storage]
     pub type Receipts<T: Config> = StorageMap<_, Twox64Concat, RequestId, ReceiptOf<T>>;
 
+    /// Providers that serve re-scoring for the releases they offer.
+    #[pallet::storage]
+    pub type Verifiers<T: Config> = StorageMap<_, Blake2_128Concat, T::AccountId, (), OptionQuery>;
+
+    /// Requests under judgement.
+    #[pallet::storage]
+    pub type Disputes<T: Config> = StorageMap<_, Twox64Concat, RequestId, DisputeOf<T>>;
+
+    /// Verdicts posted so far, per dispute and verifier.
+    #[pallet::storage]
+    pub type Verdicts<T: Config> =
+        StorageDoubleMap<_, Twox64Concat, RequestId, Blake2_128Concat, T::AccountId, VerdictsOf>;
+
+    /// How each dispute ended.
+    #[pallet::storage]
+    pub type Resolutions<T: Config> = StorageMap<_, Twox64Concat, RequestId, ResolutionOf<T>>;
+
     #[pallet::event]
     #[pallet::generate_deposit(pub(super) fn deposit_event)]
     pub enum Event<T: Config> {
@@ -88,8 +177,20 @@ pub mod pallet {
         Settled { request: RequestId, winning: Outcome, paid: BalanceOf<T>, refunded: BalanceOf<T> },
         /// Nobody revealed: everything went back to the client.
         Abandoned { request: RequestId, refunded: BalanceOf<T> },
-        /// Reveals without a strict majority: the escrow stays held for the dispute path.
+        /// Reveals without a strict majority and no verifier to judge them: refunded.
         Disputed { request: RequestId },
+        VerifierOptedIn { who: T::AccountId },
+        VerifierOptedOut { who: T::AccountId },
+        /// Verifiers were drawn to judge a request's results.
+        DisputeOpened {
+            request: RequestId,
+            kind: DisputeKindOf<T>,
+            verifiers: BoundedVec<T::AccountId, MaxVerifiers>,
+            verdict_deadline: BlockNumberFor<T>,
+        },
+        VerdictPosted { request: RequestId, verifier: T::AccountId },
+        /// The verifiers' majority decided each disputed result.
+        DisputeResolved { request: RequestId, decided: BoundedVec<OutcomeVerdict, MaxRedundancy> },
     }
 
     #[pallet::error]
@@ -113,8 +214,29 @@ pub mod pallet {
         CommitmentMismatch,
         /// More tokens than the request allowed.
         TooManyTokens,
-        /// Settlement waits for every reveal or the reveal deadline.
+        /// Settlement waits for every reveal or the reveal deadline; a dispute's resolution for
+        /// every verdict or the verdict deadline.
         TooEarly,
+        /// Only registered providers can serve as verifiers.
+        NotAProvider,
+        AlreadyVerifier,
+        NotVerifier,
+        /// The request is not under dispute.
+        NoDispute,
+        /// The caller was not drawn to judge this dispute.
+        NotSelectedVerifier,
+        /// The verdict window has passed.
+        VerdictClosed,
+        AlreadyVoted,
+        /// A verdict must judge every disputed result once, and nothing else.
+        VerdictMismatch,
+        /// Only the request's client may challenge it.
+        NotClient,
+        /// Only a settled result, within the challenge window, with no dispute yet, can be
+        /// challenged.
+        NotChallengeable,
+        /// No verifier can be drawn for this request.
+        NoVerifiers,
     }
 
     #[pallet::hooks]
@@ -141,13 +263,56 @@ pub mod pallet {
             Self::do_reveal(provider, request, outcome, salt)
         }
 
-        /// Tally and pay out. Anyone may call it; winners have the reason to.
+        /// Tally and pay out, or put the request under dispute (a split vote, a spot check).
+        /// Anyone may call it; winners have the reason to.
         #[pallet::call_index(2)]
-        #[pallet::weight(<T as Config>::WeightInfo::settle(MAX_REDUNDANCY))]
+        #[pallet::weight(<T as Config>::WeightInfo::settle_to_dispute(MAX_REDUNDANCY).max(<T as Config>::WeightInfo::settle(MAX_REDUNDANCY)))]
         pub fn settle(origin: OriginFor<T>, request: RequestId) -> DispatchResultWithPostInfo {
             ensure_signed(origin)?;
-            let assigned = Self::do_settle(request)?;
-            Ok(Some(<T as Config>::WeightInfo::settle(assigned)).into())
+            let (assigned, drew_verifiers) = Self::do_settle(request)?;
+            let w = <T as Config>::WeightInfo::settle(assigned);
+            // Drawing verifiers reads every provider of the release; only that path pays for it.
+            Ok(Some(if drew_verifiers { w.max(<T as Config>::WeightInfo::settle_to_dispute(assigned)) } else { w }).into())
+        }
+
+        /// Serve re-scoring for the releases the caller offers as a provider.
+        #[pallet::call_index(3)]
+        #[pallet::weight(<T as Config>::WeightInfo::opt_in_verifier())]
+        pub fn opt_in_verifier(origin: OriginFor<T>) -> DispatchResult {
+            let who = ensure_signed(origin)?;
+            Self::do_opt_in(who)
+        }
+
+        #[pallet::call_index(4)]
+        #[pallet::weight(<T as Config>::WeightInfo::opt_out_verifier())]
+        pub fn opt_out_verifier(origin: OriginFor<T>) -> DispatchResult {
+            let who = ensure_signed(origin)?;
+            Self::do_opt_out(who)
+        }
+
+        /// The client disputes its settled result, holding `ChallengeBond` on it.
+        #[pallet::call_index(5)]
+        #[pallet::weight(<T as Config>::WeightInfo::challenge())]
+        pub fn challenge(origin: OriginFor<T>, request: RequestId) -> DispatchResult {
+            let who = ensure_signed(origin)?;
+            Self::do_challenge(who, request)
+        }
+
+        /// A drawn verifier's judgement of every disputed result. The last one resolves the
+        /// dispute.
+        #[pallet::call_index(6)]
+        #[pallet::weight(<T as Config>::WeightInfo::submit_verdict(MAX_VERIFIERS, MAX_REDUNDANCY))]
+        pub fn submit_verdict(origin: OriginFor<T>, request: RequestId, verdicts: VerdictsOf) -> DispatchResult {
+            let who = ensure_signed(origin)?;
+            Self::do_submit_verdict(who, request, verdicts)
+        }
+
+        /// Resolves a dispute with the verdicts cast, once its verdict window has passed.
+        #[pallet::call_index(7)]
+        #[pallet::weight(<T as Config>::WeightInfo::resolve_dispute(MAX_VERIFIERS, MAX_REDUNDANCY))]
+        pub fn resolve_dispute(origin: OriginFor<T>, request: RequestId) -> DispatchResult {
+            ensure_signed(origin)?;
+            Self::do_resolve_after_deadline(request)
         }
     }
 }

@@ -52,7 +52,8 @@ impl pallet_agora_providers::Config for Test {
     type RuntimeHoldReason = RuntimeHoldReason;
     type MinStake = MinStake;
     type UnbondingDelay = ConstU64<10>;
-    type MaxProvidersPerRelease = ConstU32<8>;
+    // A dispute of 8 results before 8 verifiers needs 16 providers of one release.
+    type MaxProvidersPerRelease = ConstU32<16>;
     type Treasury = Treasury;
     type WeightInfo = ();
 }
@@ -82,9 +83,25 @@ parameter_types! {
     pub const NoShowSlash: Perbill = Perbill::from_percent(2);
 }
 
+parameter_types! {
+    pub const ChallengeBond: u64 = 500;
+    pub const VerifierFee: u64 = 7;
+    pub static AuditFloor: Perbill = Perbill::from_percent(5);
+    pub const AuditCeiling: Perbill = Perbill::from_percent(100);
+}
+
 impl pallet_agora_verifier::Config for Test {
     type WrongResultSlash = WrongResultSlash;
     type NoShowSlash = NoShowSlash;
+    type DisputeVerifiers = ConstU32<3>;
+    type AuditVerifiers = ConstU32<1>;
+    type VerdictWindow = ConstU64<4>;
+    type ChallengeWindow = ConstU64<6>;
+    type ChallengeBond = ChallengeBond;
+    type VerifierFee = VerifierFee;
+    type AuditFloor = AuditFloor;
+    type AuditCeiling = AuditCeiling;
+    type AuditSafetyPercent = ConstU32<200>;
     type WeightInfo = ();
 }
 
@@ -92,6 +109,8 @@ pub const PUBLISHER: u64 = 1;
 pub const CLIENT: u64 = 2;
 pub const POOR_CLIENT: u64 = 3;
 pub const PROVIDERS: [u64; 4] = [10, 11, 12, 13];
+/// Accounts that become providers and opt in as verifiers in the tests that need them.
+pub const VERIFIERS: [u64; 3] = [20, 21, 22];
 pub const RELEASE: ReleaseId = [1; 32];
 pub const PROFILE: [u8; 32] = [7; 32];
 pub const PRICE: u64 = 10;
@@ -146,18 +165,29 @@ pub fn check_invariants() {
     Providers::do_try_state().expect("provider invariants hold");
     Escrow::do_try_state().expect("escrow invariants hold");
     Verifier::do_try_state().expect("verifier invariants hold");
-    let accounts = [PUBLISHER, CLIENT, POOR_CLIENT, TREASURY, 10, 11, 12, 13];
+    let accounts = [PUBLISHER, CLIENT, POOR_CLIENT, TREASURY, 10, 11, 12, 13, 20, 21, 22];
     let total: u64 = accounts.iter().map(|a| <Balances as polkadot_sdk::frame_support::traits::fungible::Inspect<u64>>::total_balance(a)).sum();
     assert_eq!(total, INITIAL_TOTAL, "value was created or lost");
     assert_eq!(Balances::total_issuance(), INITIAL_TOTAL, "issuance changed");
 }
 
-pub const INITIAL_TOTAL: u64 = 1_000 + 100_000 + 50 + 4 * 10_000;
+pub const INITIAL_TOTAL: u64 = 1_000 + 100_000 + 50 + 4 * 10_000 + 3 * 10_000 + 1_000;
+
+/// Registers `count` verifier accounts as providers of the release and opts them in. Called
+/// after a request's draw, so that the draw never picks them.
+pub fn opt_in_verifiers(count: usize) {
+    for v in &VERIFIERS[..count] {
+        Providers::register(RuntimeOrigin::signed(*v), 1_000, manifest(PRICE)).unwrap();
+        Verifier::opt_in_verifier(RuntimeOrigin::signed(*v)).unwrap();
+    }
+}
 
 pub fn new_test_ext(test: impl FnOnce()) {
     let mut storage = frame_system::GenesisConfig::<Test>::default().build_storage().unwrap();
     let mut balances = vec![(PUBLISHER, 1_000), (CLIENT, 100_000), (POOR_CLIENT, 50)];
-    balances.extend(PROVIDERS.iter().map(|p| (*p, 10_000)));
+    balances.extend(PROVIDERS.iter().chain(&VERIFIERS).map(|p| (*p, 10_000)));
+    // The treasury pays verifier fees; it starts with enough to exist.
+    balances.push((TREASURY, 1_000));
     pallet_balances::GenesisConfig::<Test> { balances, ..Default::default() }
         .assimilate_storage(&mut storage)
         .unwrap();

@@ -1,7 +1,8 @@
 //! Random operation sequences over all four pallets; every invariant is checked after each step.
 
 use crate::mock::*;
-use agora_primitives::{commitment::commitment, Outcome};
+use agora_primitives::{Outcome, OutcomeVerdict};
+use agora_verifier::commitment::commitment;
 use pallet_agora_escrow::Requests;
 use polkadot_sdk::sp_runtime::traits::Hash as _;
 use proptest::prelude::*;
@@ -23,6 +24,13 @@ enum Op {
     RaisePrice { provider: usize, price: u64 },
     PublishNext,
     Revoke,
+    OptIn { verifier: usize },
+    OptOut { verifier: usize },
+    Challenge { request: u64 },
+    /// A verifier judges every result of a dispute: honest (accepts exactly the honest result)
+    /// or not (rejects everything).
+    Verdict { request: u64, verifier: usize, honest: bool },
+    Resolve { request: u64 },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -42,6 +50,11 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0usize..4, 5u64..25).prop_map(|(provider, price)| Op::RaisePrice { provider, price }),
         1 => Just(Op::PublishNext),
         1 => Just(Op::Revoke),
+        2 => (0usize..3).prop_map(|verifier| Op::OptIn { verifier }),
+        1 => (0usize..3).prop_map(|verifier| Op::OptOut { verifier }),
+        1 => (0u64..8).prop_map(|request| Op::Challenge { request }),
+        4 => (0u64..8, 0usize..3, prop::bool::weighted(0.8)).prop_map(|(request, verifier, honest)| Op::Verdict { request, verifier, honest }),
+        1 => (0u64..8).prop_map(|request| Op::Resolve { request }),
     ]
 }
 
@@ -107,6 +120,27 @@ fn apply(op: &Op, liars: &mut std::collections::BTreeSet<(u64, u64)>) {
             Models::publish(signed(PUBLISHER), info)
         },
         Op::Revoke => Models::revoke(signed(PUBLISHER), RELEASE),
+        Op::OptIn { verifier } => {
+            let who = VERIFIERS[verifier];
+            if pallet_agora_providers::Providers::<Test>::get(who).is_none() {
+                let _ = Providers::register(signed(who), 1_000, manifest(PRICE));
+            }
+            Verifier::opt_in_verifier(signed(who))
+        },
+        Op::OptOut { verifier } => Verifier::opt_out_verifier(signed(VERIFIERS[verifier])),
+        Op::Challenge { request } => Verifier::challenge(signed(CLIENT), request),
+        Op::Verdict { request, verifier, honest } => match crate::Disputes::<Test>::get(request) {
+            Some(dispute) => {
+                let judged: Vec<OutcomeVerdict> = dispute
+                    .outcomes
+                    .iter()
+                    .map(|o| OutcomeVerdict { outcome: *o, accepted: honest && *o == outcome(request, false) })
+                    .collect();
+                Verifier::submit_verdict(signed(VERIFIERS[verifier]), request, judged.try_into().unwrap())
+            },
+            None => Ok(()),
+        },
+        Op::Resolve { request } => Verifier::resolve_dispute(signed(PUBLISHER), request),
     };
 }
 

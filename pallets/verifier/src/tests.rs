@@ -1,5 +1,7 @@
-use crate::{mock::*, Commitments, Error, Event, Receipts, Reveals};
-use agora_primitives::{commitment::commitment, JobOutcome, Outcome, RequestStatus};
+use crate::{mock::*, Commitments, Disputes, Error, Event, Receipts, Resolutions, Reveals};
+use agora_primitives::{DisputeKind, JobOutcome, Outcome, OutcomeVerdict, RequestStatus};
+use agora_verifier::commitment::commitment;
+use polkadot_sdk::sp_runtime::Perbill;
 use pallet_agora_escrow::Requests;
 use polkadot_sdk::frame_support::{
     assert_noop, assert_ok,
@@ -65,7 +67,7 @@ fn two_agree_one_lies_pays_slashes_refunds_and_keeps_a_receipt() {
         assert_eq!(Balances::balance(&p[1]), before[1] + 15);
         assert_eq!(Balances::balance(&p[2]), before[2]);
         assert_eq!(stake(p[2]), 900);
-        assert_eq!(Balances::balance(&TREASURY), 100);
+        assert_eq!(Balances::balance(&TREASURY), 1_000 + 100);
         assert_eq!(escrow_held(), 0);
         assert_eq!(Balances::balance(&CLIENT), client_before + 30);
         assert_eq!((score(p[0]), score(p[1]), score(p[2])), (525_000, 525_000, 375_000));
@@ -107,28 +109,290 @@ fn no_show_is_slashed_less_and_majority_still_wins() {
     });
 }
 
+/// Commits and reveals `outcomes[i]` for provider `p[i]`.
+fn commit_and_reveal(id: u64, p: &[u64], outcomes: &[Outcome]) {
+    for (who, o) in p.iter().zip(outcomes) {
+        assert_ok!(commit(*who, id, *o));
+    }
+    for (who, o) in p.iter().zip(outcomes) {
+        assert_ok!(reveal(*who, id, *o));
+    }
+}
+
+fn third() -> Outcome {
+    Outcome { output_hash: [0xcc; 32], token_count: 3 }
+}
+
+fn verdicts(judged: &[(Outcome, bool)]) -> crate::VerdictsOf {
+    judged.iter().map(|&(outcome, accepted)| OutcomeVerdict { outcome, accepted }).collect::<Vec<_>>().try_into().unwrap()
+}
+
+fn verdict(who: u64, id: u64, judged: &[(Outcome, bool)]) -> polkadot_sdk::sp_runtime::DispatchResult {
+    Verifier::submit_verdict(RuntimeOrigin::signed(who), id, verdicts(judged))
+}
+
+fn bond_held(who: u64) -> u64 {
+    Balances::balance_on_hold(&crate::HoldReason::ChallengeBond.into(), &who)
+}
+
 #[test]
-fn split_vote_is_disputed_and_keeps_escrow() {
+fn a_split_vote_without_verifiers_is_refunded_and_blames_nobody() {
     new_test_ext(|| {
         let (id, p) = assigned_request(3);
-        let third = Outcome { output_hash: [0xcc; 32], token_count: 3 };
-        for (who, o) in [(p[0], good()), (p[1], bad()), (p[2], third)] {
-            assert_ok!(commit(who, id, o));
-        }
-        for (who, o) in [(p[0], good()), (p[1], bad()), (p[2], third)] {
-            assert_ok!(reveal(who, id, o));
-        }
+        commit_and_reveal(id, &p, &[good(), bad(), third()]);
+        assert_ok!(Verifier::settle(RuntimeOrigin::signed(CLIENT), id));
+        assert_eq!(Requests::<Test>::get(id).unwrap().status, RequestStatus::Refunded);
+        assert_eq!(escrow_held(), 0);
+        let receipt = Receipts::<Test>::get(id).unwrap();
+        assert_eq!((receipt.winning, receipt.refunded, receipt.paid.len(), receipt.slashed.len()), (None, 60, 0, 0));
+        assert!(p.iter().all(|a| stake(*a) == 1_000 && score(*a) == 500_000));
+        System::assert_has_event(Event::Disputed { request: id }.into());
+    });
+}
+
+#[test]
+fn a_split_vote_goes_to_verifiers_whose_verdicts_settle_it() {
+    new_test_ext(|| {
+        let (id, p) = assigned_request(3);
+        opt_in_verifiers(3);
+        commit_and_reveal(id, &p, &[good(), bad(), third()]);
         assert_ok!(Verifier::settle(RuntimeOrigin::signed(CLIENT), id));
         assert_eq!(Requests::<Test>::get(id).unwrap().status, RequestStatus::Disputed);
         assert_eq!(escrow_held(), 60);
-        assert!(Receipts::<Test>::get(id).is_none());
-        assert!(p.iter().all(|a| stake(*a) == 1_000));
-        System::assert_last_event(Event::Disputed { request: id }.into());
-        // Until the dispute path exists, the escrow comes back after the settle window.
+        let dispute = Disputes::<Test>::get(id).unwrap();
+        let mut drawn = dispute.verifiers.to_vec();
+        drawn.sort();
+        assert_eq!(drawn, VERIFIERS.to_vec());
+        let mut outcomes = vec![good(), bad(), third()];
+        outcomes.sort();
+        assert_eq!(dispute.outcomes.to_vec(), outcomes);
+        // The dispute keeps the reveals it judges; it cannot be settled or refunded meanwhile.
+        assert_eq!(Reveals::<Test>::iter_prefix(id).count(), 3);
+        assert_noop!(Verifier::settle(RuntimeOrigin::signed(CLIENT), id), Error::<Test>::NotActive);
+        run_to(System::block_number() + 30);
+        assert_noop!(Escrow::refund_expired(RuntimeOrigin::signed(CLIENT), id), pallet_agora_escrow::Error::<Test>::NotOpen);
+
+        // Run the clock back into the verdict window (the refund attempt above only needed time).
+        System::set_block_number(dispute.opened_at);
+        let judged = [(good(), true), (bad(), false), (third(), false)];
+        // Bad verdicts: from a provider not drawn, the request's own provider, one missing a
+        // result, one judging a result twice, one judging a result not in dispute.
+        assert_noop!(verdict(PROVIDERS[3], id, &judged), Error::<Test>::NotSelectedVerifier);
+        assert_noop!(verdict(p[0], id, &judged), Error::<Test>::NotSelectedVerifier);
+        assert_noop!(verdict(20, id, &judged[..2]), Error::<Test>::VerdictMismatch);
+        assert_noop!(verdict(20, id, &[(good(), true), (good(), true), (bad(), false)]), Error::<Test>::VerdictMismatch);
+        let stranger = Outcome { output_hash: [0xdd; 32], token_count: 1 };
+        assert_noop!(verdict(20, id, &[(good(), true), (bad(), false), (stranger, false)]), Error::<Test>::VerdictMismatch);
+        assert_noop!(verdict(20, 99, &judged), Error::<Test>::NoDispute);
+
+        assert_ok!(verdict(20, id, &judged));
+        assert_noop!(verdict(20, id, &judged), Error::<Test>::AlreadyVoted);
+        // 21 dissents on `bad`; 22 stays silent.
+        assert_ok!(verdict(21, id, &[(good(), true), (bad(), true), (third(), false)]));
+        assert_noop!(Verifier::resolve_dispute(RuntimeOrigin::signed(CLIENT), id), Error::<Test>::TooEarly);
+        run_to(dispute.verdict_deadline + 1);
+        assert_noop!(verdict(22, id, &judged), Error::<Test>::VerdictClosed);
+        let (treasury, client) = (Balances::balance(&TREASURY), Balances::balance(&CLIENT));
+        let (before_20, before_21) = (Balances::balance(&20), Balances::balance(&21));
+        assert_ok!(Verifier::resolve_dispute(RuntimeOrigin::signed(PUBLISHER), id));
+
+        // `good` accepted (2 to 0), `third` rejected (0 to 2), `bad` tied 1 to 1: accepted.
+        let resolution = Resolutions::<Test>::get(id).unwrap();
+        let decided: Vec<(Outcome, bool)> = resolution.decided.iter().map(|d| (d.outcome, d.accepted)).collect();
+        let mut expected = vec![(good(), true), (bad(), true), (third(), false)];
+        expected.sort();
+        assert_eq!(decided, expected);
+        let receipt = Receipts::<Test>::get(id).unwrap();
+        assert_eq!(receipt.paid.to_vec(), vec![(p[0], 15), (p[1], 15)]);
+        assert_eq!(receipt.slashed.to_vec(), vec![(p[2], 100, JobOutcome::Wrong)]);
+        assert_eq!(receipt.refunded, 30);
+        assert_eq!(Balances::balance(&CLIENT), client + 30);
+        assert_eq!(Requests::<Test>::get(id).unwrap().status, RequestStatus::Settled);
+        // A tie gives the provider the benefit of the doubt, so 21 agreed with every decision
+        // and is paid; 20 rejected `bad` and is not.
+        let mut paid = resolution.verifiers_paid.to_vec();
+        paid.sort();
+        assert_eq!(paid, vec![(20, 0), (21, 7)]);
+        assert_eq!((Balances::balance(&20), Balances::balance(&21)), (before_20, before_21 + 7));
+        assert_eq!(resolution.silent.to_vec(), vec![22]);
+        assert_eq!(stake(22), 980);
+        assert_eq!(Balances::balance(&TREASURY), treasury + 100 + 20 - 7);
+        assert!(Disputes::<Test>::get(id).is_none());
+        assert_eq!(crate::Verdicts::<Test>::iter_prefix(id).count(), 0);
+        assert_eq!(Reveals::<Test>::iter_prefix(id).count(), 0);
+        assert!(p.iter().all(|a| pallet_agora_providers::Providers::<Test>::get(a).unwrap().open_jobs == 0));
+        assert_noop!(Verifier::resolve_dispute(RuntimeOrigin::signed(CLIENT), id), Error::<Test>::NoDispute);
+    });
+}
+
+#[test]
+fn the_last_verdict_resolves_and_a_dissenting_verifier_is_not_paid() {
+    new_test_ext(|| {
+        let (id, p) = assigned_request(3);
+        opt_in_verifiers(3);
+        commit_and_reveal(id, &p, &[good(), bad(), third()]);
+        assert_ok!(Verifier::settle(RuntimeOrigin::signed(CLIENT), id));
+        let honest = [(good(), true), (bad(), false), (third(), false)];
+        assert_ok!(verdict(20, id, &honest));
+        assert_ok!(verdict(21, id, &honest));
+        assert_ok!(verdict(22, id, &[(good(), false), (bad(), true), (third(), false)]));
+        let mut paid = Resolutions::<Test>::get(id).unwrap().verifiers_paid.to_vec();
+        paid.sort();
+        assert_eq!(paid, vec![(20, 7), (21, 7), (22, 0)]);
+        assert!(score(22) < 500_000 && score(20) > 500_000);
+        let receipt = Receipts::<Test>::get(id).unwrap();
+        assert_eq!(receipt.winning, Some(good()));
+        assert_eq!(receipt.paid.to_vec(), vec![(p[0], 15)]);
+        assert_eq!(receipt.slashed.len(), 2);
+    });
+}
+
+#[test]
+fn a_false_challenge_loses_its_bond() {
+    new_test_ext(|| {
+        let (id, p) = assigned_request(3);
+        commit_and_reveal(id, &p, &[good(), good(), bad()]);
+        assert_ok!(Verifier::settle(RuntimeOrigin::signed(CLIENT), id));
+        // Nobody to judge: the challenge is refused and nothing is held.
+        assert_noop!(Verifier::challenge(RuntimeOrigin::signed(CLIENT), id), Error::<Test>::NoVerifiers);
+        opt_in_verifiers(3);
+        assert_noop!(Verifier::challenge(RuntimeOrigin::signed(PUBLISHER), id), Error::<Test>::NotClient);
+        assert_noop!(Verifier::challenge(RuntimeOrigin::signed(CLIENT), 99), Error::<Test>::UnknownRequest);
+        let client = Balances::balance(&CLIENT);
+        assert_ok!(Verifier::challenge(RuntimeOrigin::signed(CLIENT), id));
+        assert_eq!(bond_held(CLIENT), 500);
+        assert_noop!(Verifier::challenge(RuntimeOrigin::signed(CLIENT), id), Error::<Test>::NotChallengeable);
+        let treasury = Balances::balance(&TREASURY);
+        for v in VERIFIERS {
+            assert_ok!(verdict(v, id, &[(good(), true)]));
+        }
+        assert_eq!(bond_held(CLIENT), 0);
+        assert_eq!(Balances::balance(&CLIENT), client - 500);
+        // The bond pays the three verifiers' fees through the treasury; the rest stays there.
+        assert_eq!(Balances::balance(&TREASURY), treasury + 500 - 21);
+        assert_eq!((stake(p[0]), stake(p[1])), (1_000, 1_000));
+        let resolution = Resolutions::<Test>::get(id).unwrap();
+        assert!(resolution.decided.iter().all(|d| d.accepted));
+        // One dispute per request.
+        assert_noop!(Verifier::challenge(RuntimeOrigin::signed(CLIENT), id), Error::<Test>::NotChallengeable);
+    });
+}
+
+#[test]
+fn an_upheld_challenge_slashes_the_winners_and_makes_the_client_whole() {
+    new_test_ext(|| {
+        let (id, p) = assigned_request(3);
+        commit_and_reveal(id, &p, &[bad(), bad(), good()]);
+        assert_ok!(Verifier::settle(RuntimeOrigin::signed(CLIENT), id));
+        opt_in_verifiers(3);
+        let client = Balances::balance(&CLIENT);
+        assert_ok!(Verifier::challenge(RuntimeOrigin::signed(CLIENT), id));
+        for v in VERIFIERS {
+            assert_ok!(verdict(v, id, &[(bad(), false)]));
+        }
+        assert_eq!(bond_held(CLIENT), 0);
+        // Back: the bond and the 15 paid to each of the two colluding winners.
+        assert_eq!(Balances::balance(&CLIENT), client + 30);
+        assert_eq!((stake(p[0]), stake(p[1])), (900, 900));
+        assert!(score(p[0]) < 500_000);
+    });
+}
+
+#[test]
+fn a_challenge_must_come_within_its_window() {
+    new_test_ext(|| {
+        let (id, p) = assigned_request(2);
+        commit_and_reveal(id, &p, &[good(), good()]);
+        assert_ok!(Verifier::settle(RuntimeOrigin::signed(CLIENT), id));
+        opt_in_verifiers(1);
+        run_to(System::block_number() + 7);
+        assert_noop!(Verifier::challenge(RuntimeOrigin::signed(CLIENT), id), Error::<Test>::NotChallengeable);
+        // A refunded request has no result to challenge.
+        let (id, _) = assigned_request(2);
         let r = Requests::<Test>::get(id).unwrap();
-        run_to(r.reveal_deadline + 11);
-        assert_ok!(Escrow::refund_expired(RuntimeOrigin::signed(CLIENT), id));
-        assert_eq!(escrow_held(), 0);
+        run_to(r.reveal_deadline + 1);
+        assert_ok!(Verifier::settle(RuntimeOrigin::signed(CLIENT), id));
+        assert_noop!(Verifier::challenge(RuntimeOrigin::signed(CLIENT), id), Error::<Test>::NotChallengeable);
+    });
+}
+
+#[test]
+fn an_audited_single_provider_cheat_is_slashed_and_an_honest_one_paid() {
+    new_test_ext(|| {
+        AuditFloor::set(Perbill::one());
+        let (cheat, p) = assigned_request(1);
+        let (honest, q) = assigned_request(1);
+        opt_in_verifiers(1);
+        commit_and_reveal(cheat, &p, &[bad()]);
+        commit_and_reveal(honest, &q, &[good()]);
+        let client = Balances::balance(&CLIENT);
+        assert_ok!(Verifier::settle(RuntimeOrigin::signed(p[0]), cheat));
+        assert_ok!(Verifier::settle(RuntimeOrigin::signed(q[0]), honest));
+        for id in [cheat, honest] {
+            let dispute = Disputes::<Test>::get(id).unwrap();
+            assert_eq!((dispute.kind, dispute.verifiers.to_vec()), (DisputeKind::Audit, vec![20]));
+            assert_eq!(Requests::<Test>::get(id).unwrap().status, RequestStatus::Disputed);
+        }
+        assert_ok!(verdict(20, cheat, &[(bad(), false)]));
+        assert_ok!(verdict(20, honest, &[(good(), true)]));
+        let receipt = Receipts::<Test>::get(cheat).unwrap();
+        assert_eq!((receipt.winning, receipt.refunded), (None, 20));
+        assert_eq!(receipt.slashed.to_vec(), vec![(p[0], 100, JobOutcome::Wrong)]);
+        let receipt = Receipts::<Test>::get(honest).unwrap();
+        assert_eq!((receipt.winning, receipt.paid.to_vec()), (Some(good()), vec![(q[0], 15)]));
+        assert_eq!(Balances::balance(&CLIENT), client + 20 + 5);
+        // The verifier's two fees (its stake of 1,000 is held).
+        assert_eq!(Balances::balance(&20), 9_000 + 14);
+    });
+}
+
+#[test]
+fn an_audit_nobody_judges_stands_and_the_silent_verifier_pays() {
+    new_test_ext(|| {
+        AuditFloor::set(Perbill::one());
+        let (id, p) = assigned_request(1);
+        opt_in_verifiers(1);
+        commit_and_reveal(id, &p, &[good()]);
+        assert_ok!(Verifier::settle(RuntimeOrigin::signed(CLIENT), id));
+        let deadline = Disputes::<Test>::get(id).unwrap().verdict_deadline;
+        run_to(deadline + 1);
+        assert_ok!(Verifier::resolve_dispute(RuntimeOrigin::signed(CLIENT), id));
+        assert_eq!(Receipts::<Test>::get(id).unwrap().paid.to_vec(), vec![(p[0], 15)]);
+        assert_eq!(Resolutions::<Test>::get(id).unwrap().silent.to_vec(), vec![20]);
+        assert_eq!(stake(20), 980);
+    });
+}
+
+#[test]
+fn the_audit_rate_follows_the_floor() {
+    new_test_ext(|| {
+        AuditFloor::set(Perbill::from_percent(25));
+        opt_in_verifiers(3);
+        let mut audited = 0;
+        for _ in 0..120 {
+            let (id, p) = assigned_request(1);
+            commit_and_reveal(id, &p, &[good()]);
+            assert_ok!(Verifier::settle(RuntimeOrigin::signed(CLIENT), id));
+            if let Some(dispute) = Disputes::<Test>::get(id) {
+                audited += 1;
+                let v = dispute.verifiers[0];
+                assert_ok!(verdict(v, id, &[(good(), true)]));
+            }
+        }
+        // 25 % of 120 is 30; a binomial spread of ±4.7 makes 15..=45 a 3-sigma band.
+        assert!((15..=45).contains(&audited), "{audited} of 120 audited");
+    });
+}
+
+#[test]
+fn verifiers_opt_in_and_out() {
+    new_test_ext(|| {
+        assert_noop!(Verifier::opt_in_verifier(RuntimeOrigin::signed(CLIENT)), Error::<Test>::NotAProvider);
+        assert_ok!(Verifier::opt_in_verifier(RuntimeOrigin::signed(10)));
+        assert_noop!(Verifier::opt_in_verifier(RuntimeOrigin::signed(10)), Error::<Test>::AlreadyVerifier);
+        assert_ok!(Verifier::opt_out_verifier(RuntimeOrigin::signed(10)));
+        assert_noop!(Verifier::opt_out_verifier(RuntimeOrigin::signed(10)), Error::<Test>::NotVerifier);
+        System::assert_last_event(Event::VerifierOptedOut { who: 10 }.into());
     });
 }
 

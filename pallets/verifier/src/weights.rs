@@ -36,6 +36,12 @@ pub trait WeightInfo {
 	fn commit() -> Weight;
 	fn reveal() -> Weight;
 	fn settle(k: u32, ) -> Weight;
+	fn settle_to_dispute(k: u32, ) -> Weight;
+	fn opt_in_verifier() -> Weight;
+	fn opt_out_verifier() -> Weight;
+	fn challenge() -> Weight;
+	fn submit_verdict(v: u32, k: u32, ) -> Weight;
+	fn resolve_dispute(v: u32, k: u32, ) -> Weight;
 }
 
 /// Weights measured for this pallet, with the runtime's database weights.
@@ -47,8 +53,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Verifier::Commitments` (`max_values`: None, `max_size`: Some(96), added: 2571, mode: `MaxEncodedLen`)
 	fn commit() -> Weight {
 		// Proof size: measured `798`, estimated `4196`.
-		// Minimum execution time: 21_848_000 picoseconds.
-		Weight::from_parts(25_251_000, 4196)
+		// Minimum execution time: 22_726_000 picoseconds.
+		Weight::from_parts(41_201_000, 4196)
 			.saturating_add(T::DbWeight::get().reads(2))
 			.saturating_add(T::DbWeight::get().writes(1))
 	}
@@ -60,8 +66,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Verifier::Reveals` (`max_values`: None, `max_size`: Some(100), added: 2575, mode: `MaxEncodedLen`)
 	fn reveal() -> Weight {
 		// Proof size: measured `1530`, estimated `21558`.
-		// Minimum execution time: 64_265_000 picoseconds.
-		Weight::from_parts(70_125_000, 21558)
+		// Minimum execution time: 65_623_000 picoseconds.
+		Weight::from_parts(76_648_000, 21558)
 			.saturating_add(T::DbWeight::get().reads(10))
 			.saturating_add(T::DbWeight::get().writes(1))
 	}
@@ -72,46 +78,239 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Providers::Providers` (r:8 w:8)
 	/// Proof: `Providers::Providers` (`max_values`: None, `max_size`: Some(2394), added: 4869, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:2 w:2)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(85), added: 2560, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
 	/// Storage: `System::Account` (r:9 w:9)
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	/// Storage: `Verifier::Commitments` (r:8 w:8)
 	/// Proof: `Verifier::Commitments` (`max_values`: None, `max_size`: Some(96), added: 2571, mode: `MaxEncodedLen`)
 	/// Storage: `Verifier::Receipts` (r:0 w:1)
 	/// Proof: `Verifier::Receipts` (`max_values`: None, `max_size`: Some(923), added: 3398, mode: `MaxEncodedLen`)
+	/// Storage: `RandomnessCollectiveFlip::RandomMaterial` (r:1 w:0)
+	/// Proof: `RandomnessCollectiveFlip::RandomMaterial` (`max_values`: Some(1), `max_size`: Some(2594), added: 3089, mode: `MaxEncodedLen`)
 	/// The range of component `k` is `[1, 8]`.
 	fn settle(k: u32, ) -> Weight {
-		// Proof size: measured `1547 + k * (442 ±0)`, estimated `4196 + k * (4869 ±20)`.
-		// Minimum execution time: 144_143_000 picoseconds.
-		Weight::from_parts(84_528_678, 4196)
-			.saturating_add(Weight::from_parts(74_946_640, 0).saturating_mul(k.into()))
-			.saturating_add(T::DbWeight::get().reads(2))
+		// Proof size: measured `1637 + k * (442 ±0)`, estimated `4196 + k * (4869 ±0)`.
+		// Minimum execution time: 156_307_000 picoseconds.
+		Weight::from_parts(127_030_330, 4196)
+			.saturating_add(Weight::from_parts(93_476_108, 0).saturating_mul(k.into()))
+			.saturating_add(T::DbWeight::get().reads(3))
 			.saturating_add(T::DbWeight::get().reads((4_u64).saturating_mul(k.into())))
 			.saturating_add(T::DbWeight::get().writes(3))
 			.saturating_add(T::DbWeight::get().writes((4_u64).saturating_mul(k.into())))
 			.saturating_add(Weight::from_parts(0, 4869).saturating_mul(k.into()))
+	}
+	/// Storage: `Escrow::Requests` (r:1 w:1)
+	/// Proof: `Escrow::Requests` (`max_values`: None, `max_size`: Some(731), added: 3206, mode: `MaxEncodedLen`)
+	/// Storage: `Verifier::Reveals` (r:8 w:0)
+	/// Proof: `Verifier::Reveals` (`max_values`: None, `max_size`: Some(100), added: 2575, mode: `MaxEncodedLen`)
+	/// Storage: `Providers::ServersOf` (r:1 w:0)
+	/// Proof: `Providers::ServersOf` (`max_values`: None, `max_size`: Some(2082), added: 4557, mode: `MaxEncodedLen`)
+	/// Storage: `Providers::Providers` (r:64 w:0)
+	/// Proof: `Providers::Providers` (`max_values`: None, `max_size`: Some(2394), added: 4869, mode: `MaxEncodedLen`)
+	/// Storage: `Verifier::Verifiers` (r:64 w:0)
+	/// Proof: `Verifier::Verifiers` (`max_values`: None, `max_size`: Some(48), added: 2523, mode: `MaxEncodedLen`)
+	/// Storage: `RandomnessCollectiveFlip::RandomMaterial` (r:1 w:0)
+	/// Proof: `RandomnessCollectiveFlip::RandomMaterial` (`max_values`: Some(1), `max_size`: Some(2594), added: 3089, mode: `MaxEncodedLen`)
+	/// Storage: `Verifier::Disputes` (r:0 w:1)
+	/// Proof: `Verifier::Disputes` (`max_values`: None, `max_size`: Some(619), added: 3094, mode: `MaxEncodedLen`)
+	/// The range of component `k` is `[2, 8]`.
+	fn settle_to_dispute(k: u32, ) -> Weight {
+		// Proof size: measured `13229 + k * (98 ±0)`, estimated `312606 + k * (2575 ±0)`.
+		// Minimum execution time: 788_977_000 picoseconds.
+		Weight::from_parts(1_247_657_502, 312606)
+			.saturating_add(T::DbWeight::get().reads(131))
+			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(k.into())))
+			.saturating_add(T::DbWeight::get().writes(2))
+			.saturating_add(Weight::from_parts(0, 2575).saturating_mul(k.into()))
+	}
+	/// Storage: `Providers::Providers` (r:1 w:0)
+	/// Proof: `Providers::Providers` (`max_values`: None, `max_size`: Some(2394), added: 4869, mode: `MaxEncodedLen`)
+	/// Storage: `Verifier::Verifiers` (r:1 w:1)
+	/// Proof: `Verifier::Verifiers` (`max_values`: None, `max_size`: Some(48), added: 2523, mode: `MaxEncodedLen`)
+	fn opt_in_verifier() -> Weight {
+		// Proof size: measured `187`, estimated `5859`.
+		// Minimum execution time: 17_832_000 picoseconds.
+		Weight::from_parts(32_968_000, 5859)
+			.saturating_add(T::DbWeight::get().reads(2))
+			.saturating_add(T::DbWeight::get().writes(1))
+	}
+	/// Storage: `Verifier::Verifiers` (r:1 w:1)
+	/// Proof: `Verifier::Verifiers` (`max_values`: None, `max_size`: Some(48), added: 2523, mode: `MaxEncodedLen`)
+	fn opt_out_verifier() -> Weight {
+		// Proof size: measured `79`, estimated `3513`.
+		// Minimum execution time: 13_307_000 picoseconds.
+		Weight::from_parts(24_841_000, 3513)
+			.saturating_add(T::DbWeight::get().reads(1))
+			.saturating_add(T::DbWeight::get().writes(1))
+	}
+	/// Storage: `Escrow::Requests` (r:1 w:0)
+	/// Proof: `Escrow::Requests` (`max_values`: None, `max_size`: Some(731), added: 3206, mode: `MaxEncodedLen`)
+	/// Storage: `Verifier::Receipts` (r:1 w:0)
+	/// Proof: `Verifier::Receipts` (`max_values`: None, `max_size`: Some(923), added: 3398, mode: `MaxEncodedLen`)
+	/// Storage: `Verifier::Disputes` (r:1 w:1)
+	/// Proof: `Verifier::Disputes` (`max_values`: None, `max_size`: Some(619), added: 3094, mode: `MaxEncodedLen`)
+	/// Storage: `Verifier::Resolutions` (r:1 w:0)
+	/// Proof: `Verifier::Resolutions` (`max_values`: None, `max_size`: Some(1008), added: 3483, mode: `MaxEncodedLen`)
+	/// Storage: `Balances::Holds` (r:1 w:1)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
+	/// Storage: `Providers::ServersOf` (r:1 w:0)
+	/// Proof: `Providers::ServersOf` (`max_values`: None, `max_size`: Some(2082), added: 4557, mode: `MaxEncodedLen`)
+	/// Storage: `Providers::Providers` (r:64 w:0)
+	/// Proof: `Providers::Providers` (`max_values`: None, `max_size`: Some(2394), added: 4869, mode: `MaxEncodedLen`)
+	/// Storage: `Verifier::Verifiers` (r:64 w:0)
+	/// Proof: `Verifier::Verifiers` (`max_values`: None, `max_size`: Some(48), added: 2523, mode: `MaxEncodedLen`)
+	/// Storage: `RandomnessCollectiveFlip::RandomMaterial` (r:1 w:0)
+	/// Proof: `RandomnessCollectiveFlip::RandomMaterial` (`max_values`: Some(1), `max_size`: Some(2594), added: 3089, mode: `MaxEncodedLen`)
+	fn challenge() -> Weight {
+		// Proof size: measured `14072`, estimated `312606`.
+		// Minimum execution time: 835_011_000 picoseconds.
+		Weight::from_parts(1_204_010_000, 312606)
+			.saturating_add(T::DbWeight::get().reads(135))
+			.saturating_add(T::DbWeight::get().writes(2))
+	}
+	/// Storage: `Verifier::Disputes` (r:1 w:1)
+	/// Proof: `Verifier::Disputes` (`max_values`: None, `max_size`: Some(619), added: 3094, mode: `MaxEncodedLen`)
+	/// Storage: `Verifier::Verdicts` (r:8 w:8)
+	/// Proof: `Verifier::Verdicts` (`max_values`: None, `max_size`: Some(361), added: 2836, mode: `MaxEncodedLen`)
+	/// Storage: `Escrow::Requests` (r:1 w:1)
+	/// Proof: `Escrow::Requests` (`max_values`: None, `max_size`: Some(731), added: 3206, mode: `MaxEncodedLen`)
+	/// Storage: `Verifier::Reveals` (r:8 w:8)
+	/// Proof: `Verifier::Reveals` (`max_values`: None, `max_size`: Some(100), added: 2575, mode: `MaxEncodedLen`)
+	/// Storage: `Balances::Holds` (r:8 w:8)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
+	/// Storage: `System::Account` (r:17 w:17)
+	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
+	/// Storage: `Providers::Providers` (r:16 w:16)
+	/// Proof: `Providers::Providers` (`max_values`: None, `max_size`: Some(2394), added: 4869, mode: `MaxEncodedLen`)
+	/// Storage: `Verifier::Commitments` (r:8 w:8)
+	/// Proof: `Verifier::Commitments` (`max_values`: None, `max_size`: Some(96), added: 2571, mode: `MaxEncodedLen`)
+	/// Storage: `Verifier::Receipts` (r:0 w:1)
+	/// Proof: `Verifier::Receipts` (`max_values`: None, `max_size`: Some(923), added: 3398, mode: `MaxEncodedLen`)
+	/// Storage: `Verifier::Resolutions` (r:0 w:1)
+	/// Proof: `Verifier::Resolutions` (`max_values`: None, `max_size`: Some(1008), added: 3483, mode: `MaxEncodedLen`)
+	/// The range of component `v` is `[1, 8]`.
+	/// The range of component `k` is `[2, 8]`.
+	fn submit_verdict(v: u32, k: u32, ) -> Weight {
+		// Proof size: measured `2433 + k * (552 ±0) + v * (323 ±0)`, estimated `4196 + k * (4869 ±0) + v * (4869 ±0)`.
+		// Minimum execution time: 790_490_000 picoseconds.
+		Weight::from_parts(358_877_766, 4196)
+			.saturating_add(Weight::from_parts(78_048_271, 0).saturating_mul(v.into()))
+			.saturating_add(Weight::from_parts(115_909_326, 0).saturating_mul(k.into()))
+			.saturating_add(T::DbWeight::get().reads(3))
+			.saturating_add(T::DbWeight::get().reads((3_u64).saturating_mul(v.into())))
+			.saturating_add(T::DbWeight::get().reads((5_u64).saturating_mul(k.into())))
+			.saturating_add(T::DbWeight::get().writes(5))
+			.saturating_add(T::DbWeight::get().writes((3_u64).saturating_mul(v.into())))
+			.saturating_add(T::DbWeight::get().writes((5_u64).saturating_mul(k.into())))
+			.saturating_add(Weight::from_parts(0, 4869).saturating_mul(k.into()))
+			.saturating_add(Weight::from_parts(0, 4869).saturating_mul(v.into()))
+	}
+	/// Storage: `Verifier::Disputes` (r:1 w:1)
+	/// Proof: `Verifier::Disputes` (`max_values`: None, `max_size`: Some(619), added: 3094, mode: `MaxEncodedLen`)
+	/// Storage: `Verifier::Verdicts` (r:8 w:7)
+	/// Proof: `Verifier::Verdicts` (`max_values`: None, `max_size`: Some(361), added: 2836, mode: `MaxEncodedLen`)
+	/// Storage: `Escrow::Requests` (r:1 w:1)
+	/// Proof: `Escrow::Requests` (`max_values`: None, `max_size`: Some(731), added: 3206, mode: `MaxEncodedLen`)
+	/// Storage: `Verifier::Reveals` (r:8 w:8)
+	/// Proof: `Verifier::Reveals` (`max_values`: None, `max_size`: Some(100), added: 2575, mode: `MaxEncodedLen`)
+	/// Storage: `Balances::Holds` (r:9 w:9)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
+	/// Storage: `System::Account` (r:17 w:17)
+	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
+	/// Storage: `Providers::Providers` (r:16 w:16)
+	/// Proof: `Providers::Providers` (`max_values`: None, `max_size`: Some(2394), added: 4869, mode: `MaxEncodedLen`)
+	/// Storage: `Verifier::Commitments` (r:8 w:8)
+	/// Proof: `Verifier::Commitments` (`max_values`: None, `max_size`: Some(96), added: 2571, mode: `MaxEncodedLen`)
+	/// Storage: `Verifier::Receipts` (r:0 w:1)
+	/// Proof: `Verifier::Receipts` (`max_values`: None, `max_size`: Some(923), added: 3398, mode: `MaxEncodedLen`)
+	/// Storage: `Verifier::Resolutions` (r:0 w:1)
+	/// Proof: `Verifier::Resolutions` (`max_values`: None, `max_size`: Some(1008), added: 3483, mode: `MaxEncodedLen`)
+	/// The range of component `v` is `[1, 8]`.
+	/// The range of component `k` is `[2, 8]`.
+	fn resolve_dispute(v: u32, k: u32, ) -> Weight {
+		// Proof size: measured `2481 + k * (552 ±0) + v * (322 ±0)`, estimated `6196 + k * (4869 ±0) + v * (4869 ±0)`.
+		// Minimum execution time: 332_568_000 picoseconds.
+		Weight::from_parts(533_489_000, 6196)
+			.saturating_add(Weight::from_parts(88_788_707, 0).saturating_mul(v.into()))
+			.saturating_add(Weight::from_parts(66_597_165, 0).saturating_mul(k.into()))
+			.saturating_add(T::DbWeight::get().reads(32))
+			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(v.into())))
+			.saturating_add(T::DbWeight::get().reads((2_u64).saturating_mul(k.into())))
+			.saturating_add(T::DbWeight::get().writes(33))
+			.saturating_add(T::DbWeight::get().writes((1_u64).saturating_mul(v.into())))
+			.saturating_add(T::DbWeight::get().writes((2_u64).saturating_mul(k.into())))
+			.saturating_add(Weight::from_parts(0, 4869).saturating_mul(k.into()))
+			.saturating_add(Weight::from_parts(0, 4869).saturating_mul(v.into()))
 	}
 }
 
 /// The same weights with RocksDB's database weights, for tests and mocks.
 impl WeightInfo for () {
 	fn commit() -> Weight {
-		Weight::from_parts(25_251_000, 4196)
+		Weight::from_parts(41_201_000, 4196)
 			.saturating_add(RocksDbWeight::get().reads(2))
 			.saturating_add(RocksDbWeight::get().writes(1))
 	}
 	fn reveal() -> Weight {
-		Weight::from_parts(70_125_000, 21558)
+		Weight::from_parts(76_648_000, 21558)
 			.saturating_add(RocksDbWeight::get().reads(10))
 			.saturating_add(RocksDbWeight::get().writes(1))
 	}
 	fn settle(k: u32, ) -> Weight {
-		Weight::from_parts(84_528_678, 4196)
-			.saturating_add(Weight::from_parts(74_946_640, 0).saturating_mul(k.into()))
-			.saturating_add(RocksDbWeight::get().reads(2))
+		Weight::from_parts(127_030_330, 4196)
+			.saturating_add(Weight::from_parts(93_476_108, 0).saturating_mul(k.into()))
+			.saturating_add(RocksDbWeight::get().reads(3))
 			.saturating_add(RocksDbWeight::get().reads((4_u64).saturating_mul(k.into())))
 			.saturating_add(RocksDbWeight::get().writes(3))
 			.saturating_add(RocksDbWeight::get().writes((4_u64).saturating_mul(k.into())))
 			.saturating_add(Weight::from_parts(0, 4869).saturating_mul(k.into()))
+	}
+	fn settle_to_dispute(k: u32, ) -> Weight {
+		Weight::from_parts(1_247_657_502, 312606)
+			.saturating_add(RocksDbWeight::get().reads(131))
+			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(k.into())))
+			.saturating_add(RocksDbWeight::get().writes(2))
+			.saturating_add(Weight::from_parts(0, 2575).saturating_mul(k.into()))
+	}
+	fn opt_in_verifier() -> Weight {
+		Weight::from_parts(32_968_000, 5859)
+			.saturating_add(RocksDbWeight::get().reads(2))
+			.saturating_add(RocksDbWeight::get().writes(1))
+	}
+	fn opt_out_verifier() -> Weight {
+		Weight::from_parts(24_841_000, 3513)
+			.saturating_add(RocksDbWeight::get().reads(1))
+			.saturating_add(RocksDbWeight::get().writes(1))
+	}
+	fn challenge() -> Weight {
+		Weight::from_parts(1_204_010_000, 312606)
+			.saturating_add(RocksDbWeight::get().reads(135))
+			.saturating_add(RocksDbWeight::get().writes(2))
+	}
+	fn submit_verdict(v: u32, k: u32, ) -> Weight {
+		Weight::from_parts(358_877_766, 4196)
+			.saturating_add(Weight::from_parts(78_048_271, 0).saturating_mul(v.into()))
+			.saturating_add(Weight::from_parts(115_909_326, 0).saturating_mul(k.into()))
+			.saturating_add(RocksDbWeight::get().reads(3))
+			.saturating_add(RocksDbWeight::get().reads((3_u64).saturating_mul(v.into())))
+			.saturating_add(RocksDbWeight::get().reads((5_u64).saturating_mul(k.into())))
+			.saturating_add(RocksDbWeight::get().writes(5))
+			.saturating_add(RocksDbWeight::get().writes((3_u64).saturating_mul(v.into())))
+			.saturating_add(RocksDbWeight::get().writes((5_u64).saturating_mul(k.into())))
+			.saturating_add(Weight::from_parts(0, 4869).saturating_mul(k.into()))
+			.saturating_add(Weight::from_parts(0, 4869).saturating_mul(v.into()))
+	}
+	fn resolve_dispute(v: u32, k: u32, ) -> Weight {
+		Weight::from_parts(533_489_000, 6196)
+			.saturating_add(Weight::from_parts(88_788_707, 0).saturating_mul(v.into()))
+			.saturating_add(Weight::from_parts(66_597_165, 0).saturating_mul(k.into()))
+			.saturating_add(RocksDbWeight::get().reads(32))
+			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(v.into())))
+			.saturating_add(RocksDbWeight::get().reads((2_u64).saturating_mul(k.into())))
+			.saturating_add(RocksDbWeight::get().writes(33))
+			.saturating_add(RocksDbWeight::get().writes((1_u64).saturating_mul(v.into())))
+			.saturating_add(RocksDbWeight::get().writes((2_u64).saturating_mul(k.into())))
+			.saturating_add(Weight::from_parts(0, 4869).saturating_mul(k.into()))
+			.saturating_add(Weight::from_parts(0, 4869).saturating_mul(v.into()))
 	}
 }

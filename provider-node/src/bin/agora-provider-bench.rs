@@ -11,8 +11,8 @@
 //! `cargo run -p agora-provider-node --bin agora-provider-bench -- [--model PATH] [--tokens N]`
 
 use agora_primitives::SamplingParams;
-use agora_provider_node::engine::models::{fetch_smollm2, smollm2_sha256};
-use agora_provider_node::engine::{sampler, Engine, EngineConfig, GenerateRequest, Progress};
+use agora_engine::models::{fetch_smollm2, smollm2_sha256};
+use agora_engine::{sampler, Engine, EngineConfig, GenerateRequest, Progress};
 use anyhow::{Context, Result};
 use clap::Parser;
 use llama_cpp_2::context::params::LlamaContextParams;
@@ -116,7 +116,7 @@ fn plain_loop(engine: &Engine, prompt: &[u32], tokens: u32, threads: i32) -> Res
 
 /// The backend is a process-wide singleton the engine owns; loading any engine initialises it.
 fn engine_backend() -> Result<&'static llama_cpp_2::llama_backend::LlamaBackend> {
-    agora_provider_node::engine::backend().context("llama.cpp backend")
+    agora_engine::backend().context("llama.cpp backend")
 }
 
 fn through_engine(engine: &Engine, prompt: &[u32], tokens: u32) -> Result<(Vec<u32>, Timing)> {
@@ -134,9 +134,9 @@ fn through_engine(engine: &Engine, prompt: &[u32], tokens: u32) -> Result<(Vec<u
     let generation = runtime.block_on(async {
         while let Some(event) = handle.next().await {
             match event {
-                agora_provider_node::engine::GenEvent::Token { index: 0, .. } => first_token = started.elapsed(),
-                agora_provider_node::engine::GenEvent::Token { .. } => {},
-                agora_provider_node::engine::GenEvent::Finished(result) => return result.map_err(anyhow::Error::from),
+                agora_engine::GenEvent::Token { index: 0, .. } => first_token = started.elapsed(),
+                agora_engine::GenEvent::Token { .. } => {},
+                agora_engine::GenEvent::Finished(result) => return result.map_err(anyhow::Error::from),
             }
         }
         anyhow::bail!("the engine stopped")
@@ -147,7 +147,7 @@ fn through_engine(engine: &Engine, prompt: &[u32], tokens: u32) -> Result<(Vec<u
 }
 
 fn load(model: &Path, slots: usize, threads: usize) -> Result<Engine> {
-    let config = EngineConfig { n_ctx: N_CTX, n_batch: N_BATCH, slots, threads_per_slot: threads, queue_depth: 16 };
+    let config = EngineConfig { n_ctx: N_CTX, n_batch: N_BATCH, slots, threads_per_slot: threads, queue_depth: 16, ..EngineConfig::default() };
     Ok(Engine::open(model, config, Progress::Hidden)?)
 }
 
@@ -192,7 +192,7 @@ fn main() -> Result<()> {
     let model_size = std::fs::metadata(&model)?.len();
     let cores = std::thread::available_parallelism()?.get();
     println!("model {} ({} bytes), {} tokens per run, median of {}, {cores} cores", model.display(), model_size, args.tokens, args.repeats);
-    if model_size > 0 && smollm2_sha256() == agora_provider_node::engine::model_file::sha256_file(&model, Progress::Hidden)? {
+    if model_size > 0 && smollm2_sha256() == agora_engine::model_file::sha256_file(&model, Progress::Hidden)? {
         println!("(SmolLM2-135M-Instruct Q4_1, the project's real model)");
     }
 

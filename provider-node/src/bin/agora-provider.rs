@@ -1,7 +1,7 @@
 //! `agora-provider`: the provider daemon and its tools, thin over the `agora_provider_node` library.
 
 use agora_primitives::SamplingParams;
-use agora_provider_node::engine::{model_file, tiny_gguf, Engine, EngineConfig, GenerateRequest, Progress};
+use agora_engine::{model_file, tiny_gguf, Engine, EngineConfig, GenerateRequest, Progress};
 use agora_provider_node::config::{Config, ConfigLayer};
 use agora_provider_node::keys::NodeKeys;
 use agora_provider_node::node::Node;
@@ -99,7 +99,7 @@ fn peak_rss_bytes() -> Option<u64> {
 }
 
 fn generate(args: GenerateArgs) -> Result<()> {
-    let config = EngineConfig { n_ctx: args.n_ctx, n_batch: args.n_batch, slots: 1, threads_per_slot: args.threads, queue_depth: 1 };
+    let config = EngineConfig { n_ctx: args.n_ctx, n_batch: args.n_batch, slots: 1, threads_per_slot: args.threads, queue_depth: 1, ..EngineConfig::default() };
     let engine = match &args.sha256 {
         Some(h) => Engine::load(&args.model, &agora_provider_node::config::parse_hash("sha256", h)?, config, Progress::Bar)?,
         None => Engine::open(&args.model, config, Progress::Bar)?,

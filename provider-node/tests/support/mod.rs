@@ -6,8 +6,8 @@
 use agora_chain_client::{agora, subxt_signer::sr25519::Keypair, types, AccountId, ChainClient};
 use agora_devnet::demo::{self, UNIT};
 use agora_primitives::wire::{token_hash, InferFrame, InferRequest, MAX_FRAME_BYTES};
-use agora_provider_node::engine::models::{fetch_smollm2, smollm2_sha256};
-use agora_provider_node::engine::{Engine, EngineConfig, Progress};
+use agora_engine::models::{fetch_smollm2, smollm2_sha256};
+use agora_engine::{Engine, EngineConfig, Progress};
 use agora_provider_node::net::{self, frame, NetConfig, Network};
 use futures::AsyncWriteExt;
 use libp2p::{Multiaddr, PeerId};
@@ -39,7 +39,7 @@ pub fn smollm2() -> &'static PathBuf {
 pub fn local_engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     ENGINE.get_or_init(|| {
-        let config = EngineConfig { n_ctx: N_CTX, n_batch: N_BATCH, slots: 1, threads_per_slot: 1, queue_depth: 4 };
+        let config = EngineConfig { n_ctx: N_CTX, n_batch: N_BATCH, slots: 1, threads_per_slot: 1, queue_depth: 4, ..EngineConfig::default() };
         Engine::load(smollm2(), &smollm2_sha256(), config, Progress::Hidden).unwrap()
     })
 }
@@ -110,7 +110,7 @@ impl Provider {
             .args(["--chain-url", &self.chain_url, "--account-uri", &self.uri])
             .arg("--model")
             .arg(&self.model)
-            .args(["--release", agora_provider_node::engine::models::SMOLLM2_SHA256_HEX])
+            .args(["--release", agora_engine::models::SMOLLM2_SHA256_HEX])
             .args(["--listen", &format!("/ip4/127.0.0.1/tcp/{}", self.port)])
             .args(["--metrics", &format!("127.0.0.1:{}", self.metrics_port)])
             .args(["--mdns", "false", "--threads", "2", "--max-concurrent", "2"])

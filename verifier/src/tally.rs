@@ -4,7 +4,7 @@
 //! majority of the providers assigned (not of those who revealed), so two colluders cannot
 //! outvote one honest provider when the others stay silent.
 
-use crate::Outcome;
+use agora_primitives::Outcome;
 use alloc::vec::Vec;
 
 /// The winning outcome, if one group holds more than half of `assigned`.

@@ -10,15 +10,19 @@
 //! - Token choice is [`sampler::pick`]: greedy, or our ChaCha20 sampler for temperature > 0.
 //! - Requests past the busy slots wait in a bounded queue; past that, [`EngineError::Busy`].
 //!
-//! The verifier reuses this module for re-scoring, so it depends on nothing node-specific.
+//! - [`Engine::score_blocking`] is the verifier's teacher-forced pass: prompt and a claimed
+//!   continuation prefilled in the same `n_batch` chunks, with the logits of every position that
+//!   predicts a continuation token (and the one after the last), handed to a visitor one position
+//!   at a time so no more than one chunk of logits is ever held.
 
 pub mod model_file;
 pub mod models;
+pub mod quantize;
 pub mod sampler;
 pub mod tiny_gguf;
 pub mod tokenizer;
 
-use agora_primitives::wire::{token_hash, RuntimeProfile, StopReason};
+use agora_primitives::wire::{token_hash, RuntimeProfile, StopReason, Tolerances};
 use agora_primitives::{Hash256, SamplingParams};
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::context::LlamaContext;
@@ -28,6 +32,7 @@ use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
 use std::num::NonZeroU32;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
@@ -81,6 +86,10 @@ pub enum EngineError {
     Template(String),
     #[error("llama.cpp failed to decode: {0}")]
     Decode(String),
+    #[error("prompt ({prompt} tokens) and continuation ({continuation} tokens) do not fit the context of {n_ctx} tokens")]
+    TooLongToScore { prompt: usize, continuation: usize, n_ctx: u32 },
+    #[error("continuation token {position} has id {token}, outside the model's vocabulary of {n_vocab}")]
+    ContinuationOutOfVocabulary { position: usize, token: u32, n_vocab: u32 },
     #[error("the inference engine has shut down")]
     ShutDown,
 }
@@ -96,12 +105,14 @@ pub struct EngineConfig {
     pub threads_per_slot: usize,
     /// Requests that may wait for a slot before new ones are refused.
     pub queue_depth: usize,
+    /// The re-scoring rule this engine's outputs are judged by (part of the runtime profile).
+    pub tolerances: Tolerances,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        Self { n_ctx: 2048, n_batch: 512, slots: 1, threads_per_slot: cores, queue_depth: 16 }
+        Self { n_ctx: 2048, n_batch: 512, slots: 1, threads_per_slot: cores, queue_depth: 16, tolerances: Tolerances::default() }
     }
 }
 
@@ -167,9 +178,22 @@ impl JobHandle {
     }
 }
 
-struct Job {
-    request: GenerateRequest,
-    events: UnboundedSender<GenEvent>,
+/// Sees the logits of a scoring pass, one position at a time (see [`Engine::score_blocking`]).
+pub trait ScoreVisitor: Send + 'static {
+    /// `logits` predict continuation token `index`; `Break` ends the pass.
+    fn visit(&mut self, index: usize, logits: &[f32]) -> ControlFlow<()>;
+}
+
+impl<F: FnMut(usize, &[f32]) -> ControlFlow<()> + Send + 'static> ScoreVisitor for F {
+    fn visit(&mut self, index: usize, logits: &[f32]) -> ControlFlow<()> {
+        self(index, logits)
+    }
+}
+
+enum Job {
+    Generate { request: GenerateRequest, events: UnboundedSender<GenEvent> },
+    /// A scoring pass with its visitor and reply, run by whichever slot takes it.
+    Score(Box<dyn FnOnce(&Shared, &mut LlamaContext) + Send>),
 }
 
 /// llama.cpp's backend is process-wide and may be initialised once.
@@ -193,6 +217,7 @@ struct Shared {
     config: EngineConfig,
     profile: RuntimeProfile,
     n_vocab: u32,
+    end_tokens: Vec<u32>,
     queued: AtomicUsize,
     running: AtomicUsize,
 }
@@ -234,13 +259,16 @@ impl Engine {
             flash_attention: false,
             kv_cache_type: b"f16".to_vec(),
             sampler: SAMPLER.into(),
+            tolerances: config.tolerances,
         };
         let n_vocab = u32::try_from(model.n_vocab()).unwrap_or(0);
+        let end_tokens = (0..n_vocab).filter(|&t| model.vocab().is_eog(LlamaToken(t as i32))).collect();
         let shared = Arc::new(Shared {
             model,
             config,
             profile,
             n_vocab,
+            end_tokens,
             queued: AtomicUsize::new(0),
             running: AtomicUsize::new(0),
         });
@@ -283,6 +311,11 @@ impl Engine {
 
     pub fn n_vocab(&self) -> u32 {
         self.shared.n_vocab
+    }
+
+    /// The tokens that end a generation (never part of an output).
+    pub fn end_tokens(&self) -> &[u32] {
+        &self.shared.end_tokens
     }
 
     /// Jobs waiting for a slot.
@@ -342,17 +375,44 @@ impl Engine {
         self.validate_prompt(&request.prompt)?;
         let jobs = self.jobs.as_ref().ok_or(EngineError::ShutDown)?;
         let (events, receiver) = unbounded_channel();
+        self.enqueue(jobs, Job::Generate { request, events })?;
+        Ok(JobHandle { events: receiver })
+    }
+
+    fn enqueue(&self, jobs: &SyncSender<Job>, job: Job) -> Result<(), EngineError> {
         self.shared.queued.fetch_add(1, Ordering::SeqCst);
-        match jobs.try_send(Job { request, events }) {
-            Ok(()) => Ok(JobHandle { events: receiver }),
-            Err(e) => {
-                self.shared.queued.fetch_sub(1, Ordering::SeqCst);
-                Err(match e {
-                    TrySendError::Full(_) => EngineError::Busy { slots: self.shared.config.slots, queued: self.shared.config.queue_depth },
-                    TrySendError::Disconnected(_) => EngineError::ShutDown,
-                })
-            },
+        jobs.try_send(job).map_err(|e| {
+            self.shared.queued.fetch_sub(1, Ordering::SeqCst);
+            match e {
+                TrySendError::Full(_) => EngineError::Busy { slots: self.shared.config.slots, queued: self.shared.config.queue_depth },
+                TrySendError::Disconnected(_) => EngineError::ShutDown,
+            }
+        })
+    }
+
+    /// Teacher-forced scoring in a slot, queued like a generation: `prompt` then `continuation`
+    /// are prefilled in `n_batch` chunks, and `visit(index, logits)` sees, in order, the logits
+    /// that predict continuation token `index` (`index == continuation.len()`: the token after
+    /// the last). `Break` ends the pass early. Blocks until done and hands the visitor back.
+    pub fn score_blocking<V: ScoreVisitor>(&self, prompt: &[u32], continuation: &[u32], mut visit: V) -> Result<V, EngineError> {
+        self.validate_prompt(prompt)?;
+        let n_vocab = self.shared.n_vocab;
+        if let Some((position, &token)) = continuation.iter().enumerate().find(|(_, &t)| t >= n_vocab) {
+            return Err(EngineError::ContinuationOutOfVocabulary { position, token, n_vocab });
         }
+        let n_ctx = self.shared.config.n_ctx;
+        if prompt.len() + continuation.len() > n_ctx as usize {
+            return Err(EngineError::TooLongToScore { prompt: prompt.len(), continuation: continuation.len(), n_ctx });
+        }
+        let jobs = self.jobs.as_ref().ok_or(EngineError::ShutDown)?;
+        let (done, reply) = sync_channel(1);
+        let (prompt, continuation) = (prompt.to_vec(), continuation.to_vec());
+        let task = move |shared: &Shared, context: &mut LlamaContext| {
+            let result = score(shared, context, &prompt, &continuation, &mut visit);
+            let _ = done.send(result.map(|()| visit));
+        };
+        self.enqueue(jobs, Job::Score(Box::new(task)))?;
+        reply.recv().unwrap_or(Err(EngineError::ShutDown))
     }
 
     /// Runs one generation to the end from outside an async runtime.
@@ -403,9 +463,14 @@ fn slot_loop(shared: &Shared, queue: &Mutex<Receiver<Job>>, ready: std::sync::mp
         };
         shared.queued.fetch_sub(1, Ordering::SeqCst);
         shared.running.fetch_add(1, Ordering::SeqCst);
-        let result = run(shared, &mut context, &job);
+        match job {
+            Job::Generate { request, events } => {
+                let result = run(shared, &mut context, &request, &events);
+                let _ = events.send(GenEvent::Finished(result));
+            },
+            Job::Score(task) => task(shared, &mut context),
+        }
         shared.running.fetch_sub(1, Ordering::SeqCst);
-        let _ = job.events.send(GenEvent::Finished(result));
     }
 }
 
@@ -423,8 +488,7 @@ fn add(batch: &mut LlamaBatch, token: u32, position: usize, logits: bool) -> Res
     batch.add(token, position, &[0], logits).map_err(|e| EngineError::Decode(e.to_string()))
 }
 
-fn run(shared: &Shared, context: &mut LlamaContext, job: &Job) -> Result<Generation, EngineError> {
-    let request = &job.request;
+fn run(shared: &Shared, context: &mut LlamaContext, request: &GenerateRequest, events: &UnboundedSender<GenEvent>) -> Result<Generation, EngineError> {
     let prompt = &request.prompt;
     let n_batch = shared.config.n_batch as usize;
     let n_ctx = shared.config.n_ctx as usize;
@@ -459,7 +523,7 @@ fn run(shared: &Shared, context: &mut LlamaContext, job: &Job) -> Result<Generat
         if request.logprobs {
             logprobs.push(sampler::logprob(logits, token));
         }
-        let _ = job.events.send(GenEvent::Token { index: tokens.len() as u32, token, piece: piece(&shared.model, token) });
+        let _ = events.send(GenEvent::Token { index: tokens.len() as u32, token, piece: piece(&shared.model, token) });
         tokens.push(token);
 
         // The last token is decoded only if another one may follow, so that a stop by length
@@ -472,4 +536,35 @@ fn run(shared: &Shared, context: &mut LlamaContext, job: &Job) -> Result<Generat
         }
     };
     Ok(Generation { output_hash: token_hash(&tokens), tokens, stop, logprobs })
+}
+
+/// One teacher-forced pass over `prompt ++ continuation` in the generation's chunk size; logits
+/// are requested from the prompt's last position on, since earlier ones predict nothing claimed.
+fn score(
+    shared: &Shared,
+    context: &mut LlamaContext,
+    prompt: &[u32],
+    continuation: &[u32],
+    visit: &mut impl ScoreVisitor,
+) -> Result<(), EngineError> {
+    let n_batch = shared.config.n_batch as usize;
+    let first_scored = prompt.len() - 1;
+    context.clear_kv_cache();
+    let mut batch = LlamaBatch::new(n_batch.max(1), 1);
+    let sequence: Vec<u32> = prompt.iter().chain(continuation).copied().collect();
+    for (chunk_index, chunk) in sequence.chunks(n_batch).enumerate() {
+        batch.clear();
+        let start = chunk_index * n_batch;
+        for (offset, &token) in chunk.iter().enumerate() {
+            add(&mut batch, token, start + offset, start + offset >= first_scored)?;
+        }
+        decode(context, &mut batch)?;
+        for offset in first_scored.saturating_sub(start)..chunk.len() {
+            let index = start + offset - first_scored;
+            if visit.visit(index, context.get_logits_ith(offset as i32)).is_break() {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
 }

@@ -4,7 +4,7 @@
 //! account into the preimage means a provider cannot copy another's commitment, and the salt
 //! keeps a result from being guessed from its commitment before the reveal.
 
-use crate::{Hash256, Outcome, RequestId};
+use agora_primitives::{Hash256, Outcome, RequestId};
 use codec::Encode;
 use polkadot_sdk::sp_crypto_hashing::blake2_256;
 
