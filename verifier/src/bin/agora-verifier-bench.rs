@@ -51,8 +51,8 @@ fn main() -> Result<()> {
 
     println!("## Re-scoring against generation (prompt {} tokens, median of {})", prompt.len(), args.repeat);
     println!();
-    println!("| output tokens | threads | generation | re-scoring | ratio |");
-    println!("|---|---|---|---|---|");
+    println!("| output tokens | threads | generation | re-scoring | of which the model's pass | ratio |");
+    println!("|---|---|---|---|---|---|");
     let mut at_128 = None;
     for threads in [1usize, 2] {
         let config = EngineConfig { threads_per_slot: threads, ..EngineConfig::default() };
@@ -72,7 +72,12 @@ fn main() -> Result<()> {
             let claim = Claim { prompt: prompt.clone(), output: output.clone(), max_output_tokens: length, sampling, seed: request.seed };
             let mut generation = Vec::new();
             let mut rescoring = Vec::new();
+            let mut prefill = Vec::new();
             for _ in 0..args.repeat {
+                // The scoring pass alone, judging nothing: what the model costs of re-scoring.
+                let started = Instant::now();
+                let _visitor = engine.score_blocking(&prompt, &output, |_: usize, _: &[f32]| std::ops::ControlFlow::Continue(()))?;
+                prefill.push(started.elapsed());
                 let started = Instant::now();
                 let again = engine.generate_blocking(request.clone())?;
                 generation.push(started.elapsed());
@@ -82,9 +87,15 @@ fn main() -> Result<()> {
                 rescoring.push(started.elapsed());
                 ensure!(verdict.accepted(), "an honest output was rejected: {verdict:?}");
             }
-            let (generation, rescoring) = (median(generation), median(rescoring));
+            let (generation, rescoring, prefill) = (median(generation), median(rescoring), median(prefill));
             let ratio = rescoring.as_secs_f64() / generation.as_secs_f64();
-            println!("| {} | {threads} | {} ms | {} ms | {ratio:.2} |", output.len(), generation.as_millis(), rescoring.as_millis());
+            println!(
+                "| {} | {threads} | {} ms | {} ms | {} ms | {ratio:.2} |",
+                output.len(),
+                generation.as_millis(),
+                rescoring.as_millis(),
+                prefill.as_millis()
+            );
             if length == 128 && threads == 2 {
                 at_128 = Some((generation.as_secs_f64(), rescoring.as_secs_f64()));
             }
