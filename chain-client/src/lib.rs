@@ -33,6 +33,8 @@ pub type ProviderRecord = types::ProviderRecord<Balance, BlockNumber>;
 pub type Request = types::Request<AccountId, Balance, BlockNumber>;
 pub type Receipt = types::Receipt<AccountId, Balance, BlockNumber>;
 pub type Quote = types::Quote<AccountId, Balance>;
+pub type Dispute = types::Dispute<AccountId, Balance, BlockNumber>;
+pub type Resolution = types::Resolution<AccountId, Balance, BlockNumber>;
 
 /// A request drawn for its providers, as the escrow pallet announces it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,6 +43,21 @@ pub struct Assignment {
     pub providers: Vec<AccountId>,
     pub commit_deadline: BlockNumber,
     pub reveal_deadline: BlockNumber,
+}
+
+/// A dispute opened, as the verifier pallet announces it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DisputeNotice {
+    pub request: u64,
+    pub verifiers: Vec<AccountId>,
+    pub verdict_deadline: BlockNumber,
+}
+
+/// One block's assignments and opened disputes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BlockNews {
+    pub assignments: Vec<Assignment>,
+    pub disputes: Vec<DisputeNotice>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -146,31 +163,56 @@ impl ChainClient {
         Ok(account.data.free)
     }
 
-    /// The commitment `provider` made for `request`, if any.
-    pub async fn commitment(&self, request: u64, provider: &AccountId) -> Result<Option<[u8; 32]>, Error> {
+    /// The value stored at `address` under `keys` in the best block, if there is one.
+    async fn lookup<Addr: subxt::storage::Address>(&self, address: Addr, keys: Addr::KeyParts) -> Result<Option<Addr::Value>, Error> {
         let at = self.api.at_current_block().await.map_err(subxt_err)?;
-        let entry = at.storage().entry(agora::storage().verifier().commitments()).map_err(subxt_err)?;
-        match entry.try_fetch((request, provider.clone())).await.map_err(subxt_err)? {
+        match at.storage().try_fetch(address, keys).await.map_err(subxt_err)? {
             Some(value) => Ok(Some(value.decode().map_err(subxt_err)?)),
             None => Ok(None),
         }
+    }
+
+    /// The commitment `provider` made for `request`, if any.
+    pub async fn commitment(&self, request: u64, provider: &AccountId) -> Result<Option<[u8; 32]>, Error> {
+        self.lookup(agora::storage().verifier().commitments(), (request, provider.clone())).await
     }
 
     /// The outcome `provider` revealed for `request`, if any.
     pub async fn reveal(&self, request: u64, provider: &AccountId) -> Result<Option<types::Outcome>, Error> {
-        let at = self.api.at_current_block().await.map_err(subxt_err)?;
-        let entry = at.storage().entry(agora::storage().verifier().reveals()).map_err(subxt_err)?;
-        match entry.try_fetch((request, provider.clone())).await.map_err(subxt_err)? {
-            Some(value) => Ok(Some(value.decode().map_err(subxt_err)?)),
-            None => Ok(None),
-        }
+        self.lookup(agora::storage().verifier().reveals(), (request, provider.clone())).await
+    }
+
+    /// Whether `who` has opted in to verify disputes.
+    pub async fn is_verifier(&self, who: &AccountId) -> Result<bool, Error> {
+        Ok(self.lookup(agora::storage().verifier().verifiers(), (who.clone(),)).await?.is_some())
+    }
+
+    /// The open dispute of `request`, if any.
+    pub async fn dispute(&self, request: u64) -> Result<Option<Dispute>, Error> {
+        self.lookup(agora::storage().verifier().disputes(), (request,)).await
+    }
+
+    /// How `request`'s dispute ended, once it has.
+    pub async fn resolution(&self, request: u64) -> Result<Option<Resolution>, Error> {
+        self.lookup(agora::storage().verifier().resolutions(), (request,)).await
+    }
+
+    /// Whether `verifier` has cast its verdict on `request`'s open dispute.
+    pub async fn has_voted(&self, request: u64, verifier: &AccountId) -> Result<bool, Error> {
+        Ok(self.lookup(agora::storage().verifier().verdicts(), (request, verifier.clone())).await?.is_some())
     }
 
     /// The requests assigned in block `number`, with their providers and deadlines.
     pub async fn assignments_at(&self, number: BlockNumber) -> Result<Vec<Assignment>, Error> {
+        Ok(self.block_news(number).await?.assignments)
+    }
+
+    /// What block `number` announced that a provider or verifier acts on, from one read of its
+    /// events.
+    pub async fn block_news(&self, number: BlockNumber) -> Result<BlockNews, Error> {
         let at = self.api.at_block(u64::from(number)).await.map_err(subxt_err)?;
         let events = at.events().fetch().await.map_err(subxt_err)?;
-        events
+        let assignments = events
             .find::<agora::escrow::events::RequestAssigned>()
             .map(|e| {
                 let e = e.map_err(subxt_err)?;
@@ -181,7 +223,15 @@ impl ChainClient {
                     reveal_deadline: e.reveal_deadline,
                 })
             })
-            .collect()
+            .collect::<Result<_, Error>>()?;
+        let disputes = events
+            .find::<agora::verifier::events::DisputeOpened>()
+            .map(|e| {
+                let e = e.map_err(subxt_err)?;
+                Ok(DisputeNotice { request: e.request, verifiers: e.verifiers.0, verdict_deadline: e.verdict_deadline })
+            })
+            .collect::<Result<_, Error>>()?;
+        Ok(BlockNews { assignments, disputes })
     }
 
     /// The providers indexed as serving `release` (any status).

@@ -1,8 +1,8 @@
 //! `agora devnet`: the whole system on one machine. A supervisor process runs the dev chain
 //! (chopsticks executing the runtime's WASM, with blocks at a steady pace), publishes the real
-//! model's release, and runs three `agora-provider` processes on loopback serving it. `up`
-//! starts the supervisor in the background and returns once every provider is online; `down`
-//! stops it. Its state (endpoint, processes) is in `<dir>/devnet.json`, its logs beside it.
+//! model's release, and runs three `agora-provider` processes on loopback serving it (each also a
+//! verifier of the others' disputes). `up` starts the supervisor in the background and returns
+//! once every provider is online; `down` stops it. Its state (endpoint, processes) is in `<dir>/devnet.json`, its logs beside it.
 
 use agora_chain_client::ChainClient;
 use agora_devnet::demo::{self, UNIT};
@@ -213,6 +213,8 @@ async fn run_supervisor(config: &DevnetConfig, dir: &Path, state: &mut DevnetSta
             .args(["--release", &hex::encode(demo::SMOLLM2_SHA256)])
             .args(["--listen", &format!("/ip4/127.0.0.1/tcp/{p2p}"), "--metrics", &format!("127.0.0.1:{metrics}")])
             .args(["--mdns", "false", "--threads", "1", "--max-concurrent", "1"])
+            // Each verifies the others' disputes: spot checks of k = 1 requests, split votes of k = 2.
+            .args(["--verifier", "true"])
             .args(["--stake", &(1_000 * UNIT).to_string(), "--price-per-1k-input", &price, "--price-per-1k-output", &price])
             // Three providers and a chain share this machine: its load says nothing about theirs.
             .args(["--max-load-per-core", "1000"])

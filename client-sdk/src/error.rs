@@ -40,6 +40,10 @@ pub enum ClientError {
     NoAnswer(u64),
     #[error("request {request} did not settle within {seconds} s (status: {status})")]
     SettlementTimeout { request: u64, seconds: u64, status: String },
+    #[error("request {0} has no dispute")]
+    NoDispute(u64),
+    #[error("request {request} cannot be challenged: {reason}")]
+    NotChallengeable { request: u64, reason: String },
     #[error("release {} is published already", hex::encode(.0))]
     AlreadyPublished(Hash256),
     #[error("invalid release: {0}")]

@@ -26,6 +26,7 @@
 //! ```
 
 pub mod devnet;
+pub mod dispute;
 pub mod error;
 pub mod gateway;
 pub mod local;
@@ -35,6 +36,7 @@ pub mod report;
 pub mod run;
 
 pub use agora_engine::tokenizer::ChatTurn;
+pub use dispute::{DisputeCause, DisputeReport};
 pub use error::{ClientError, Result};
 pub use models::{ModelFiles, ModelRef};
 pub use publish::ReleaseMeta;

@@ -1,7 +1,9 @@
 //! Chain records as JSON (for `--json` and the gateway) and as lines for humans.
 
 use crate::models::text;
+use crate::dispute::DisputeReport;
 use crate::run::RunResult;
+use agora_primitives::wire::VerifyReply;
 use agora_chain_client::{types, AccountId, ModelRelease, ProviderRecord, Receipt};
 use serde_json::{json, Value};
 
@@ -78,6 +80,7 @@ pub fn run_result(r: &RunResult) -> Value {
         "status": format!("{:?}", r.status).to_lowercase(),
         "stream_corrected": r.stream_corrected,
         "receipt": r.receipt.as_ref().map(receipt),
+        "dispute": r.dispute.as_ref().map(dispute),
         "providers": r.providers.iter().map(|p| json!({
             "provider": p.provider.to_string(),
             "tokens": p.tokens.len(),
@@ -94,6 +97,51 @@ pub fn run_result(r: &RunResult) -> Value {
             "settlement": r.timings.settlement.as_secs_f64() * 1000.0,
         },
     })
+}
+
+fn delivery(reply: &Result<VerifyReply, String>) -> String {
+    match reply {
+        Ok(VerifyReply::Judged { .. }) => "judged".into(),
+        Ok(VerifyReply::Waiting { missing }) => format!("taken, waiting for {missing} more output(s)"),
+        Ok(VerifyReply::Error { kind, message }) => format!("refused ({kind:?}): {}", String::from_utf8_lossy(message)),
+        Err(e) => format!("unreachable: {e}"),
+    }
+}
+
+pub fn dispute(d: &DisputeReport) -> Value {
+    let r = &d.resolution;
+    json!({
+        "request": d.request,
+        "cause": d.cause.name(),
+        "decided": r.decided.0.iter().map(|v| json!({
+            "output_hash": hex::encode(v.outcome.output_hash), "token_count": v.outcome.token_count, "accepted": v.accepted,
+        })).collect::<Vec<_>>(),
+        "verifiers_paid": r.verifiers_paid.0.iter().map(|(who, fee)| json!({"verifier": who.to_string(), "fee": fee.to_string()})).collect::<Vec<_>>(),
+        "silent": r.silent.0.iter().map(|who| who.to_string()).collect::<Vec<_>>(),
+        "deliveries": d.deliveries.iter().map(|(who, reply)| json!({"verifier": who.to_string(), "delivery": delivery(reply)})).collect::<Vec<_>>(),
+        "resolved_at": r.resolved_at,
+        "status": format!("{:?}", d.status).to_lowercase(),
+    })
+}
+
+/// A dispute's resolution as a few lines for humans.
+pub fn dispute_lines(d: &DisputeReport) -> String {
+    let r = &d.resolution;
+    let mut out = format!("{} of request {} resolved in block {}\n", d.cause.name(), d.request, r.resolved_at);
+    for v in &r.decided.0 {
+        let verdict = if v.accepted { "accepted" } else { "rejected" };
+        out.push_str(&format!("  {verdict:<9}{} ({} tokens)\n", hex::encode(v.outcome.output_hash), v.outcome.token_count));
+    }
+    if r.decided.0.is_empty() {
+        out.push_str("  no verifier judged it\n");
+    }
+    for (who, reply) in &d.deliveries {
+        out.push_str(&format!("  verifier {who}: {}\n", delivery(reply)));
+    }
+    for who in &r.silent.0 {
+        out.push_str(&format!("  silent   {who} (slashed)\n"));
+    }
+    out
 }
 
 /// A receipt as a few lines for humans.

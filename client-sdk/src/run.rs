@@ -8,9 +8,8 @@ use agora_chain_client::{types, AccountId, ModelRelease, Quote, Receipt};
 use agora_primitives::wire::{token_hash, InferFrame, InferRequest, StopReason, MAX_FRAME_BYTES};
 use agora_primitives::{pricing, Hash256, MAX_REDUNDANCY};
 use agora_engine::tokenizer::{ChatTurn, Tokenizer};
-use agora_provider_node::net::{self, frame, Network};
+use agora_provider_node::net::{self, frame, manifest_location as location, Location, Network};
 use futures::AsyncWriteExt;
-use libp2p::{Multiaddr, PeerId};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -72,8 +71,6 @@ pub struct Prepared {
     pub(crate) locations: HashMap<[u8; 32], Location>,
 }
 
-pub(crate) type Location = (PeerId, Vec<Multiaddr>);
-
 /// What happens, in order, as a job runs.
 #[derive(Clone, Debug)]
 pub enum RunEvent {
@@ -84,6 +81,9 @@ pub enum RunEvent {
     /// One provider's stream ended (or never started).
     ProviderFinished(ProviderReport),
     Settled(Receipt),
+    /// The results went to verifiers (a split vote, or a spot check of a k = 1 request); this
+    /// client brings them its data and waits for their verdict.
+    Disputed { request: u64, cause: crate::DisputeCause },
 }
 
 /// How one assigned provider answered, as this client saw it.
@@ -122,18 +122,23 @@ pub struct Timings {
 pub struct RunResult {
     pub request: u64,
     pub release: Hash256,
-    /// The answer most providers gave (the streamed one if none agreed).
+    /// The prompt as the providers ran it (token ids of the release's tokenizer).
+    pub prompt: Vec<u32>,
+    /// The answer the receipt names, else the one most providers gave (the streamed one if
+    /// none agreed).
     pub tokens: Vec<u32>,
     pub text: String,
     pub output_hash: Hash256,
     /// How many providers returned exactly this answer.
     pub agreeing: usize,
     pub providers: Vec<ProviderReport>,
-    /// The on-chain receipt; `None` when the request went to dispute.
+    /// The on-chain receipt; `None` when the request was refunded with no result.
     pub receipt: Option<Receipt>,
     pub status: types::RequestStatus,
     /// The receipt's winning hash equals the hash of the answer returned here.
     pub verified: bool,
+    /// When the results went to verifiers: why, and how they decided.
+    pub dispute: Option<crate::DisputeReport>,
     /// The streamed tokens differed from the final answer (the first provider was outvoted).
     pub stream_corrected: bool,
     pub timings: Timings,
@@ -335,24 +340,47 @@ impl Client {
             }
             return Err(ClientError::NoAnswer(request));
         };
-        let tokens = reports[best[0]].tokens.clone();
-        let output_hash = token_hash(&tokens);
+        let mut tokens = reports[best[0]].tokens.clone();
 
         let settling = Instant::now();
-        let (status, receipt) = self.wait_settled(request).await?;
+        let (mut status, mut receipt) = self.wait_settled(request).await?;
+        let mut dispute = None;
+        if status == types::RequestStatus::Disputed {
+            let cause = match self.chain.dispute(request).await?.map(|d| d.kind) {
+                Some(types::DisputeKind::Audit) => crate::DisputeCause::Audit,
+                _ => crate::DisputeCause::SplitVote,
+            };
+            on_event(RunEvent::Disputed { request, cause });
+            let mut answers: Vec<Vec<u32>> = groups.values().map(|slots| reports[slots[0]].tokens.clone()).collect();
+            answers.sort();
+            let report = self.see_dispute_through(request, &prepared.prompt, answers).await?;
+            (status, receipt) = (report.status.clone(), report.receipt.clone());
+            dispute = Some(report);
+        }
         timings.settlement = settling.elapsed();
         if let Some(receipt) = &receipt {
             on_event(RunEvent::Settled(receipt.clone()));
         }
-        let verified = receipt.as_ref().and_then(|r| r.winning.as_ref()).is_some_and(|w| w.output_hash == output_hash && w.token_count as usize == tokens.len());
+        // The verifiers may have settled on another answer than the most frequent one seen here.
+        let winning = receipt.as_ref().and_then(|r| r.winning.clone());
+        if let Some(w) = &winning {
+            if let Some(slots) = groups.get(&w.output_hash) {
+                tokens = reports[slots[0]].tokens.clone();
+            }
+        }
+        let output_hash = token_hash(&tokens);
+        let agreeing = groups.get(&output_hash).map_or(0, Vec::len);
+        let verified = winning.is_some_and(|w| w.output_hash == output_hash && w.token_count as usize == tokens.len());
         Ok(RunResult {
             request,
             release: prepared.release.info.sha256,
+            prompt: prepared.prompt.clone(),
             text: prepared.tokenizer.detokenize(&tokens),
             stream_corrected: streamed != tokens,
             tokens,
             output_hash,
-            agreeing: best.len(),
+            dispute,
+            agreeing,
             providers: reports,
             receipt,
             status,
@@ -363,7 +391,7 @@ impl Client {
 
     /// Returns once the best block is past `seen` (or at `deadline`). Asking for the block
     /// number is cheap; the runtime calls that follow are not, so they run once per block.
-    async fn next_block(&self, seen: u32, deadline: Instant) -> Result<u32> {
+    pub(crate) async fn next_block(&self, seen: u32, deadline: Instant) -> Result<u32> {
         loop {
             let best = self.chain.best_block_number().await?;
             if best > seen || Instant::now() > deadline {
@@ -451,20 +479,6 @@ enum StreamEvent {
     Ended(Option<String>),
 }
 
-/// Where a provider's manifest says it listens.
-fn location(record: &agora_chain_client::ProviderRecord) -> Result<Location, String> {
-    let peer = PeerId::from_bytes(&record.manifest.peer_id.0).map_err(|e| format!("bad peer id in its manifest: {e}"))?;
-    let addrs = record
-        .manifest
-        .multiaddrs
-        .0
-        .iter()
-        .filter_map(|a| std::str::from_utf8(&a.0).ok()?.parse::<Multiaddr>().ok())
-        .map(|a| if a.iter().any(|p| matches!(p, libp2p::multiaddr::Protocol::P2p(_))) { a } else { a.with(libp2p::multiaddr::Protocol::P2p(peer)) })
-        .collect();
-    Ok((peer, addrs))
-}
-
 /// A provider to reach, and where it was last seen listening.
 struct Target<'a> {
     chain: &'a agora_chain_client::ChainClient,
@@ -488,18 +502,7 @@ async fn stream_from(
             location(&record)?
         },
     };
-    let mut dialed = Err("its manifest lists no address".to_string());
-    for addr in addrs {
-        match tokio::time::timeout(timeouts.first_token, net.dial(addr.clone())).await {
-            Ok(Ok(())) => {
-                dialed = Ok(());
-                break;
-            },
-            Ok(Err(e)) => dialed = Err(format!("dial {addr}: {e}")),
-            Err(_) => dialed = Err(format!("dial {addr}: timed out")),
-        }
-    }
-    dialed?;
+    net.dial_first(&addrs, timeouts.first_token).await?;
     let mut stream = net.control().open_stream(peer, net::infer_protocol()).await.map_err(|e| format!("open stream: {e}"))?;
     let _ = events.send((slot, StreamEvent::Dialed));
     frame::write(&mut stream, &InferRequest { request, prompt }).await.map_err(|e| format!("send the prompt: {e}"))?;

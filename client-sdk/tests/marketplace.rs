@@ -2,47 +2,19 @@
 //! serving the real model: a k = 3 request paid and verified, a lying provider outvoted and
 //! slashed, a provider killed mid-stream, and bad input refused before any money moves.
 
-#[path = "../../provider-node/tests/support/mod.rs"]
-mod support;
+mod common;
 
 use agora_chain_client::types;
-use agora_client::{Client, ClientConfig, ClientError, Job, Prompt, RunEvent, Timeouts};
+use agora_client::{ClientError, Job, RunEvent};
 use agora_devnet::demo::UNIT;
+use common::*;
 use std::time::Duration;
-use support::*;
-
-async fn client(url: &str) -> Client {
-    let mut config = ClientConfig::dev(url);
-    config.model_files = vec![smollm2().clone()];
-    config.timeouts = Timeouts { settlement: Duration::from_secs(240), ..Timeouts::default() };
-    Client::connect(config).await.unwrap()
-}
-
-fn job(prompt: &str, max_tokens: u32, k: u32) -> Job {
-    let mut job = Job::new("smollm2-135m-instruct".parse().unwrap(), Prompt::Text(prompt.into()));
-    job.max_tokens = max_tokens;
-    job.k = k;
-    job.commit_blocks = 10;
-    job
-}
-
-async fn expected_greedy(prompt: &str, max: u32) -> Vec<u32> {
-    let tokens = local_engine().tokenize(prompt, true);
-    let request = agora_engine::GenerateRequest {
-        prompt: tokens,
-        max_output_tokens: max,
-        sampling: Default::default(),
-        seed: 0,
-        logprobs: false,
-    };
-    local_engine().submit(request).unwrap().finish().await.unwrap().tokens
-}
 
 fn start_three(url: &str, root: &std::path::Path, liar: Option<&str>) -> Vec<Provider> {
     [("bob", "//Bob", 2), ("charlie", "//Charlie", 3), ("dave", "//Dave", 4)]
         .into_iter()
         .map(|(name, uri, milli)| {
-            let extra: &[&str] = if liar == Some(name) { &["--test-lie", "true"] } else { &[] };
+            let extra: &[&str] = if liar == Some(name) { &["--test-lie", "7"] } else { &[] };
             Provider::start_with(url, root, name, uri, milli * UNIT / 1000, smollm2(), extra)
         })
         .collect()
@@ -94,7 +66,8 @@ async fn a_k3_request_is_answered_paid_and_verified_bad_input_costs_nothing_and_
     assert_eq!(result.tokens, expected);
     assert_eq!(streamed, expected, "tokens were streamed as they came");
     assert!(result.text.contains("Paris"), "{}", result.text);
-    assert_eq!((result.agreeing, result.verified, result.stream_corrected), (3, true, false));
+    let failures: Vec<_> = result.providers.iter().map(|p| (p.provider.to_string(), p.failure.clone())).collect();
+    assert_eq!((result.agreeing, result.verified, result.stream_corrected), (3, true, false), "{failures:?}");
     assert_eq!(result.status, types::RequestStatus::Settled);
     let receipt = result.receipt.clone().expect("a receipt");
     assert_eq!(receipt.request, result.request);

@@ -47,6 +47,15 @@ impl Actors {
     }
 }
 
+/// The runtime's treasury, where slashes and lost bonds go:
+/// `PalletId(*b"agora/tr").into_account_truncating()`, that is "modl" ++ id, zero-padded.
+pub fn treasury() -> AccountId {
+    let mut raw = [0u8; 32];
+    raw[..4].copy_from_slice(b"modl");
+    raw[4..12].copy_from_slice(b"agora/tr");
+    AccountId::from(raw)
+}
+
 pub fn account(key: &Keypair) -> AccountId {
     key.public_key().to_account_id()
 }

@@ -1,11 +1,12 @@
-//! The inference protocol between clients and providers (`/agora/infer/1`) and the hashes that
-//! tie what travels off-chain to what the chain holds.
+//! The inference protocol between clients and providers (`/agora/infer/1`), the verification
+//! protocol that brings a disputed request's data to its drawn verifiers (`/agora/verify/1`), and
+//! the hashes that tie what travels off-chain to what the chain holds.
 //!
 //! Every message is SCALE-encoded and sent as one length-prefixed frame (u32 little-endian
 //! length, then the bytes). Frames are bounded by [`MAX_FRAME_BYTES`] so a peer can never make the
 //! other side buffer without limit.
 
-use crate::{Hash256, RequestId};
+use crate::{Hash256, Outcome, RequestId};
 use alloc::vec::Vec;
 use codec::{Decode, Encode};
 use polkadot_sdk::sp_crypto_hashing::sha2_256;
@@ -89,6 +90,65 @@ pub enum InferFrame {
     },
 }
 
+/// The libp2p protocol name of the verification stream.
+pub const VERIFY_PROTOCOL: &str = "/agora/verify/1";
+
+/// Largest frame of the verification stream: a full-size prompt and eight outputs of a 4k
+/// context.
+pub const MAX_VERIFY_FRAME_BYTES: u32 = 256 * 1024;
+
+/// The first and only frame sent to a drawn verifier, by whoever holds a disputed request's data:
+/// its client (a challenge, or to see a split vote or an audit through) or its providers (their
+/// own result). Only hashes and counts are on-chain; this brings the tokens they stand for.
+#[derive(Clone, Encode, Decode, PartialEq, Eq, Debug)]
+pub struct VerifyRequest {
+    pub request: RequestId,
+    /// The prompt's token ids; their hash and length must match the request on-chain.
+    pub prompt: Vec<u32>,
+    /// Outputs of disputed results, each matching one result's hash and token count. Any subset:
+    /// the verifier keeps what it was given and judges once it holds every disputed output.
+    pub outputs: Vec<Vec<u32>>,
+}
+
+/// How a verifier judged one disputed result.
+#[derive(Clone, Copy, Encode, Decode, PartialEq, Eq, Debug)]
+pub struct JudgedOutcome {
+    pub outcome: Outcome,
+    pub accepted: bool,
+    /// The first position re-scoring rejected; `None` when accepted, or rejected because nobody
+    /// brought the output before the verdict was due.
+    pub first_bad_position: Option<u32>,
+}
+
+/// Why a verifier refused a [`VerifyRequest`].
+#[derive(Clone, Copy, Encode, Decode, PartialEq, Eq, Debug)]
+pub enum VerifyErrorKind {
+    /// The frame did not decode or broke a size limit.
+    Malformed,
+    /// The request has no open dispute on-chain.
+    NoDispute,
+    /// This node is not among the dispute's drawn verifiers.
+    NotSelected,
+    /// The prompt's hash or token count differs from the request on-chain.
+    PromptMismatch,
+    /// An output matches none of the disputed results' hashes and token counts.
+    UnknownOutput,
+    /// The verdict window has closed.
+    VerdictClosed,
+    /// Re-scoring or the chain failed on the verifier's side.
+    Internal,
+}
+
+/// The verifier's one reply.
+#[derive(Clone, Encode, Decode, PartialEq, Eq, Debug)]
+pub enum VerifyReply {
+    /// The data was kept; this many disputed outputs are still missing.
+    Waiting { missing: u32 },
+    /// Every disputed result was judged and the verdict is on-chain.
+    Judged { verdicts: Vec<JudgedOutcome> },
+    Error { kind: VerifyErrorKind, message: Vec<u8> },
+}
+
 /// The determinism contract a release is served under (DESIGN.md section 4). Providers that share
 /// a profile produce bit-identical tokens for the same request, which is what exact-hash voting
 /// needs; its hash goes into every offer and every request.
@@ -164,5 +224,15 @@ mod tests {
     fn a_full_size_prompt_fits_in_a_frame() {
         let request = InferRequest { request: u64::MAX, prompt: alloc::vec![u32::MAX; MAX_PROMPT_TOKENS as usize] };
         assert!(request.encode().len() as u32 <= MAX_FRAME_BYTES);
+    }
+
+    #[test]
+    fn a_full_size_verification_fits_in_a_frame() {
+        let request = VerifyRequest {
+            request: u64::MAX,
+            prompt: alloc::vec![u32::MAX; MAX_PROMPT_TOKENS as usize],
+            outputs: alloc::vec![alloc::vec![u32::MAX; 4096]; crate::MAX_REDUNDANCY as usize],
+        };
+        assert!(request.encode().len() as u32 <= MAX_VERIFY_FRAME_BYTES);
     }
 }

@@ -75,10 +75,15 @@ pub struct ConfigLayer {
     /// Established connections in all.
     #[arg(long, env = "AGORA_PROVIDER_MAX_CONNECTIONS")]
     pub max_connections: Option<u32>,
-    /// Fault injection for the end-to-end tests of cheating: stream, commit and reveal altered
-    /// tokens. Never set it on a real provider: it is slashed for every job.
+    /// Also verify: opt in on-chain to be drawn for disputes of the release this node serves,
+    /// and judge the results brought to it by re-scoring them (off: opt out).
+    #[arg(long, env = "AGORA_PROVIDER_VERIFIER")]
+    pub verifier: Option<bool>,
+    /// Fault injection for the end-to-end tests of cheating: stream, commit and reveal tokens
+    /// shifted by this much (0: honest). Never set it on a real provider: it is slashed for
+    /// every job.
     #[arg(long, hide = true, env = "AGORA_PROVIDER_TEST_LIE")]
-    pub test_lie: Option<bool>,
+    pub test_lie: Option<u32>,
 }
 
 macro_rules! overlay {
@@ -92,7 +97,7 @@ impl ConfigLayer {
     pub fn over(self, base: ConfigLayer) -> ConfigLayer {
         overlay!(self, base, data_dir, chain_url, account_uri, model, release, listen, external, bootstrap, mdns, stake,
             price_per_1k_input, price_per_1k_output, hardware_class, max_concurrent, queue_depth, threads, n_ctx,
-            n_batch, metrics, max_load_per_core, max_temperature_c, max_streams_per_peer, max_connections, test_lie)
+            n_batch, metrics, max_load_per_core, max_temperature_c, max_streams_per_peer, max_connections, verifier, test_lie)
     }
 
     pub fn from_file(path: &Path) -> Result<ConfigLayer, ConfigError> {
@@ -139,7 +144,9 @@ pub struct Config {
     pub max_temperature_c: f64,
     pub max_streams_per_peer: usize,
     pub max_connections: u32,
-    pub test_lie: bool,
+    pub verifier: bool,
+    /// Shift of the tokens a lying test provider reports; 0 for every real one.
+    pub test_lie: u32,
 }
 
 fn addrs(name: &'static str, values: Option<Vec<String>>, default: &[&str]) -> Result<Vec<libp2p::Multiaddr>, ConfigError> {
@@ -193,7 +200,8 @@ impl Config {
             max_temperature_c: layer.max_temperature_c.unwrap_or(90.0),
             max_streams_per_peer: layer.max_streams_per_peer.unwrap_or(4),
             max_connections: layer.max_connections.unwrap_or(256),
-            test_lie: layer.test_lie.unwrap_or(false),
+            verifier: layer.verifier.unwrap_or(false),
+            test_lie: layer.test_lie.unwrap_or(0),
         })
     }
 

@@ -1,7 +1,7 @@
 //! A request's whole life on a real dev chain: escrow, draw, commit–reveal, settlement.
 
 use agora_chain_client::{agora, types, AccountId, ChainClient};
-use agora_devnet::demo::{self, account, Actors, SMOLLM2_SHA256, UNIT};
+use agora_devnet::demo::{self, account, treasury, Actors, SMOLLM2_SHA256, UNIT};
 use agora_e2e::start_chain;
 use std::collections::BTreeMap;
 
@@ -9,14 +9,6 @@ const STAKE: u128 = 1_000 * UNIT;
 /// Provider i charges (2 + i) thousandths of a unit per 1k tokens.
 fn price(i: usize) -> u128 {
     (2 + i as u128) * UNIT / 1000
-}
-
-fn treasury() -> AccountId {
-    // PalletId(*b"agora/tr").into_account_truncating(): "modl" ++ id, zero-padded to 32 bytes.
-    let mut raw = [0u8; 32];
-    raw[..4].copy_from_slice(b"modl");
-    raw[4..12].copy_from_slice(b"agora/tr");
-    AccountId::from(raw)
 }
 
 async fn setup(chain: &ChainClient, actors: &Actors) {

@@ -273,26 +273,27 @@ pub fn judge_position(
     end_tokens: &[u32],
 ) -> PositionJudgement {
     let sampled = sampling.temperature_milli > 0;
-    let expected = sampler::pick(logits, sampling, seed, position);
-    // The token the claim stands on: the claimed one, or for a claimed end the end token the
-    // verifier ranks highest.
-    let token = match claimed {
-        Claimed::Token(token) => token,
-        Claimed::End => end_tokens.iter().copied().min_by_key(|&t| rank(logits, t)).unwrap_or(u32::MAX),
+    // The tokens the claim may stand on: the claimed one, or for a claimed end every end token.
+    let probes = match claimed {
+        Claimed::Token(token) => vec![token],
+        Claimed::End => end_tokens.to_vec(),
     };
+    let scan = Scan::new(logits, &probes);
+    let expected = if sampled { sampler::pick(logits, sampling, seed, position) } else { scan.argmax };
+    // For a claimed end, the end token the verifier ranks highest.
+    let (token, token_rank) = probes.iter().copied().zip(scan.ahead.iter().copied()).min_by_key(|&(_, ahead)| ahead).unwrap_or((u32::MAX, logits.len() as u32));
     let matched = match claimed {
         Claimed::Token(token) => token == expected,
         Claimed::End => end_tokens.contains(&expected),
     };
-    let top = logits.get(sampler::argmax(logits) as usize).copied().unwrap_or(f32::NEG_INFINITY);
-    let margin = (top - logits.get(token as usize).copied().unwrap_or(f32::NEG_INFINITY)).max(0.0);
-    let token_rank = rank(logits, token);
+    let logit = |t: u32| logits.get(t as usize).copied().unwrap_or(f32::NEG_INFINITY);
+    let margin = (logit(scan.argmax) - logit(token)).max(0.0);
     let mut evidence = Evidence {
         position,
         claimed,
         expected,
         rank: token_rank,
-        logprob: sampler::logprob(logits, token),
+        logprob: (f64::from(logit(token)) - scan.log_normaliser) as f32,
         broken: Broken::Matches { matched: 0, checked: 0, min_match_ppm: tolerances.min_match_ppm },
     };
     let mut delta = 0.0;
@@ -329,6 +330,48 @@ pub fn judge_position(
         evidence.broken = broken;
     }
     PositionJudgement { matched, failed: broken.is_some(), margin, delta, evidence }
+}
+
+/// What judging needs of one position's logits, read in a single pass over the vocabulary (it is
+/// 49k wide, and the passes used to be five: on the hot path of re-scoring).
+struct Scan {
+    /// The sampler's greedy choice (highest logit, lowest id among equals; NaN lowest).
+    argmax: u32,
+    /// For each probe token, how many tokens the sampler's order puts before it ([`rank`]).
+    ahead: Vec<u32>,
+    /// `ln Σ exp(logit)`, so a token's log-probability is its logit minus this.
+    log_normaliser: f64,
+}
+
+impl Scan {
+    fn new(logits: &[f32], probes: &[u32]) -> Self {
+        let own: Vec<Option<f32>> = probes.iter().map(|&t| logits.get(t as usize).map(|&l| key(l))).collect();
+        let mut ahead: Vec<u32> = own.iter().map(|o| if o.is_some() { 0 } else { logits.len() as u32 }).collect();
+        let (mut argmax, mut best) = (0u32, f32::NEG_INFINITY);
+        // Log-sum-exp kept online: `sum` is relative to the running maximum `max`.
+        let (mut max, mut sum) = (f64::NEG_INFINITY, 0.0f64);
+        for (id, &raw) in logits.iter().enumerate() {
+            let (id, l) = (id as u32, key(raw));
+            if l.total_cmp(&best) == core::cmp::Ordering::Greater {
+                (argmax, best) = (id, l);
+            }
+            for ((count, own), &probe) in ahead.iter_mut().zip(&own).zip(probes) {
+                if let Some(own) = *own {
+                    if l > own || (l == own && id < probe) {
+                        *count += 1;
+                    }
+                }
+            }
+            let x = f64::from(raw);
+            if x > max {
+                sum = sum * (max - x).exp() + 1.0;
+                max = x;
+            } else {
+                sum += (x - max).exp();
+            }
+        }
+        Self { argmax, ahead, log_normaliser: max + sum.ln() }
+    }
 }
 
 /// NaN is the lowest logit, as in the sampler.
@@ -511,6 +554,28 @@ mod tests {
         assert_eq!(rank(&logits, 0), 3);
         assert_eq!(rank(&logits, 3), 4);
         assert_eq!(rank(&logits, 99), 5);
+    }
+
+    #[test]
+    fn one_scan_agrees_with_the_samplers_argmax_rank_and_log_probability() {
+        use rand_chacha::rand_core::{RngCore, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        for case in 0..200 {
+            // Coarse values make ties common; some NaN and -inf, as broken logits would be.
+            let mut logits: Vec<f32> = (0..300).map(|_| (rng.next_u32() % 40) as f32 / 4.0 - 5.0).collect();
+            if case % 3 == 0 {
+                logits[(rng.next_u32() % 300) as usize] = f32::NAN;
+                logits[(rng.next_u32() % 300) as usize] = f32::NEG_INFINITY;
+            }
+            let probes = [rng.next_u32() % 300, rng.next_u32() % 300, 400];
+            let scan = Scan::new(&logits, &probes);
+            assert_eq!(scan.argmax, sampler::argmax(&logits), "case {case}");
+            assert_eq!(scan.ahead, probes.map(|p| rank(&logits, p)).to_vec(), "case {case}");
+            for p in &probes[..2] {
+                let (fused, plain) = ((f64::from(logits[*p as usize]) - scan.log_normaliser) as f32, sampler::logprob(&logits, *p));
+                assert!(fused == plain || (fused - plain).abs() < 1e-5 || (fused.is_nan() && plain.is_nan()), "case {case}: {fused} vs {plain}");
+            }
+        }
     }
 
     #[test]

@@ -43,6 +43,15 @@ enum Command {
     Providers(ProvidersCommand),
     /// A settled request's receipt.
     Receipt { request: u64 },
+    /// Challenge the settled result of one of your requests run with `agora run`: a bond is
+    /// held and drawn verifiers re-score the answer. A wrong answer's providers are slashed and
+    /// you are repaid; a right one keeps the bond.
+    Challenge {
+        request: u64,
+        /// Where `agora run` keeps each request's prompt and answer.
+        #[arg(long, env = "AGORA_RUNS_DIR")]
+        runs_dir: Option<PathBuf>,
+    },
     /// Hash a GGUF (with a progress bar) and publish it as a model release.
     Publish {
         gguf: PathBuf,
@@ -229,9 +238,15 @@ async fn run(global: &Global, args: RunArgs) -> Result<()> {
                     }
                 },
                 RunEvent::Settled(_) => {},
+                RunEvent::Disputed { request, cause } => {
+                    eprintln!("\nrequest {request} went to verifiers ({}); bringing them the answers and waiting for their verdict", cause.name())
+                },
             }
         })
         .await?;
+    if let Err(e) = RunRecord::save(&runs_dir(None), &result) {
+        eprintln!("warning: cannot keep the answer for a later challenge: {e:#}");
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&report::run_result(&result))?);
         return Ok(());
@@ -241,11 +256,59 @@ async fn run(global: &Global, args: RunArgs) -> Result<()> {
         println!("(the first provider to answer was outvoted; the majority answer is)\n{}", result.text);
     }
     println!("\n{} of {} providers agreed; verified against the receipt: {}", result.agreeing, result.providers.len(), if result.verified { "yes" } else { "NO" });
+    if let Some(dispute) = &result.dispute {
+        print!("{}", report::dispute_lines(dispute));
+    }
     match &result.receipt {
         Some(receipt) => print!("{}", report::receipt_lines(receipt)),
         None => println!("request {} is {:?}: no receipt", result.request, result.status),
     }
     Ok(())
+}
+
+/// What `agora run` keeps of a request so that `agora challenge` can bring it to verifiers.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RunRecord {
+    request: u64,
+    prompt: Vec<u32>,
+    output: Vec<u32>,
+}
+
+fn runs_dir(given: Option<PathBuf>) -> PathBuf {
+    given.unwrap_or_else(|| {
+        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+        home.join(".local/share/agora/runs")
+    })
+}
+
+impl RunRecord {
+    fn path(dir: &std::path::Path, request: u64) -> PathBuf {
+        dir.join(format!("{request}.json"))
+    }
+
+    fn save(dir: &std::path::Path, result: &agora_client::RunResult) -> Result<()> {
+        std::fs::create_dir_all(dir)?;
+        let record = RunRecord { request: result.request, prompt: result.prompt.clone(), output: result.tokens.clone() };
+        std::fs::write(Self::path(dir, result.request), serde_json::to_vec(&record)?)?;
+        Ok(())
+    }
+
+    fn load(dir: &std::path::Path, request: u64) -> Result<RunRecord> {
+        let path = Self::path(dir, request);
+        let bytes = std::fs::read(&path).with_context(|| format!("no answer of request {request} was kept at {} (only requests run from here with `agora run` can be challenged)", path.display()))?;
+        serde_json::from_slice(&bytes).with_context(|| format!("{} is not a kept answer", path.display()))
+    }
+}
+
+async fn challenge(global: &Global, request: u64, runs: Option<PathBuf>) -> Result<()> {
+    let record = RunRecord::load(&runs_dir(runs), request)?;
+    let client = client(global).await?;
+    eprintln!("challenging request {request}: holding the bond, bringing the answer to the drawn verifiers...");
+    let report = client.challenge(request, &record.prompt, &record.output).await?;
+    print_json_or(global.json, report::dispute(&report), || {
+        print!("{}", report::dispute_lines(&report));
+        println!("{}", if report.upheld() { "challenge upheld: the providers were slashed and you were repaid; the bond is back" } else { "challenge rejected: the verifiers accepted the answer; the bond went to the treasury" });
+    })
 }
 
 fn print_json_or(json: bool, value: serde_json::Value, human: impl FnOnce()) -> Result<()> {
@@ -349,6 +412,7 @@ async fn main_async(cli: Cli) -> Result<()> {
                 println!("published {} {} as {}", value["family"].as_str().unwrap_or_default(), value["version"].as_str().unwrap_or_default(), value["sha256"].as_str().unwrap_or_default());
             })
         },
+        Command::Challenge { request, runs_dir } => challenge(global, request, runs_dir).await,
         Command::Receipt { request } => {
             let receipt = client(global).await?.receipt(request).await?;
             print_json_or(global.json, report::receipt(&receipt), || print!("{}", report::receipt_lines(&receipt)))

@@ -1,11 +1,13 @@
 //! The libp2p side of Agora, shared by providers and clients: TCP + Noise + Yamux, identify,
 //! ping, Kademlia (provider records keyed by release), mDNS on the local network, connection
-//! limits, and generic streams for the inference protocol (`/agora/infer/1`).
+//! limits, and generic streams for the inference protocol (`/agora/infer/1`) and the verification
+//! protocol (`/agora/verify/1`).
 //!
 //! [`Network::start`] runs the swarm in its own task; the handle talks to it with commands and
 //! opens or accepts inference streams through `libp2p-stream`.
 
 pub mod frame;
+pub mod verify;
 
 use agora_primitives::ReleaseId;
 use futures::StreamExt;
@@ -15,10 +17,31 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 
-pub use agora_primitives::wire::INFER_PROTOCOL;
+pub use agora_primitives::wire::{INFER_PROTOCOL, VERIFY_PROTOCOL};
 
 pub fn infer_protocol() -> StreamProtocol {
     StreamProtocol::new(INFER_PROTOCOL)
+}
+
+pub fn verify_protocol() -> StreamProtocol {
+    StreamProtocol::new(VERIFY_PROTOCOL)
+}
+
+/// A peer and the addresses to reach it at.
+pub type Location = (PeerId, Vec<Multiaddr>);
+
+/// Where a provider's on-chain manifest says it listens; each address ends in `/p2p/<peer id>`.
+pub fn manifest_location(record: &agora_chain_client::ProviderRecord) -> Result<Location, String> {
+    let peer = PeerId::from_bytes(&record.manifest.peer_id.0).map_err(|e| format!("bad peer id in its manifest: {e}"))?;
+    let addrs = record
+        .manifest
+        .multiaddrs
+        .0
+        .iter()
+        .filter_map(|a| std::str::from_utf8(&a.0).ok()?.parse::<Multiaddr>().ok())
+        .map(|a| if a.iter().any(|p| matches!(p, libp2p::multiaddr::Protocol::P2p(_))) { a } else { a.with(libp2p::multiaddr::Protocol::P2p(peer)) })
+        .collect();
+    Ok((peer, addrs))
 }
 
 /// Network settings common to providers and clients.
@@ -178,6 +201,19 @@ impl Network {
         let (tx, rx) = oneshot::channel();
         self.commands.send(Command::Dial(addr, tx)).map_err(|_| NetError::Stopped)?;
         rx.await.map_err(|_| NetError::Stopped)?
+    }
+
+    /// Connects through the first of `addrs` that answers, each tried for at most `timeout`.
+    pub async fn dial_first(&self, addrs: &[Multiaddr], timeout: Duration) -> Result<(), String> {
+        let mut outcome = Err("no address is known for it".to_string());
+        for addr in addrs {
+            match tokio::time::timeout(timeout, self.dial(addr.clone())).await {
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(e)) => outcome = Err(format!("dial {addr}: {e}")),
+                Err(_) => outcome = Err(format!("dial {addr}: timed out")),
+            }
+        }
+        outcome
     }
 
     /// Drops every connection to a peer that broke the protocol.

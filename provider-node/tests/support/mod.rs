@@ -115,18 +115,23 @@ impl Provider {
             .args(["--metrics", &format!("127.0.0.1:{}", self.metrics_port)])
             .args(["--mdns", "false", "--threads", "2", "--max-concurrent", "2"])
             .args(["--n-ctx", &N_CTX.to_string(), "--n-batch", &N_BATCH.to_string()])
-            .args(["--stake", &(1_000 * UNIT).to_string()])
+            .args(self.unless_given("--stake", &(1_000 * UNIT).to_string()))
             .args(["--price-per-1k-input", &price.to_string(), "--price-per-1k-output", &price.to_string()])
             .args(&self.extra)
             // Two cores running chains, several model processes and the compiler reach load
             // averages that would trip the safeguard; only the test of the safeguard sets one.
-            .args(if self.extra.iter().any(|a| a == "--max-load-per-core") { &[][..] } else { &["--max-load-per-core", "1000"][..] })
+            .args(self.unless_given("--max-load-per-core", "1000"))
             .env("RUST_LOG", "info,agora_provider_node=debug")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .unwrap();
         self.child = Some(child);
+    }
+
+    /// `flag value`, unless the extra flags set `flag` themselves.
+    fn unless_given(&self, flag: &str, value: &str) -> Vec<String> {
+        if self.extra.iter().any(|a| a == flag) { vec![] } else { vec![flag.to_string(), value.to_string()] }
     }
 
     /// Starts the process again on the same data directory (keys, journal) and port.

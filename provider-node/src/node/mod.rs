@@ -15,6 +15,8 @@
 //! - **Operations**: Prometheus metrics, the load safeguard (offline on-chain while overloaded),
 //!   graceful shutdown.
 
+mod verify;
+
 use crate::config::Config;
 use agora_engine::{Engine, EngineConfig, EngineError, GenEvent, GenerateRequest, Progress};
 use crate::journal::{JobParams, JobRecord, JobState, Journal};
@@ -23,7 +25,7 @@ use crate::load;
 use crate::metrics::{KindLabel, Metrics, StateLabel};
 use crate::net::{self, frame, NetConfig, Network};
 use agora_chain_client::{agora, types, AccountId, BlockNumber, ChainClient, Keypair};
-use agora_primitives::wire::{token_hash, InferErrorKind, InferFrame, InferRequest, MAX_FRAME_BYTES};
+use agora_primitives::wire::{token_hash, InferErrorKind, InferFrame, InferRequest, VerifyReply, VerifyRequest, MAX_FRAME_BYTES};
 use agora_verifier::commitment::commitment;
 use agora_primitives::{sampling_seed, Hash256, Outcome, ReleaseId, RequestId, SamplingParams};
 use anyhow::{anyhow, bail, Context};
@@ -63,6 +65,11 @@ struct Inner {
     /// One signed call at a time, so nonces never collide.
     submitting: tokio::sync::Mutex<()>,
     wake: Notify,
+    /// Disputes this node was drawn to verify, and what it holds of each.
+    verifications: Mutex<HashMap<RequestId, verify::Collected>>,
+    judging: tokio::sync::Mutex<()>,
+    /// Disputed requests whose result this node has brought to their verifiers.
+    pushed: Mutex<HashSet<RequestId>>,
 }
 
 /// A running provider node.
@@ -190,6 +197,9 @@ impl Node {
             running: Mutex::new(HashSet::new()),
             submitting: tokio::sync::Mutex::new(()),
             wake: Notify::new(),
+            verifications: Mutex::default(),
+            judging: tokio::sync::Mutex::new(()),
+            pushed: Mutex::default(),
             config,
         });
         // A dropped RPC answer (seen from chopsticks while a transaction was being watched) must
@@ -207,6 +217,7 @@ impl Node {
                 Err(e) => return Err(e),
             }
         }
+        inner.set_verifier(inner.config.verifier).await?;
         if inner.journal.last_block()?.is_none() {
             // A new node: its assignments can only come after its registration.
             inner.journal.set_last_block(inner.chain.best_block_number().await?)?;
@@ -218,8 +229,13 @@ impl Node {
             .control()
             .accept(net::infer_protocol())
             .map_err(|_| anyhow!("the inference protocol is already being served"))?;
+        let verifications = network
+            .control()
+            .accept(net::verify_protocol())
+            .map_err(|_| anyhow!("the verification protocol is already being served"))?;
         let mut tasks = vec![
             tokio::spawn(inner.clone().serve(incoming, stopping.clone())),
+            tokio::spawn(inner.clone().serve_verifications(verifications, stopping.clone())),
             tokio::spawn(inner.clone().chain_worker(stopping.clone())),
             tokio::spawn(inner.clone().load_monitor(stopping.clone())),
         ];
@@ -322,6 +338,21 @@ impl Inner {
                     types::ProviderStatus::Online => {},
                 }
             },
+        }
+        Ok(())
+    }
+
+    /// Opts in to verifying disputes, or out, as configured.
+    async fn set_verifier(&self, wanted: bool) -> anyhow::Result<()> {
+        if self.chain.is_verifier(&self.account).await? == wanted {
+            return Ok(());
+        }
+        if wanted {
+            self.submit(&agora::tx().verifier().opt_in_verifier()).await.context("opting in as a verifier")?;
+            tracing::info!("opted in to verify disputes");
+        } else {
+            self.submit(&agora::tx().verifier().opt_out_verifier()).await.context("opting out of verifying")?;
+            tracing::info!("opted out of verifying disputes");
         }
         Ok(())
     }
@@ -511,11 +542,11 @@ impl Inner {
                         first_token.get_or_insert_with(Instant::now);
                         self.metrics.tokens_generated.inc();
                         let token = self.falsified(index, token);
-                        let piece = if self.config.test_lie { self.engine.piece(token) } else { piece };
+                        let piece = if self.config.test_lie > 0 { self.engine.piece(token) } else { piece };
                         send(InferFrame::Token { index, token, piece });
                     },
                     GenEvent::Finished(Ok(mut generation)) => {
-                        if self.config.test_lie {
+                        if self.config.test_lie > 0 {
                             generation.tokens = generation.tokens.iter().enumerate().map(|(i, &t)| self.falsified(i as u32, t)).collect();
                             generation.output_hash = agora_primitives::wire::token_hash(&generation.tokens);
                         }
@@ -563,8 +594,8 @@ impl Inner {
     /// The token a lying provider (`test_lie`, for the tests of cheating) puts at `index`: the
     /// first stays honest, the rest are shifted, so the answer looks plausible and is wrong.
     fn falsified(&self, index: u32, token: u32) -> u32 {
-        if self.config.test_lie && index > 0 {
-            (token + 7) % self.engine.n_vocab().max(1)
+        if self.config.test_lie > 0 && index > 0 {
+            (token + self.config.test_lie) % self.engine.n_vocab().max(1)
         } else {
             token
         }
@@ -602,7 +633,11 @@ impl Inner {
         let mut last = self.journal.last_block()?.unwrap_or(best);
         while last < best {
             let block = last + 1;
-            for assignment in self.chain.assignments_at(block).await? {
+            let news = self.chain.block_news(block).await?;
+            for dispute in news.disputes.iter().filter(|d| d.verifiers.contains(&self.account)) {
+                self.drawn(dispute.request, dispute.verdict_deadline);
+            }
+            for assignment in news.assignments {
                 let id = assignment.request;
                 if assignment.providers.contains(&self.account) && self.journal.get(id)?.is_none() {
                     if let Some(request) = self.chain.request(id).await? {
@@ -620,6 +655,7 @@ impl Inner {
                 self.chain_error("job", &format!("request {id}: {e}"));
             }
         }
+        self.verdicts_due(best).await;
         let all = self.journal.all()?;
         for state in JobState::ALL {
             let count = all.iter().filter(|r| r.state == state).count();
@@ -649,6 +685,21 @@ impl Inner {
             record.state = JobState::Closed;
             return Ok(self.journal.put(&record)?);
         };
+        if request.status == types::RequestStatus::Disputed {
+            // Held for verifiers: this node's result is judged by the tokens it stands for. If
+            // some verifiers stay silent, the dispute is resolved with the verdicts cast.
+            self.push_own_result(&record);
+            if let Some(dispute) = self.chain.dispute(id).await? {
+                if next > dispute.verdict_deadline + SETTLE_GRACE_BLOCKS {
+                    match self.submit(&agora::tx().verifier().resolve_dispute(id)).await {
+                        Ok(_) => tracing::info!(request = id, "resolved the dispute"),
+                        Err(e) if e.rejection() == Some("Verifier::NoDispute") => {},
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+            return Ok(());
+        }
         if request.status != types::RequestStatus::Assigned {
             record.state = JobState::Closed;
             self.journal.put(&record)?;
@@ -725,6 +776,50 @@ impl Inner {
                     }
                 }
             },
+        }
+        Ok(())
+    }
+
+    /// Brings this node's prompt and output of a disputed request to each of its verifiers, once
+    /// (again after a failure, at the next pass).
+    fn push_own_result(self: &Arc<Self>, record: &JobRecord) {
+        let id = record.request;
+        let (Some(prompt), Some(output)) = (record.prompt.clone(), record.output.clone()) else { return };
+        if !self.pushed.lock().unwrap_or_else(|p| p.into_inner()).insert(id) {
+            return;
+        }
+        let node = self.clone();
+        tokio::spawn(async move {
+            let push = VerifyRequest { request: id, prompt, outputs: vec![output] };
+            let result = node.push_to_verifiers(&push).await;
+            if let Err(e) = result {
+                node.chain_error("push_result", &format!("request {id}: {e:#}"));
+                node.pushed.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+            }
+        });
+    }
+
+    async fn push_to_verifiers(&self, push: &VerifyRequest) -> anyhow::Result<()> {
+        let id = push.request;
+        let Some(dispute) = self.chain.dispute(id).await? else { return Ok(()) };
+        let mut failed = 0;
+        for verifier in &dispute.verifiers.0 {
+            let record = self.chain.provider(verifier).await?.ok_or_else(|| anyhow!("verifier {verifier} is not registered"))?;
+            let location = net::manifest_location(&record).map_err(|e| anyhow!(e))?;
+            match net::verify::push(&self.network, &location, push, Duration::from_secs(10)).await {
+                Ok(VerifyReply::Error { kind, message }) => {
+                    failed += 1;
+                    tracing::warn!(request = id, %verifier, ?kind, message = %String::from_utf8_lossy(&message), "a verifier refused our result");
+                },
+                Ok(reply) => tracing::info!(request = id, %verifier, ?reply, "result brought to a verifier"),
+                Err(e) => {
+                    failed += 1;
+                    tracing::warn!(request = id, %verifier, error = %e, "cannot reach a verifier");
+                },
+            }
+        }
+        if failed > 0 {
+            bail!("{failed} of {} verifiers did not take the result", dispute.verifiers.0.len());
         }
         Ok(())
     }

@@ -1,0 +1,160 @@
+//! Disputes on a real dev chain, with real provider processes and a real verifier re-scoring
+//! with the real model: a 1–1–1 split vote settled by the verifier's verdict, a false challenge
+//! that loses its bond (after bad verification pushes are refused by name), and an audited
+//! k = 1 cheat slashed with the client refunded.
+
+mod common;
+
+use agora_chain_client::{agora, types};
+use agora_client::{ClientError, DisputeCause, Job};
+use agora_devnet::demo::UNIT;
+use agora_primitives::wire::{token_hash, VerifyErrorKind, VerifyReply, VerifyRequest};
+use agora_provider_node::net;
+use common::*;
+use std::time::Duration;
+
+fn priced(prompt: &str, max_tokens: u32, k: u32, max_price_per_1k: u128) -> Job {
+    Job { max_price_per_1k: Some(max_price_per_1k), ..job(prompt, max_tokens, k) }
+}
+
+fn refusal(reply: Result<VerifyReply, String>) -> VerifyErrorKind {
+    match reply {
+        Ok(VerifyReply::Error { kind, .. }) => kind,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verifiers_settle_a_split_vote_refuse_a_false_challenge_and_catch_an_audited_cheat() {
+    let _serial = serial();
+    let (chain_guard, chain) = agora_e2e::start_chain("client-disputes").await.unwrap();
+    publish_smollm2(&chain).await;
+    let _ticker = agora_devnet::demo::spawn_block_ticker(chain.clone(), Duration::from_secs(2));
+    let root = tempfile::tempdir().unwrap();
+    let url = chain_guard.ws_url();
+    let stake = (100 * UNIT).to_string();
+    // Bob is honest and cheap; Charlie and Dave lie, each its own way, so three providers give
+    // three different answers. Charlie's price is high and its stake the minimum, so that a
+    // request it serves alone is worth its slash, which makes its spot check certain. Ferdie
+    // verifies and asks more than any client here pays, so it is never drawn to serve.
+    let mut providers = vec![
+        Provider::start_with(&url, root.path(), "bob", "//Bob", 2 * UNIT / 1000, smollm2(), &[]),
+        Provider::start_with(&url, root.path(), "charlie", "//Charlie", 1_000 * UNIT, smollm2(), &["--test-lie", "7", "--stake", &stake]),
+        Provider::start_with(&url, root.path(), "dave", "//Dave", 4 * UNIT / 1000, smollm2(), &["--test-lie", "13"]),
+        Provider::start_with(&url, root.path(), "ferdie", "//Ferdie", 5_000 * UNIT, smollm2(), &["--verifier", "true"]),
+    ];
+    for p in &providers {
+        wait_online(&chain, p).await;
+    }
+    let [bob, charlie, dave, ferdie] = [0, 1, 2, 3].map(|i| providers[i].account());
+    assert!(chain.is_verifier(&ferdie).await.unwrap(), "--verifier opts in on-chain");
+    assert!(!chain.is_verifier(&bob).await.unwrap());
+    let client = client(&url).await;
+    let eve = client.account();
+    let treasury = agora_devnet::demo::treasury();
+
+    // A 1–1–1 split: no majority, so Ferdie re-scores the three answers. Bob's is accepted
+    // and paid; the two lies are rejected and slashed; Ferdie earns its fee.
+    let prompt = "The capital of France is";
+    let expected = expected_greedy(prompt, 8).await;
+    let ferdie_before = chain.free_balance(&ferdie).await.unwrap();
+    let mut disputed = None;
+    let result = client
+        .run(&priced(prompt, 8, 3, 1_000 * UNIT), |event| {
+            if let agora_client::RunEvent::Disputed { cause, .. } = event {
+                disputed = Some(cause);
+            }
+        })
+        .await
+        .unwrap();
+    assert_eq!(disputed, Some(DisputeCause::SplitVote));
+    assert_eq!(result.providers.iter().filter_map(|p| p.answered()).collect::<std::collections::HashSet<_>>().len(), 3, "three answers");
+    let dispute = result.dispute.clone().expect("went to verifiers");
+    assert_eq!(dispute.cause, DisputeCause::SplitVote);
+    let honest = token_hash(&expected);
+    assert_eq!(dispute.accepted(&honest), Some(true), "{dispute:?}");
+    assert_eq!(dispute.resolution.decided.0.iter().filter(|d| !d.accepted).count(), 2, "{dispute:?}");
+    assert!(dispute.resolution.silent.0.is_empty());
+    assert_eq!(dispute.resolution.verifiers_paid.0.iter().map(|(v, fee)| (v.clone(), *fee > 0)).collect::<Vec<_>>(), vec![(ferdie.clone(), true)]);
+    assert_eq!((result.tokens.clone(), result.verified, result.status.clone()), (expected.clone(), true, types::RequestStatus::Settled));
+    let receipt = result.receipt.clone().expect("a receipt");
+    assert_eq!(receipt.paid.0.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>(), vec![bob.clone()]);
+    let mut slashed: Vec<_> = receipt.slashed.0.iter().map(|(p, _, why)| (p.to_string(), why == &types::JobOutcome::Wrong)).collect();
+    slashed.sort();
+    let mut liars = vec![(charlie.to_string(), true), (dave.to_string(), true)];
+    liars.sort();
+    assert_eq!(slashed, liars, "both liars slashed for a wrong result");
+    assert!(chain.free_balance(&ferdie).await.unwrap() > ferdie_before, "the fee reached the verifier");
+
+    // Dave leaves; Bob alone serves a cheap k = 1 request (audited 5 % of the time: then again).
+    providers[2].terminate(Duration::from_secs(60));
+    let (settled, answer) = loop {
+        let result = client.run(&priced(prompt, 8, 1, 2 * UNIT / 1000), |_| {}).await.unwrap();
+        assert_eq!(result.tokens, expected);
+        match &result.dispute {
+            None => break (result.request, result.tokens.clone()),
+            Some(audit) => assert_eq!((audit.cause, audit.accepted(&honest)), (DisputeCause::Audit, Some(true))),
+        }
+    };
+    let prompt_ids = local_engine().tokenize(prompt, true);
+
+    // A challenge must name the settled result: checked before the bond is held.
+    let before = chain.free_balance(&eve).await.unwrap();
+    let wrong = [answer.clone(), vec![1]].concat();
+    assert!(matches!(client.challenge(settled, &prompt_ids, &wrong).await, Err(ClientError::NotChallengeable { .. })));
+    assert!(matches!(client.challenge(settled, &[1, 2], &answer).await, Err(ClientError::NotChallengeable { .. })));
+    assert_eq!(chain.free_balance(&eve).await.unwrap(), before, "nothing was held");
+
+    // The challenge is open: Ferdie refuses bad pushes by name, and Bob was not drawn.
+    chain.submit(&agora::tx().verifier().challenge(settled), &keypair("//Eve")).await.unwrap();
+    let verifier_net = client_network().await;
+    let at = |who| {
+        let chain = chain.clone();
+        async move { net::manifest_location(&chain.provider(&who).await.unwrap().unwrap()).unwrap() }
+    };
+    let (to_ferdie, to_bob) = (at(ferdie.clone()).await, at(bob.clone()).await);
+    let push = |prompt: &[u32], output: &[u32]| VerifyRequest { request: settled, prompt: prompt.to_vec(), outputs: vec![output.to_vec()] };
+    let wait = Duration::from_secs(10);
+    let bad_prompt = [prompt_ids.clone(), vec![42]].concat();
+    assert_eq!(refusal(net::verify::push(&verifier_net, &to_bob, &push(&prompt_ids, &answer), wait).await), VerifyErrorKind::NotSelected);
+    assert_eq!(refusal(net::verify::push(&verifier_net, &to_ferdie, &push(&bad_prompt, &answer), wait).await), VerifyErrorKind::PromptMismatch);
+    assert_eq!(refusal(net::verify::push(&verifier_net, &to_ferdie, &push(&prompt_ids, &wrong), wait).await), VerifyErrorKind::UnknownOutput);
+    let no_dispute = VerifyRequest { request: 9_999, ..push(&prompt_ids, &answer) };
+    assert_eq!(refusal(net::verify::push(&verifier_net, &to_ferdie, &no_dispute, wait).await), VerifyErrorKind::NoDispute);
+
+    // Brought the right data, Ferdie accepts the answer: the challenge fails and its bond goes
+    // to the treasury; Bob keeps his stake.
+    let (bob_stake, treasury_before) = (chain.provider(&bob).await.unwrap().unwrap().stake, chain.free_balance(&treasury).await.unwrap());
+    let report = client.see_dispute_through(settled, &prompt_ids, vec![answer.clone()]).await.unwrap();
+    assert_eq!(report.cause, DisputeCause::Challenge);
+    assert!(!report.upheld());
+    assert_eq!(report.accepted(&honest), Some(true));
+    assert!(matches!(report.deliveries[..], [(ref v, Ok(VerifyReply::Judged { .. }))] if *v == ferdie), "{:?}", report.deliveries);
+    let bond = 10 * UNIT;
+    let spent = before - chain.free_balance(&eve).await.unwrap();
+    assert!(spent >= bond && spent < bond + UNIT / 10, "the bond was lost (spent {spent})");
+    assert!(chain.free_balance(&treasury).await.unwrap() >= treasury_before + bond - UNIT / 100, "the bond went to the treasury, less the fee");
+    assert_eq!(chain.provider(&bob).await.unwrap().unwrap().stake, bob_stake);
+    assert!(matches!(client.challenge(settled, &prompt_ids, &answer).await, Err(ClientError::Chain(_))), "one challenge per request");
+
+    // Bob leaves too: Charlie, the liar, is the only provider a k = 1 request at its price can
+    // draw. The request is worth its slash, so it is audited for certain; Ferdie rejects the
+    // answer, Charlie is slashed and Eve gets her escrow back.
+    providers[0].terminate(Duration::from_secs(60));
+    let before = chain.free_balance(&eve).await.unwrap();
+    let charlie_before = chain.provider(&charlie).await.unwrap().unwrap();
+    let result = client.run(&priced(prompt, 8, 1, 1_000 * UNIT), |_| {}).await.unwrap();
+    assert_eq!(result.providers.iter().map(|p| p.provider.clone()).collect::<Vec<_>>(), vec![charlie.clone()]);
+    let audit = result.dispute.clone().expect("audited");
+    assert_eq!(audit.cause, DisputeCause::Audit);
+    assert_eq!(audit.resolution.decided.0.iter().map(|d| d.accepted).collect::<Vec<_>>(), vec![false], "{audit:?}");
+    assert_eq!((result.status.clone(), result.verified), (types::RequestStatus::Refunded, false));
+    let receipt = result.receipt.expect("a receipt of the refund");
+    assert!(receipt.paid.0.is_empty());
+    assert_eq!(receipt.slashed.0.iter().map(|(p, _, why)| (p.clone(), why.clone())).collect::<Vec<_>>(), vec![(charlie.clone(), types::JobOutcome::Wrong)]);
+    let spent = before - chain.free_balance(&eve).await.unwrap();
+    assert!(spent < UNIT / 10, "only fees: the escrow came back (spent {spent})");
+    let charlie_after = chain.provider(&charlie).await.unwrap().unwrap();
+    assert_eq!(charlie_after.reputation.wrong, charlie_before.reputation.wrong + 1);
+    drop(providers);
+}
