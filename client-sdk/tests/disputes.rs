@@ -1,7 +1,8 @@
 //! Disputes on a real dev chain, with real provider processes and a real verifier re-scoring
-//! with the real model: a 1–1–1 split vote settled by the verifier's verdict, a false challenge
-//! that loses its bond (after bad verification pushes are refused by name), and an audited
-//! k = 1 cheat slashed with the client refunded.
+//! with the real model: a 1–1–1 split vote settled by the verifier's verdict; a false challenge
+//! that loses its bond; bad verification pushes refused by name, and a verifier killed and
+//! restarted that still casts its verdict by the deadline; an audited k = 1 cheat slashed with
+//! the client refunded.
 
 mod common;
 
@@ -86,26 +87,46 @@ async fn verifiers_settle_a_split_vote_refuse_a_false_challenge_and_catch_an_aud
     assert_eq!(slashed, liars, "both liars slashed for a wrong result");
     assert!(chain.free_balance(&ferdie).await.unwrap() > ferdie_before, "the fee reached the verifier");
 
-    // Dave leaves; Bob alone serves a cheap k = 1 request (audited 5 % of the time: then again).
+    // Dave leaves; Bob alone serves cheap k = 1 requests (audited 5 % of the time: then again).
     providers[2].terminate(Duration::from_secs(60));
-    let (settled, answer) = loop {
-        let result = client.run(&priced(prompt, 8, 1, 2 * UNIT / 1000), |_| {}).await.unwrap();
-        assert_eq!(result.tokens, expected);
-        match &result.dispute {
-            None => break (result.request, result.tokens.clone()),
-            Some(audit) => assert_eq!((audit.cause, audit.accepted(&honest)), (DisputeCause::Audit, Some(true))),
+    let settle_one = || async {
+        loop {
+            let result = client.run(&priced(prompt, 8, 1, 2 * UNIT / 1000), |_| {}).await.unwrap();
+            assert_eq!(result.tokens, expected);
+            match &result.dispute {
+                None => return result.request,
+                Some(audit) => assert_eq!((audit.cause, audit.accepted(&honest)), (DisputeCause::Audit, Some(true))),
+            }
         }
     };
+    let settled = settle_one().await;
     let prompt_ids = local_engine().tokenize(prompt, true);
+    let bond = 10 * UNIT;
 
     // A challenge must name the settled result: checked before the bond is held.
     let before = chain.free_balance(&eve).await.unwrap();
-    let wrong = [answer.clone(), vec![1]].concat();
+    let wrong = [expected.clone(), vec![1]].concat();
     assert!(matches!(client.challenge(settled, &prompt_ids, &wrong).await, Err(ClientError::NotChallengeable { .. })));
-    assert!(matches!(client.challenge(settled, &[1, 2], &answer).await, Err(ClientError::NotChallengeable { .. })));
+    assert!(matches!(client.challenge(settled, &[1, 2], &expected).await, Err(ClientError::NotChallengeable { .. })));
     assert_eq!(chain.free_balance(&eve).await.unwrap(), before, "nothing was held");
 
-    // The challenge is open: Ferdie refuses bad pushes by name, and Bob was not drawn.
+    // A false challenge: Ferdie re-scores the answer and accepts it, so the bond goes to the
+    // treasury and Bob keeps his stake.
+    let (bob_stake, treasury_before) = (chain.provider(&bob).await.unwrap().unwrap().stake, chain.free_balance(&treasury).await.unwrap());
+    let report = client.challenge(settled, &prompt_ids, &expected).await.unwrap();
+    assert_eq!(report.cause, DisputeCause::Challenge);
+    assert!(!report.upheld());
+    assert_eq!(report.accepted(&honest), Some(true));
+    assert!(matches!(report.deliveries[..], [(ref v, Ok(VerifyReply::Judged { ref verdicts }))] if *v == ferdie && verdicts[0].accepted), "{:?}", report.deliveries);
+    let spent = before - chain.free_balance(&eve).await.unwrap();
+    assert!(spent >= bond && spent < bond + UNIT / 10, "the bond was lost (spent {spent})");
+    assert!(chain.free_balance(&treasury).await.unwrap() >= treasury_before + bond - UNIT / 100, "the bond went to the treasury, less the fee");
+    assert_eq!(chain.provider(&bob).await.unwrap().unwrap().stake, bob_stake);
+    assert!(matches!(client.challenge(settled, &prompt_ids, &expected).await, Err(ClientError::Chain(_))), "one challenge per request");
+
+    // Another challenge, opened by hand: Ferdie refuses bad pushes by name, and Bob was not drawn.
+    let settled = settle_one().await;
+    let before = chain.free_balance(&eve).await.unwrap();
     chain.submit(&agora::tx().verifier().challenge(settled), &keypair("//Eve")).await.unwrap();
     let verifier_net = client_network().await;
     let at = |who| {
@@ -113,29 +134,37 @@ async fn verifiers_settle_a_split_vote_refuse_a_false_challenge_and_catch_an_aud
         async move { net::manifest_location(&chain.provider(&who).await.unwrap().unwrap()).unwrap() }
     };
     let (to_ferdie, to_bob) = (at(ferdie.clone()).await, at(bob.clone()).await);
-    let push = |prompt: &[u32], output: &[u32]| VerifyRequest { request: settled, prompt: prompt.to_vec(), outputs: vec![output.to_vec()] };
+    let push = |prompt: &[u32], outputs: &[&[u32]]| VerifyRequest { request: settled, prompt: prompt.to_vec(), outputs: outputs.iter().map(|o| o.to_vec()).collect() };
     let wait = Duration::from_secs(10);
     let bad_prompt = [prompt_ids.clone(), vec![42]].concat();
-    assert_eq!(refusal(net::verify::push(&verifier_net, &to_bob, &push(&prompt_ids, &answer), wait).await), VerifyErrorKind::NotSelected);
-    assert_eq!(refusal(net::verify::push(&verifier_net, &to_ferdie, &push(&bad_prompt, &answer), wait).await), VerifyErrorKind::PromptMismatch);
-    assert_eq!(refusal(net::verify::push(&verifier_net, &to_ferdie, &push(&prompt_ids, &wrong), wait).await), VerifyErrorKind::UnknownOutput);
-    let no_dispute = VerifyRequest { request: 9_999, ..push(&prompt_ids, &answer) };
+    assert_eq!(refusal(net::verify::push(&verifier_net, &to_bob, &push(&prompt_ids, &[&expected]), wait).await), VerifyErrorKind::NotSelected);
+    assert_eq!(refusal(net::verify::push(&verifier_net, &to_ferdie, &push(&bad_prompt, &[&expected]), wait).await), VerifyErrorKind::PromptMismatch);
+    assert_eq!(refusal(net::verify::push(&verifier_net, &to_ferdie, &push(&prompt_ids, &[&wrong]), wait).await), VerifyErrorKind::UnknownOutput);
+    let no_dispute = VerifyRequest { request: 9_999, ..push(&prompt_ids, &[&expected]) };
     assert_eq!(refusal(net::verify::push(&verifier_net, &to_ferdie, &no_dispute, wait).await), VerifyErrorKind::NoDispute);
+    // The prompt alone is kept, waiting for the output.
+    let waiting = net::verify::push(&verifier_net, &to_ferdie, &push(&prompt_ids, &[]), wait).await;
+    assert!(matches!(waiting, Ok(VerifyReply::Waiting { missing: 1 })), "{waiting:?}");
 
-    // Brought the right data, Ferdie accepts the answer: the challenge fails and its bond goes
-    // to the treasury; Bob keeps his stake.
-    let (bob_stake, treasury_before) = (chain.provider(&bob).await.unwrap().unwrap().stake, chain.free_balance(&treasury).await.unwrap());
-    let report = client.see_dispute_through(settled, &prompt_ids, vec![answer.clone()]).await.unwrap();
-    assert_eq!(report.cause, DisputeCause::Challenge);
-    assert!(!report.upheld());
-    assert_eq!(report.accepted(&honest), Some(true));
-    assert!(matches!(report.deliveries[..], [(ref v, Ok(VerifyReply::Judged { .. }))] if *v == ferdie), "{:?}", report.deliveries);
-    let bond = 10 * UNIT;
+    // Ferdie is killed and comes back; the challenger never shows the output. Its journal still
+    // holds the dispute, so at the deadline it votes, and a challenge without the challenged
+    // output is not upheld: the bond is lost, Ferdie is paid, nobody is silent.
+    providers[3].kill();
+    providers[3].restart(5_000 * UNIT);
+    wait_online(&chain, &providers[3]).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    let resolution = loop {
+        if let Some(resolution) = chain.resolution(settled).await.unwrap() {
+            break resolution;
+        }
+        assert!(std::time::Instant::now() < deadline, "no resolution:\n{}", providers[3].log());
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    assert_eq!(resolution.decided.0.iter().map(|d| d.accepted).collect::<Vec<_>>(), vec![true]);
+    assert!(resolution.silent.0.is_empty(), "{resolution:?}");
+    assert_eq!(resolution.verifiers_paid.0.iter().map(|(v, _)| v.clone()).collect::<Vec<_>>(), vec![ferdie.clone()]);
     let spent = before - chain.free_balance(&eve).await.unwrap();
     assert!(spent >= bond && spent < bond + UNIT / 10, "the bond was lost (spent {spent})");
-    assert!(chain.free_balance(&treasury).await.unwrap() >= treasury_before + bond - UNIT / 100, "the bond went to the treasury, less the fee");
-    assert_eq!(chain.provider(&bob).await.unwrap().unwrap().stake, bob_stake);
-    assert!(matches!(client.challenge(settled, &prompt_ids, &answer).await, Err(ClientError::Chain(_))), "one challenge per request");
 
     // Bob leaves too: Charlie, the liar, is the only provider a k = 1 request at its price can
     // draw. The request is worth its slash, so it is audited for certain; Ferdie rejects the

@@ -1,12 +1,13 @@
 //! The job journal: every job's state, kept in RocksDB and written (synced) *before* the chain
 //! call that depends on it, so a provider killed at any point restarts, reads the journal and
-//! finishes each pending commit and reveal.
+//! finishes each pending commit and reveal. A verifier keeps its disputes here too: the data it
+//! was brought is not brought twice, so a restart must not lose it.
 //!
 //! The journal guards the two promises that matter to the chain: a job's state only moves
 //! forward, and once a commitment is written its output, salt and commitment never change, so
 //! the reveal after a restart is always the value that was committed.
 
-use agora_primitives::wire::StopReason;
+use agora_primitives::wire::{JudgedOutcome, StopReason};
 use agora_primitives::{Hash256, Outcome, ReleaseId, RequestId, SamplingParams};
 use codec::{Decode, Encode};
 use std::path::Path;
@@ -91,6 +92,17 @@ impl JobRecord {
     }
 }
 
+/// A dispute this node was drawn to verify: what it has been brought, and its verdict once cast.
+#[derive(Clone, Encode, Decode, PartialEq, Eq, Debug, Default)]
+pub struct VerificationRecord {
+    pub request: RequestId,
+    pub verdict_deadline: u32,
+    pub prompt: Option<Vec<u32>>,
+    /// Disputed outputs brought so far, each checked against a disputed result's hash.
+    pub outputs: Vec<Vec<u32>>,
+    pub judged: Option<Vec<JudgedOutcome>>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
     #[error("journal storage: {0}")]
@@ -114,6 +126,8 @@ pub struct Journal {
 
 /// Jobs live under `j` + the big-endian request id, so iteration runs in request order.
 const JOB_PREFIX: u8 = b'j';
+/// Verifications live under `v` + the big-endian request id.
+const VERIFICATION_PREFIX: u8 = b'v';
 /// The last block whose assignments were read.
 const LAST_BLOCK_KEY: &[u8] = b"m/last_block";
 /// The genesis hash of the chain the jobs belong to: request ids and block numbers mean
@@ -121,7 +135,11 @@ const LAST_BLOCK_KEY: &[u8] = b"m/last_block";
 const GENESIS_KEY: &[u8] = b"m/genesis";
 
 fn key(request: RequestId) -> [u8; 9] {
-    let mut key = [JOB_PREFIX; 9];
+    prefixed(JOB_PREFIX, request)
+}
+
+fn prefixed(prefix: u8, request: RequestId) -> [u8; 9] {
+    let mut key = [prefix; 9];
     key[1..].copy_from_slice(&request.to_be_bytes());
     key
 }
@@ -191,17 +209,45 @@ impl Journal {
 
     /// Every job, in request order.
     pub fn all(&self) -> Result<Vec<JobRecord>, JournalError> {
+        self.scan(JOB_PREFIX)
+    }
+
+    /// Every record under `prefix`, in request order.
+    fn scan<T: Decode>(&self, prefix: u8) -> Result<Vec<T>, JournalError> {
         let mut records = Vec::new();
-        let start = [JOB_PREFIX];
+        let start = [prefix];
         for entry in self.db.iterator(rocksdb::IteratorMode::From(&start, rocksdb::Direction::Forward)) {
             let (k, v) = entry?;
-            if k.first() != Some(&JOB_PREFIX) {
+            if k.first() != Some(&prefix) {
                 break;
             }
             let request = k[1..].try_into().map(u64::from_be_bytes).unwrap_or_default();
-            records.push(JobRecord::decode(&mut &v[..]).map_err(|e| JournalError::Corrupt(request, e))?);
+            records.push(T::decode(&mut &v[..]).map_err(|e| JournalError::Corrupt(request, e))?);
         }
         Ok(records)
+    }
+
+    pub fn verification(&self, request: RequestId) -> Result<Option<VerificationRecord>, JournalError> {
+        match self.db.get(prefixed(VERIFICATION_PREFIX, request))? {
+            Some(bytes) => Ok(Some(VerificationRecord::decode(&mut &bytes[..]).map_err(|e| JournalError::Corrupt(request, e))?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes a verification durably, before the reply that says it was taken.
+    pub fn put_verification(&self, record: &VerificationRecord) -> Result<(), JournalError> {
+        self.put_synced(&prefixed(VERIFICATION_PREFIX, record.request), &record.encode())
+    }
+
+    /// Forgets a verification whose dispute is over.
+    pub fn remove_verification(&self, request: RequestId) -> Result<(), JournalError> {
+        self.db.delete(prefixed(VERIFICATION_PREFIX, request))?;
+        Ok(())
+    }
+
+    /// Every dispute this node holds as a verifier, in request order.
+    pub fn verifications(&self) -> Result<Vec<VerificationRecord>, JournalError> {
+        self.scan(VERIFICATION_PREFIX)
     }
 
     /// Jobs with work left.
@@ -259,6 +305,24 @@ mod tests {
         assert_eq!(journal.all().unwrap().iter().map(|r| r.request).collect::<Vec<_>>(), vec![2, 7, 300]);
         assert_eq!(journal.pending().unwrap().iter().map(|r| r.request).collect::<Vec<_>>(), vec![2, 300]);
         assert_eq!(journal.get(5).unwrap(), None);
+    }
+
+    #[test]
+    fn verifications_survive_reopening_apart_from_the_jobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = VerificationRecord { request: 4, verdict_deadline: 30, prompt: Some(vec![1, 2]), outputs: vec![vec![3], vec![4, 5]], judged: None };
+        {
+            let journal = Journal::open(dir.path()).unwrap();
+            journal.put(&generated(4, 1)).unwrap();
+            journal.put_verification(&record).unwrap();
+            journal.put_verification(&VerificationRecord { request: 9, verdict_deadline: 40, ..Default::default() }).unwrap();
+            journal.remove_verification(9).unwrap();
+        }
+        let journal = Journal::open(dir.path()).unwrap();
+        assert_eq!(journal.verification(4).unwrap(), Some(record.clone()));
+        assert_eq!(journal.verifications().unwrap(), vec![record]);
+        assert_eq!(journal.verification(9).unwrap(), None);
+        assert_eq!(journal.all().unwrap(), vec![generated(4, 1)], "jobs and verifications do not mix");
     }
 
     #[test]

@@ -65,8 +65,8 @@ struct Inner {
     /// One signed call at a time, so nonces never collide.
     submitting: tokio::sync::Mutex<()>,
     wake: Notify,
-    /// Disputes this node was drawn to verify, and what it holds of each.
-    verifications: Mutex<HashMap<RequestId, verify::Collected>>,
+    /// Serialises changes to the journaled verifications.
+    verifying: Mutex<()>,
     judging: tokio::sync::Mutex<()>,
     /// Disputed requests whose result this node has brought to their verifiers.
     pushed: Mutex<HashSet<RequestId>>,
@@ -197,7 +197,7 @@ impl Node {
             running: Mutex::new(HashSet::new()),
             submitting: tokio::sync::Mutex::new(()),
             wake: Notify::new(),
-            verifications: Mutex::default(),
+            verifying: Mutex::new(()),
             judging: tokio::sync::Mutex::new(()),
             pushed: Mutex::default(),
             config,
@@ -635,7 +635,7 @@ impl Inner {
             let block = last + 1;
             let news = self.chain.block_news(block).await?;
             for dispute in news.disputes.iter().filter(|d| d.verifiers.contains(&self.account)) {
-                self.drawn(dispute.request, dispute.verdict_deadline);
+                self.drawn(dispute.request, dispute.verdict_deadline)?;
             }
             for assignment in news.assignments {
                 let id = assignment.request;
@@ -655,7 +655,9 @@ impl Inner {
                 self.chain_error("job", &format!("request {id}: {e}"));
             }
         }
-        self.verdicts_due(best).await;
+        if let Err(e) = self.verdicts_due(best).await {
+            self.chain_error("verdicts", &format!("{e:#}"));
+        }
         let all = self.journal.all()?;
         for state in JobState::ALL {
             let count = all.iter().filter(|r| r.state == state).count();

@@ -4,37 +4,27 @@
 //! Only hashes are on-chain, so the tokens come over `/agora/verify/1` from whoever holds them:
 //! the request's client and its providers. Each push is checked against the chain (an open
 //! dispute with this node drawn, the prompt's hash and length, every output matching a disputed
-//! result) and kept; once every disputed output is here they are re-scored and the verdict goes
-//! on-chain. Whoever should have brought an output and did not bears the doubt when the verdict
+//! result) and journaled before the reply; once every disputed output is here they are re-scored
+//! and the verdict goes on-chain. Whoever should have brought an output and did not bears the doubt when the verdict
 //! is due: a result nobody showed is rejected, except under a client's challenge, where the
 //! challenger must show the output it challenges.
 
 use super::{bounded, Inner};
+use crate::journal::{JournalError, VerificationRecord};
 use crate::net::frame;
 use agora_chain_client::{agora, types, BlockNumber, Dispute};
 use agora_primitives::wire::{token_hash, JudgedOutcome, VerifyErrorKind, VerifyReply, VerifyRequest, MAX_VERIFY_FRAME_BYTES};
-use agora_primitives::{sampling_seed, Hash256, Outcome, RequestId};
+use agora_primitives::{sampling_seed, Outcome, RequestId};
 use agora_verifier::rescore::{rescore, Claim, RescoreError};
 use anyhow::{anyhow, Context};
 use futures::{AsyncWriteExt, StreamExt};
 use libp2p::PeerId;
-use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::watch;
 
 /// A verdict due within this many blocks is cast with what has arrived: the transaction needs a
 /// block or two to land.
 const DUE_MARGIN: BlockNumber = 3;
-
-/// What a verifier holds of one dispute it was drawn for.
-#[derive(Default)]
-pub(super) struct Collected {
-    pub(super) prompt: Option<Vec<u32>>,
-    pub(super) outputs: HashMap<Hash256, Vec<u32>>,
-    /// Known from the dispute's announcement, before any data came.
-    pub(super) verdict_deadline: Option<BlockNumber>,
-    pub(super) judged: Option<Vec<JudgedOutcome>>,
-}
 
 type Refusal = (VerifyErrorKind, String);
 
@@ -80,7 +70,7 @@ impl Inner {
         if !dispute.verifiers.0.contains(&self.account) {
             return Err((VerifyErrorKind::NotSelected, format!("this node is not among the verifiers drawn for request {id}")));
         }
-        if let Some(verdicts) = self.verifications().get(&id).and_then(|c| c.judged.clone()) {
+        if let Some(verdicts) = self.journal.verification(id).map_err(|e| internal(&e))?.and_then(|v| v.judged) {
             return Ok(VerifyReply::Judged { verdicts });
         }
         let best = self.chain.best_block_number().await.map_err(|e| internal(&e))?;
@@ -92,22 +82,23 @@ impl Inner {
         if push.prompt.len() != params.prompt_tokens as usize || token_hash(&push.prompt) != params.prompt_hash {
             return Err((VerifyErrorKind::PromptMismatch, format!("the prompt ({} tokens) does not match the hash and length on-chain", push.prompt.len())));
         }
-        let mut matched = Vec::with_capacity(push.outputs.len());
-        for (i, output) in push.outputs.into_iter().enumerate() {
-            let hash = token_hash(&output);
-            if !dispute.outcomes.0.iter().any(|o| o.output_hash == hash && o.token_count as usize == output.len()) {
+        for (i, output) in push.outputs.iter().enumerate() {
+            if !dispute.outcomes.0.iter().any(|o| o.output_hash == token_hash(output) && o.token_count as usize == output.len()) {
                 return Err((VerifyErrorKind::UnknownOutput, format!("output {i} ({} tokens) is none of the disputed results", output.len())));
             }
-            matched.push((hash, output));
         }
-        let missing = {
-            let mut all = self.verifications();
-            let collected = all.entry(id).or_default();
-            collected.prompt = Some(push.prompt);
-            collected.verdict_deadline = Some(dispute.verdict_deadline);
-            collected.outputs.extend(matched);
-            dispute.outcomes.0.iter().filter(|o| !collected.outputs.contains_key(&o.output_hash)).count()
-        };
+        let missing = self
+            .update_verification(id, dispute.verdict_deadline, |record| {
+                record.prompt = Some(push.prompt);
+                for output in push.outputs {
+                    if !record.outputs.contains(&output) {
+                        record.outputs.push(output);
+                    }
+                }
+                let held: Vec<_> = record.outputs.iter().map(|o| token_hash(o)).collect();
+                dispute.outcomes.0.iter().filter(|o| !held.contains(&o.output_hash)).count()
+            })
+            .map_err(|e| internal(&e))?;
         tracing::info!(request = id, missing, "verification data received");
         if missing > 0 {
             return Ok(VerifyReply::Waiting { missing: missing as u32 });
@@ -116,44 +107,51 @@ impl Inner {
         Ok(VerifyReply::Judged { verdicts })
     }
 
-    fn verifications(&self) -> std::sync::MutexGuard<'_, HashMap<RequestId, Collected>> {
-        self.verifications.lock().unwrap_or_else(|p| p.into_inner())
+    /// Changes the journaled verification of `request` (created if new) under one lock, so two
+    /// pushes at once cannot lose each other's outputs.
+    fn update_verification<R>(
+        &self,
+        request: RequestId,
+        verdict_deadline: BlockNumber,
+        change: impl FnOnce(&mut VerificationRecord) -> R,
+    ) -> Result<R, JournalError> {
+        let _one_at_a_time = self.verifying.lock().unwrap_or_else(|p| p.into_inner());
+        let mut record = self.journal.verification(request)?.unwrap_or(VerificationRecord { request, ..Default::default() });
+        record.verdict_deadline = verdict_deadline;
+        let result = change(&mut record);
+        self.journal.put_verification(&record)?;
+        Ok(result)
     }
 
     /// Notes a dispute this node was drawn for, so its verdict is cast by the deadline even if
     /// nobody brings the data.
-    pub(super) fn drawn(&self, request: RequestId, verdict_deadline: BlockNumber) {
+    pub(super) fn drawn(&self, request: RequestId, verdict_deadline: BlockNumber) -> Result<(), JournalError> {
         tracing::info!(request, verdict_deadline, "drawn to verify a dispute");
-        self.verifications().entry(request).or_default().verdict_deadline = Some(verdict_deadline);
+        self.update_verification(request, verdict_deadline, |_| ())
     }
 
-    /// Casts the verdicts that are due (with the data at hand) and forgets closed disputes.
-    pub(super) async fn verdicts_due(self: &Arc<Self>, best: BlockNumber) {
-        let due: Vec<RequestId> = self
-            .verifications()
-            .iter()
-            .filter(|(_, c)| c.judged.is_none() && c.verdict_deadline.is_some_and(|d| best + DUE_MARGIN >= d))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in due {
-            match self.chain.dispute(id).await {
-                Ok(Some(dispute)) if dispute.verifiers.0.contains(&self.account) && best < dispute.verdict_deadline => {
+    /// Casts the verdicts that are due (with the data at hand) and forgets disputes that are over.
+    pub(super) async fn verdicts_due(self: &Arc<Self>, best: BlockNumber) -> anyhow::Result<()> {
+        for record in self.journal.verifications()? {
+            let id = record.request;
+            if best > record.verdict_deadline + DUE_MARGIN {
+                // Kept past the deadline only to answer late pushes with the verdict.
+                self.journal.remove_verification(id)?;
+                continue;
+            }
+            if record.judged.is_some() || best + DUE_MARGIN < record.verdict_deadline {
+                continue;
+            }
+            match self.chain.dispute(id).await? {
+                Some(dispute) if dispute.verifiers.0.contains(&self.account) && best < dispute.verdict_deadline => {
                     if let Err(e) = self.judge(id, &dispute).await {
                         self.chain_error("verdict", &format!("request {id}: {e:#}"));
                     }
                 },
-                Ok(_) => {
-                    self.verifications().remove(&id);
-                },
-                Err(e) => self.chain_error("dispute", &e),
+                _ => self.journal.remove_verification(id)?,
             }
         }
-        // Judged disputes are kept (to answer late pushes) only while they are open.
-        let closed: Vec<RequestId> =
-            self.verifications().iter().filter(|(_, c)| c.verdict_deadline.is_some_and(|d| best > d + DUE_MARGIN)).map(|(id, _)| *id).collect();
-        for id in closed {
-            self.verifications().remove(&id);
-        }
+        Ok(())
     }
 
     /// Re-scores every disputed output at hand and posts the verdict. An output nobody brought is
@@ -162,21 +160,18 @@ impl Inner {
         // One judgement at a time: it competes with generation for the engine's slots anyway,
         // and two pushes completing one dispute at once must not vote twice.
         let _one_at_a_time = self.judging.lock().await;
-        if let Some(verdicts) = self.verifications().get(&id).and_then(|c| c.judged.clone()) {
+        let held = self.journal.verification(id)?.unwrap_or(VerificationRecord { request: id, ..Default::default() });
+        if let Some(verdicts) = held.judged {
             return Ok(verdicts);
         }
         let request = self.chain.request(id).await?.ok_or_else(|| anyhow!("the disputed request {id} is gone"))?;
-        let (prompt, outputs) = {
-            let mut all = self.verifications();
-            let collected = all.entry(id).or_default();
-            (collected.prompt.clone(), collected.outputs.clone())
-        };
         let challenged = matches!(dispute.kind, types::DisputeKind::Challenge { .. });
         let p = &request.params;
         let mut verdicts = Vec::with_capacity(dispute.outcomes.0.len());
         for disputed in &dispute.outcomes.0 {
             let outcome = outcome_of(disputed);
-            let verdict = match (prompt.clone(), outputs.get(&outcome.output_hash).cloned()) {
+            let output = held.outputs.iter().find(|o| token_hash(o) == outcome.output_hash && o.len() == outcome.token_count as usize);
+            let verdict = match (held.prompt.clone(), output.cloned()) {
                 (Some(prompt), Some(output)) => {
                     let claim = Claim {
                         prompt,
@@ -218,7 +213,7 @@ impl Inner {
                 Err(e) => return Err(e).context("posting the verdict"),
             }
         }
-        self.verifications().entry(id).or_default().judged = Some(verdicts.clone());
+        self.update_verification(id, dispute.verdict_deadline, |record| record.judged = Some(verdicts.clone()))?;
         Ok(verdicts)
     }
 }
