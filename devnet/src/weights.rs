@@ -1,4 +1,5 @@
-//! The settle path's weights as the runtime is configured, and what fits in one block.
+//! The settle path's weights as the runtime is configured, and what fits in one block; and the
+//! dearer path of a request that goes to verifiers.
 
 use agora_runtime::Runtime;
 use polkadot_sdk::frame_support::{dispatch::DispatchClass, traits::Get, weights::Weight};
@@ -48,18 +49,43 @@ pub fn settle_path(k: u32) -> SettlePath {
     }
 }
 
-/// A Markdown table of the settle path for `k` = 1, 3 and 8.
+/// The extra steps of a request whose settlement draws verifiers: a spot check for k = 1 (its
+/// `AuditVerifiers`), a split vote otherwise (its `DisputeVerifiers`, each judging k results).
+/// The settlement replaces the majority path's; the last verdict resolves the dispute.
+pub fn dispute_steps(k: u32) -> Vec<(String, Weight)> {
+    let base = <Runtime as frame_system::Config>::BlockWeights::get().get(DispatchClass::Normal).base_extrinsic;
+    let verifiers = if k == 1 {
+        <Runtime as pallet_agora_verifier::Config>::AuditVerifiers::get()
+    } else {
+        <Runtime as pallet_agora_verifier::Config>::DisputeVerifiers::get()
+    };
+    vec![
+        ("Verifier::settle → dispute".to_string(), VerifierWeights::settle_to_dispute(k) + base),
+        (format!("Verifier::submit_verdict × {verifiers}"), (VerifierWeights::submit_verdict(verifiers, k) + base).saturating_mul(verifiers.into())),
+    ]
+}
+
+fn rows(out: &mut String, k: u32, steps: &[(String, Weight)]) {
+    for (step, w) in steps {
+        out.push_str(&format!("| {k} | {step} | {:.1} | {} |\n", w.ref_time() as f64 / 1e6, w.proof_size()));
+    }
+}
+
+/// Markdown tables of the settle path and of the dispute path for `k` = 1, 3 and 8.
 pub fn table() -> String {
+    let ks = [1, 3, agora_primitives::MAX_REDUNDANCY];
     let mut out = String::from("| k | step | ref time (µs) | proof (bytes) |\n|---|---|---|---|\n");
     let mut fits_rows = String::from("\n| k | settles per block | whole requests per block |\n|---|---|---|\n");
-    for k in [1, 3, agora_primitives::MAX_REDUNDANCY] {
+    for k in ks {
         let path = settle_path(k);
-        for (step, w) in &path.steps {
-            out.push_str(&format!("| {k} | {step} | {:.1} | {} |\n", w.ref_time() as f64 / 1e6, w.proof_size()));
-        }
+        rows(&mut out, k, &path.steps);
         fits_rows.push_str(&format!("| {k} | {} | {} |\n", path.settles_per_block, path.requests_per_block));
     }
-    out + &fits_rows
+    let mut disputes = String::from("\n| k | dispute step | ref time (µs) | proof (bytes) |\n|---|---|---|---|\n");
+    for k in ks {
+        rows(&mut disputes, k, &dispute_steps(k));
+    }
+    out + &fits_rows + &disputes
 }
 
 #[cfg(test)]
@@ -73,5 +99,14 @@ mod tests {
         assert!(three.settles_per_block < one.settles_per_block);
         assert!(three.requests_per_block < one.requests_per_block);
         assert!(three.requests_per_block > 0);
+        let (settle, dispute) = (&three.steps[4].1, &dispute_steps(3)[0].1);
+        assert!(dispute.ref_time() > settle.ref_time(), "drawing verifiers reads every provider record");
+    }
+
+    #[test]
+    fn the_readme_shows_the_weights_of_these_runtime_constants() {
+        let readme = include_str!("../../README.md");
+        let table = table();
+        assert!(readme.contains(&table), "README.md's weights tables are stale; `agora-devnet weights` prints:\n{table}");
     }
 }
