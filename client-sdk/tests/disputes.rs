@@ -18,6 +18,10 @@ fn priced(prompt: &str, max_tokens: u32, k: u32, max_price_per_1k: u128) -> Job 
     Job { max_price_per_1k: Some(max_price_per_1k), ..job(prompt, max_tokens, k) }
 }
 
+fn bounded<T>(items: Vec<T>) -> agora_chain_client::agora::runtime_types::bounded_collections::bounded_vec::BoundedVec<T> {
+    agora_chain_client::agora::runtime_types::bounded_collections::bounded_vec::BoundedVec(items)
+}
+
 fn refusal(reply: Result<VerifyReply, String>) -> VerifyErrorKind {
     match reply {
         Ok(VerifyReply::Error { kind, .. }) => kind,
@@ -86,6 +90,9 @@ async fn verifiers_settle_a_split_vote_refuse_a_false_challenge_and_catch_an_aud
     liars.sort();
     assert_eq!(slashed, liars, "both liars slashed for a wrong result");
     assert!(chain.free_balance(&ferdie).await.unwrap() > ferdie_before, "the fee reached the verifier");
+    let metrics = providers[3].metrics();
+    let counted = |kind: &str, n: u32| metrics.contains(&format!("agora_provider_verdicts_total{{kind=\"{kind}\"}} {n}"));
+    assert!(counted("accepted", 1) && counted("rejected", 2), "{metrics}");
 
     // Dave leaves; Bob alone serves cheap k = 1 requests (audited 5 % of the time: then again).
     providers[2].terminate(Duration::from_secs(60));
@@ -142,6 +149,11 @@ async fn verifiers_settle_a_split_vote_refuse_a_false_challenge_and_catch_an_aud
     assert_eq!(refusal(net::verify::push(&verifier_net, &to_ferdie, &push(&prompt_ids, &[&wrong]), wait).await), VerifyErrorKind::UnknownOutput);
     let no_dispute = VerifyRequest { request: 9_999, ..push(&prompt_ids, &[&expected]) };
     assert_eq!(refusal(net::verify::push(&verifier_net, &to_ferdie, &no_dispute, wait).await), VerifyErrorKind::NoDispute);
+    // Nor can Bob vote on-chain.
+    let honest_outcome = types::Outcome { output_hash: honest, token_count: expected.len() as u32 };
+    let vote = agora::tx().verifier().submit_verdict(settled, bounded(vec![types::OutcomeVerdict { outcome: honest_outcome, accepted: false }]));
+    let refused = chain.submit(&vote, &keypair("//Bob")).await.expect_err("not drawn");
+    assert_eq!(refused.rejection(), Some("Verifier::NotSelectedVerifier"), "{refused}");
     // The prompt alone is kept, waiting for the output.
     let waiting = net::verify::push(&verifier_net, &to_ferdie, &push(&prompt_ids, &[]), wait).await;
     assert!(matches!(waiting, Ok(VerifyReply::Waiting { missing: 1 })), "{waiting:?}");

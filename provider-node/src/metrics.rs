@@ -30,6 +30,8 @@ pub struct Metrics {
     pub jobs: Family<StateLabel, Gauge>,
     pub chain_errors: Family<KindLabel, Counter>,
     pub protocol_errors: Family<KindLabel, Counter>,
+    /// Disputed results this verifier judged, by verdict (`accepted`, `rejected`).
+    pub verdicts: Family<KindLabel, Counter>,
     /// 1 while the load safeguard lets new jobs in.
     pub accepting: Gauge,
 }
@@ -45,6 +47,7 @@ impl Metrics {
             jobs: Family::default(),
             chain_errors: Family::default(),
             protocol_errors: Family::default(),
+            verdicts: Family::default(),
             accepting: Gauge::default(),
             registry: Registry::default(),
         };
@@ -55,6 +58,7 @@ impl Metrics {
         registry.register("jobs", "Journaled jobs by state", m.jobs.clone());
         registry.register("chain_errors", "Failed chain calls by kind", m.chain_errors.clone());
         registry.register("protocol_errors", "Inference streams refused or dropped, by kind", m.protocol_errors.clone());
+        registry.register("verdicts", "Disputed results judged by re-scoring, by verdict", m.verdicts.clone());
         registry.register("accepting", "1 while the load safeguard lets new jobs in", m.accepting.clone());
         for state in JobState::ALL {
             m.jobs.get_or_create(&StateLabel { state: state.name() }).set(0);

@@ -10,6 +10,7 @@
 //! challenger must show the output it challenges.
 
 use super::{bounded, Inner};
+use crate::metrics::KindLabel;
 use crate::journal::{JournalError, VerificationRecord};
 use crate::net::frame;
 use agora_chain_client::{agora, types, BlockNumber, Dispute};
@@ -207,7 +208,12 @@ impl Inner {
                 })
                 .collect();
             match self.submit(&agora::tx().verifier().submit_verdict(id, bounded(cast))).await {
-                Ok(_) => tracing::info!(request = id, "verdict posted"),
+                Ok(_) => {
+                    tracing::info!(request = id, "verdict posted");
+                    for v in &verdicts {
+                        self.metrics.verdicts.get_or_create(&KindLabel { kind: if v.accepted { "accepted" } else { "rejected" } }).inc();
+                    }
+                },
                 Err(e) if e.rejection() == Some("Verifier::AlreadyVoted") => {},
                 // The data stays for the next attempt, at the pass that finds the verdict due.
                 Err(e) => return Err(e).context("posting the verdict"),
