@@ -131,6 +131,32 @@ async fn verifiers_settle_a_split_vote_refuse_a_false_challenge_and_catch_an_aud
     assert_eq!(chain.provider(&bob).await.unwrap().unwrap().stake, bob_stake);
     assert!(matches!(client.challenge(settled, &prompt_ids, &expected).await, Err(ClientError::Chain(_))), "one challenge per request");
 
+    // The same from the command line: `agora run -k 1` keeps the answer and `agora challenge`
+    // (of the last run kept) brings it to Ferdie, who accepts it.
+    let runs = root.path().join("runs");
+    let agora = |args: &[&str]| {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_agora"));
+        command.args(args).args(["--chain-url", &url, "--json"]).arg("--gguf").arg(smollm2()).arg("--runs-dir").arg(&runs);
+        let args = args.join(" ");
+        async move {
+            let output = command.output().await.unwrap();
+            assert!(output.status.success(), "agora {args} failed:\n{}", String::from_utf8_lossy(&output.stderr));
+            serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()
+        }
+    };
+    let price = (2 * UNIT / 1000).to_string();
+    let ran = loop {
+        let ran = agora(&["run", "--model", "smollm2-135m-instruct", "-k", "1", "--max-price", &price, "--max-tokens", "8", "Name a large ocean."]).await;
+        assert_eq!(ran["verified"], true, "{ran}");
+        if ran["dispute"].is_null() {
+            break ran;
+        }
+    };
+    let challenged = agora(&["challenge"]).await;
+    assert_eq!((challenged["request"].clone(), challenged["cause"].clone()), (ran["request"].clone(), "challenge".into()), "{challenged}");
+    assert_eq!(challenged["decided"][0]["output_hash"], ran["output_hash"], "{challenged}");
+    assert_eq!(challenged["decided"][0]["accepted"], true, "{challenged}");
+
     // Another challenge, opened by hand: Ferdie refuses bad pushes by name, and Bob was not drawn.
     let settled = settle_one().await;
     let before = chain.free_balance(&eve).await.unwrap();

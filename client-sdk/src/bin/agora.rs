@@ -29,6 +29,10 @@ struct Global {
     /// Print JSON for scripts instead of text for humans.
     #[arg(long, global = true)]
     json: bool,
+    /// Where `agora run` keeps each request's prompt and answer for `agora challenge`
+    /// (default: ~/.local/share/agora/runs).
+    #[arg(long, global = true, env = "AGORA_RUNS_DIR")]
+    runs_dir: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -47,10 +51,8 @@ enum Command {
     /// held and drawn verifiers re-score the answer. A wrong answer's providers are slashed and
     /// you are repaid; a right one keeps the bond.
     Challenge {
-        request: u64,
-        /// Where `agora run` keeps each request's prompt and answer.
-        #[arg(long, env = "AGORA_RUNS_DIR")]
-        runs_dir: Option<PathBuf>,
+        /// Default: the last request `agora run` kept.
+        request: Option<u64>,
     },
     /// Hash a GGUF (with a progress bar) and publish it as a model release.
     Publish {
@@ -244,7 +246,7 @@ async fn run(global: &Global, args: RunArgs) -> Result<()> {
             }
         })
         .await?;
-    if let Err(e) = RunRecord::save(&runs_dir(None), &result) {
+    if let Err(e) = RunRecord::save(&runs_dir(global.runs_dir.clone()), &result) {
         eprintln!("warning: cannot keep the answer for a later challenge: {e:#}");
     }
     if json {
@@ -293,21 +295,45 @@ impl RunRecord {
         Ok(())
     }
 
-    fn load(dir: &std::path::Path, request: u64) -> Result<RunRecord> {
+    /// The run kept for `request`, or the last one kept.
+    fn load(dir: &std::path::Path, request: Option<u64>) -> Result<RunRecord> {
+        let request = match request {
+            Some(request) => request,
+            None => Self::last(dir)?,
+        };
         let path = Self::path(dir, request);
         let bytes = std::fs::read(&path).with_context(|| format!("no answer of request {request} was kept at {} (only requests run from here with `agora run` can be challenged)", path.display()))?;
         serde_json::from_slice(&bytes).with_context(|| format!("{} is not a kept answer", path.display()))
     }
+
+    fn last(dir: &std::path::Path) -> Result<u64> {
+        let kept = std::fs::read_dir(dir).with_context(|| format!("no run was kept in {}", dir.display()))?;
+        let newest = kept
+            .flatten()
+            .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path().file_stem()?.to_str()?.parse::<u64>().ok()?)))
+            .max();
+        newest.map(|(_, request)| request).with_context(|| format!("no run was kept in {}", dir.display()))
+    }
 }
 
-async fn challenge(global: &Global, request: u64, runs: Option<PathBuf>) -> Result<()> {
-    let record = RunRecord::load(&runs_dir(runs), request)?;
+async fn challenge(global: &Global, request: Option<u64>) -> Result<()> {
+    let record = RunRecord::load(&runs_dir(global.runs_dir.clone()), request)?;
+    let request = record.request;
     let client = client(global).await?;
     eprintln!("challenging request {request}: holding the bond, bringing the answer to the drawn verifiers...");
     let report = client.challenge(request, &record.prompt, &record.output).await?;
     print_json_or(global.json, report::dispute(&report), || {
         print!("{}", report::dispute_lines(&report));
-        println!("{}", if report.upheld() { "challenge upheld: the providers were slashed and you were repaid; the bond is back" } else { "challenge rejected: the verifiers accepted the answer; the bond went to the treasury" });
+        println!(
+            "{}",
+            if report.upheld() {
+                "challenge upheld: the providers were slashed and you were repaid; the bond is back"
+            } else if report.resolution.decided.0.is_empty() {
+                "no verifier judged the answer: nothing changed and the bond is back"
+            } else {
+                "challenge rejected: the verifiers accepted the answer; the bond went to the treasury"
+            }
+        );
     })
 }
 
@@ -412,7 +438,7 @@ async fn main_async(cli: Cli) -> Result<()> {
                 println!("published {} {} as {}", value["family"].as_str().unwrap_or_default(), value["version"].as_str().unwrap_or_default(), value["sha256"].as_str().unwrap_or_default());
             })
         },
-        Command::Challenge { request, runs_dir } => challenge(global, request, runs_dir).await,
+        Command::Challenge { request } => challenge(global, request).await,
         Command::Receipt { request } => {
             let receipt = client(global).await?.receipt(request).await?;
             print_json_or(global.json, report::receipt(&receipt), || print!("{}", report::receipt_lines(&receipt)))
