@@ -135,6 +135,8 @@ pub enum VerifyErrorKind {
     UnknownOutput,
     /// The verdict window has closed.
     VerdictClosed,
+    /// Too many verification streams from this peer at once; try again later.
+    Busy,
     /// Re-scoring or the chain failed on the verifier's side.
     Internal,
 }

@@ -12,6 +12,9 @@
 //!   journaled (synced) before the chain call it enables, and the chain is asked before each
 //!   call whether it already happened, so a restart after a kill at any point neither commits
 //!   twice nor reveals a different value.
+//! - **Verifying** (`--verifier`, [`verify`]): opted in on-chain, the node judges the disputes it
+//!   is drawn for by re-scoring the outputs brought to it over `/agora/verify/1`. As a provider,
+//!   it brings its own result to the verifiers when one of its requests goes to dispute.
 //! - **Operations**: Prometheus metrics, the load safeguard (offline on-chain while overloaded),
 //!   graceful shutdown.
 
@@ -70,6 +73,39 @@ struct Inner {
     judging: tokio::sync::Mutex<()>,
     /// Disputed requests whose result this node has brought to their verifiers.
     pushed: Mutex<HashSet<RequestId>>,
+}
+
+/// Streams open per peer, on one protocol, so that one peer cannot take every task.
+#[derive(Default, Clone)]
+struct PeerStreams(Arc<Mutex<HashMap<PeerId, usize>>>);
+
+/// One counted stream; dropping it uncounts it.
+struct StreamSlot {
+    streams: PeerStreams,
+    peer: PeerId,
+    /// The peer's open streams, this one included.
+    count: usize,
+}
+
+impl PeerStreams {
+    fn open(&self, peer: PeerId) -> StreamSlot {
+        let mut streams = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let count = streams.entry(peer).or_default();
+        *count += 1;
+        StreamSlot { streams: self.clone(), peer, count: *count }
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut streams = self.streams.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = streams.get_mut(&self.peer) {
+            *count -= 1;
+            if *count == 0 {
+                streams.remove(&self.peer);
+            }
+        }
+    }
 }
 
 /// A running provider node.
@@ -217,7 +253,6 @@ impl Node {
                 Err(e) => return Err(e),
             }
         }
-        inner.set_verifier(inner.config.verifier).await?;
         if inner.journal.last_block()?.is_none() {
             // A new node: its assignments can only come after its registration.
             inner.journal.set_last_block(inner.chain.best_block_number().await?)?;
@@ -339,7 +374,7 @@ impl Inner {
                 }
             },
         }
-        Ok(())
+        self.set_verifier(self.config.verifier).await
     }
 
     /// Opts in to verifying disputes, or out, as configured.
@@ -360,33 +395,22 @@ impl Inner {
     // ---- serving -------------------------------------------------------------------------
 
     async fn serve(self: Arc<Self>, mut incoming: libp2p_stream::IncomingStreams, mut stopping: watch::Receiver<bool>) {
-        let streams: Arc<Mutex<HashMap<PeerId, usize>>> = Arc::default();
+        let streams = PeerStreams::default();
         loop {
             let (peer, mut stream) = tokio::select! {
                 next = incoming.next() => match next { Some(s) => s, None => return },
                 _ = stopping.changed() => return,
             };
-            let count = {
-                let mut streams = streams.lock().unwrap_or_else(|p| p.into_inner());
-                let count = streams.entry(peer).or_default();
-                *count += 1;
-                *count
-            };
-            let (node, streams) = (self.clone(), streams.clone());
+            let slot = streams.open(peer);
+            let node = self.clone();
             tokio::spawn(async move {
-                if count > node.config.max_streams_per_peer {
+                if slot.count > node.config.max_streams_per_peer {
                     node.refuse(&mut stream, (InferErrorKind::Busy, "too many streams from this peer".into())).await;
                 } else {
                     node.handle_stream(peer, &mut stream).await;
                 }
                 let _ = stream.close().await;
-                let mut streams = streams.lock().unwrap_or_else(|p| p.into_inner());
-                if let Some(count) = streams.get_mut(&peer) {
-                    *count -= 1;
-                    if *count == 0 {
-                        streams.remove(&peer);
-                    }
-                }
+                drop(slot);
             });
         }
     }

@@ -9,7 +9,7 @@
 //! is due: a result nobody showed is rejected, except under a client's challenge, where the
 //! challenger must show the output it challenges.
 
-use super::{bounded, Inner};
+use super::{bounded, Inner, PeerStreams};
 use crate::metrics::KindLabel;
 use crate::journal::{JournalError, VerificationRecord};
 use crate::net::frame;
@@ -35,20 +35,27 @@ fn outcome_of(o: &types::Outcome) -> Outcome {
 
 impl Inner {
     pub(super) async fn serve_verifications(self: Arc<Self>, mut incoming: libp2p_stream::IncomingStreams, mut stopping: watch::Receiver<bool>) {
+        let streams = PeerStreams::default();
         loop {
             let (peer, mut stream) = tokio::select! {
                 next = incoming.next() => match next { Some(s) => s, None => return },
                 _ = stopping.changed() => return,
             };
+            let slot = streams.open(peer);
             let node = self.clone();
             tokio::spawn(async move {
-                let reply = node.take_verification(peer, &mut stream).await;
+                let reply = if slot.count > node.config.max_streams_per_peer {
+                    Err((VerifyErrorKind::Busy, "too many streams from this peer".into()))
+                } else {
+                    node.take_verification(peer, &mut stream).await
+                };
                 let reply = reply.unwrap_or_else(|(kind, message)| {
                     tracing::debug!(?kind, %message, "refusing a verification");
                     VerifyReply::Error { kind, message: message.into_bytes() }
                 });
                 let _ = frame::write(&mut stream, &reply).await;
                 let _ = stream.close().await;
+                drop(slot);
             });
         }
     }
