@@ -180,8 +180,9 @@ pub struct RuntimeProfile {
 /// use different kernels, so honest logits differ slightly; these bounds are part of the runtime
 /// profile, so everyone serving or verifying a release under one profile applies the same rule.
 /// The defaults come from the calibration bench (`agora-verifier-calibrate`) on SmolLM2-135M,
-/// except δ: calibrated at 0.3 on 48-token outputs, it ships at 0.6 because an honest 512-token
-/// output needed 0.45 (see `verifier/README.md`).
+/// except δ: 0.3 on 48-token outputs but 0.453 on outputs of up to 384 and 512 tokens, it ships
+/// at 0.6, where every cheat of the long-output calibration is still caught (see
+/// `verifier/README.md`).
 #[derive(Clone, Copy, Encode, Decode, PartialEq, Eq, Debug)]
 pub struct Tolerances {
     /// Greedy: the highest rank (0 = the verifier's argmax) a claimed token may have.
