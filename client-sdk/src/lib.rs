@@ -5,8 +5,11 @@
 //! checks (before any money moves), escrow, the on-chain draw of k providers, the prompt sent
 //! to each over libp2p, tokens streamed back as soon as the first provider answers, the k
 //! answers compared, and settlement awaited; the [`RunResult`] carries the majority answer and
-//! the on-chain [`Receipt`](agora_chain_client::Receipt). Auditor calls read the release
-//! history, releases, provider records and receipts.
+//! the on-chain [`Receipt`](agora_chain_client::Receipt). A request that goes to verifiers (a
+//! split vote, or a k = 1 request drawn for a spot check) is seen through: the client brings them
+//! the prompt and the answers and waits for their verdict ([`DisputeReport`]);
+//! [`Client::challenge`] has a settled answer re-scored, against a bond. Auditor calls read the
+//! release history, releases, provider records and receipts.
 //!
 //! ```no_run
 //! # async fn demo() -> agora_client::Result<()> {

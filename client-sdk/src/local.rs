@@ -52,8 +52,9 @@ pub enum Routed {
 impl LocalModel {
     pub fn load(gguf: &Path, threads: usize, threshold: f32) -> Result<Self> {
         let config = EngineConfig { n_ctx: 2048, n_batch: 512, slots: 1, threads_per_slot: threads.max(1), queue_depth: 4, ..EngineConfig::default() };
+        // The engine hashes the file once; its release is that hash.
         let engine = Engine::open(gguf, config, Progress::Hidden)?;
-        let tokenizer = Tokenizer::load(gguf, &engine.profile().model_sha256, Progress::Hidden)?;
+        let tokenizer = Tokenizer::load_checked(gguf)?;
         Ok(Self { engine: Arc::new(engine), tokenizer, threshold })
     }
 

@@ -36,6 +36,12 @@ impl Tokenizer {
         Ok((Self::load_vocab(path)?, sha256))
     }
 
+    /// Loads the vocabulary of a file whose bytes the caller has just checked, such as the file
+    /// an [`Engine`](crate::Engine) was loaded from: hashing ~100 MB again would only repeat it.
+    pub fn load_checked(path: &Path) -> Result<Self, EngineError> {
+        Self::load_vocab(path)
+    }
+
     fn load_vocab(path: &Path) -> Result<Self, EngineError> {
         let params = LlamaModelParams::default().with_vocab_only(true);
         let model = LlamaModel::load_from_file(backend()?, path, &params)
