@@ -12,6 +12,7 @@
 pub mod agora {}
 
 pub use agora::runtime_types::agora_primitives as types;
+pub use agora::runtime_types::bounded_collections::bounded_vec::BoundedVec;
 pub use subxt;
 pub use subxt_signer;
 
@@ -35,6 +36,11 @@ pub type Receipt = types::Receipt<AccountId, Balance, BlockNumber>;
 pub type Quote = types::Quote<AccountId, Balance>;
 pub type Dispute = types::Dispute<AccountId, Balance, BlockNumber>;
 pub type Resolution = types::Resolution<AccountId, Balance, BlockNumber>;
+
+/// A call argument's bounded vector; the chain checks the bound when it decodes the call.
+pub fn bounded<T>(items: impl Into<Vec<T>>) -> BoundedVec<T> {
+    BoundedVec(items.into())
+}
 
 /// A request drawn for its providers, as the escrow pallet announces it.
 #[derive(Clone, Debug, PartialEq, Eq)]

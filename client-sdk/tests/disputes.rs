@@ -6,7 +6,7 @@
 
 mod common;
 
-use agora_chain_client::{agora, types};
+use agora_chain_client::{agora, bounded, types};
 use agora_client::{ClientError, DisputeCause, Job};
 use agora_devnet::demo::UNIT;
 use agora_primitives::wire::{token_hash, VerifyErrorKind, VerifyReply, VerifyRequest};
@@ -16,10 +16,6 @@ use std::time::Duration;
 
 fn priced(prompt: &str, max_tokens: u32, k: u32, max_price_per_1k: u128) -> Job {
     Job { max_price_per_1k: Some(max_price_per_1k), ..job(prompt, max_tokens, k) }
-}
-
-fn bounded<T>(items: Vec<T>) -> agora_chain_client::agora::runtime_types::bounded_collections::bounded_vec::BoundedVec<T> {
-    agora_chain_client::agora::runtime_types::bounded_collections::bounded_vec::BoundedVec(items)
 }
 
 fn refusal(reply: Result<VerifyReply, String>) -> VerifyErrorKind {

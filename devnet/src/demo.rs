@@ -5,7 +5,7 @@
 //! providers and a real model are `agora devnet up` (client-sdk) and the provider and client tests.
 
 use agora_chain_client::{
-    agora::{self, runtime_types::bounded_collections::bounded_vec::BoundedVec},
+    agora, bounded, BoundedVec,
     subxt_signer::sr25519::{dev, Keypair},
     types, AccountId, ChainClient, Error, Events, Request,
 };
@@ -58,10 +58,6 @@ pub fn treasury() -> AccountId {
 
 pub fn account(key: &Keypair) -> AccountId {
     key.public_key().to_account_id()
-}
-
-fn bounded<T>(items: impl Into<Vec<T>>) -> BoundedVec<T> {
-    BoundedVec(items.into())
 }
 
 /// A stand-in runtime-profile hash until the provider node defines the real profile.

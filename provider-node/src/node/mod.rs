@@ -27,7 +27,7 @@ use crate::keys::NodeKeys;
 use crate::load;
 use crate::metrics::{KindLabel, Metrics, StateLabel};
 use crate::net::{self, frame, NetConfig, Network};
-use agora_chain_client::{agora, types, AccountId, BlockNumber, ChainClient, Keypair};
+use agora_chain_client::{agora, bounded, types, AccountId, BlockNumber, ChainClient, Keypair};
 use agora_primitives::wire::{token_hash, InferErrorKind, InferFrame, InferRequest, VerifyReply, VerifyRequest, MAX_FRAME_BYTES};
 use agora_verifier::commitment::commitment;
 use agora_primitives::{sampling_seed, Hash256, Outcome, ReleaseId, RequestId, SamplingParams};
@@ -134,10 +134,6 @@ fn sampling(params: &types::SamplingParams) -> SamplingParams {
     SamplingParams { temperature_milli: params.temperature_milli, top_k: params.top_k, top_p_milli: params.top_p_milli }
 }
 
-fn bounded<T>(items: Vec<T>) -> agora::runtime_types::bounded_collections::bounded_vec::BoundedVec<T> {
-    agora::runtime_types::bounded_collections::bounded_vec::BoundedVec(items)
-}
-
 /// Measures generation speed on this machine, as the manifest advertises it.
 fn self_benchmark(engine: &Engine) -> Result<u32, EngineError> {
     let prompt = engine.tokenize("Count from one to twenty in words:", true);
@@ -210,7 +206,7 @@ impl Node {
 
         let manifest = types::CapabilityManifest {
             peer_id: bounded(keys.peer_id().to_bytes()),
-            multiaddrs: bounded(addresses.iter().take(8).map(|a| bounded(a.to_string().into_bytes())).collect()),
+            multiaddrs: bounded(addresses.iter().take(8).map(|a| bounded(a.to_string().into_bytes())).collect::<Vec<_>>()),
             offers: bounded(vec![types::Offer { release, runtime_profile: profile_hash, milli_tokens_per_sec }]),
             price_per_1k_input: config.price_per_1k_input,
             price_per_1k_output: config.price_per_1k_output,
@@ -269,8 +265,8 @@ impl Node {
             .accept(net::verify_protocol())
             .map_err(|_| anyhow!("the verification protocol is already being served"))?;
         let mut tasks = vec![
-            tokio::spawn(inner.clone().serve(incoming, stopping.clone())),
-            tokio::spawn(inner.clone().serve_verifications(verifications, stopping.clone())),
+            tokio::spawn(inner.clone().accept(incoming, stopping.clone(), Inner::serve_inference)),
+            tokio::spawn(inner.clone().accept(verifications, stopping.clone(), Inner::serve_verification)),
             tokio::spawn(inner.clone().chain_worker(stopping.clone())),
             tokio::spawn(inner.clone().load_monitor(stopping.clone())),
         ];
@@ -394,25 +390,37 @@ impl Inner {
 
     // ---- serving -------------------------------------------------------------------------
 
-    async fn serve(self: Arc<Self>, mut incoming: libp2p_stream::IncomingStreams, mut stopping: watch::Receiver<bool>) {
+    /// Serves one protocol's streams until shutdown, each in its own task. `handle` gets the
+    /// stream and whether its peer already holds `max_streams_per_peer` others on this protocol
+    /// (then it refuses it), and hands it back to be closed.
+    async fn accept<F, Fut>(self: Arc<Self>, mut incoming: libp2p_stream::IncomingStreams, mut stopping: watch::Receiver<bool>, handle: F)
+    where
+        F: Fn(Arc<Self>, PeerId, libp2p::Stream, bool) -> Fut,
+        Fut: std::future::Future<Output = libp2p::Stream> + Send + 'static,
+    {
         let streams = PeerStreams::default();
         loop {
-            let (peer, mut stream) = tokio::select! {
+            let (peer, stream) = tokio::select! {
                 next = incoming.next() => match next { Some(s) => s, None => return },
                 _ = stopping.changed() => return,
             };
             let slot = streams.open(peer);
-            let node = self.clone();
+            let served = handle(self.clone(), peer, stream, slot.count > self.config.max_streams_per_peer);
             tokio::spawn(async move {
-                if slot.count > node.config.max_streams_per_peer {
-                    node.refuse(&mut stream, (InferErrorKind::Busy, "too many streams from this peer".into())).await;
-                } else {
-                    node.handle_stream(peer, &mut stream).await;
-                }
+                let mut stream = served.await;
                 let _ = stream.close().await;
                 drop(slot);
             });
         }
+    }
+
+    async fn serve_inference(self: Arc<Self>, peer: PeerId, mut stream: libp2p::Stream, over_limit: bool) -> libp2p::Stream {
+        if over_limit {
+            self.refuse(&mut stream, (InferErrorKind::Busy, "too many streams from this peer".into())).await;
+        } else {
+            self.handle_stream(peer, &mut stream).await;
+        }
+        stream
     }
 
     async fn refuse(&self, stream: &mut libp2p::Stream, (kind, message): Refusal) {

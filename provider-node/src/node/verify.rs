@@ -9,19 +9,17 @@
 //! is due: a result nobody showed is rejected, except under a client's challenge, where the
 //! challenger must show the output it challenges.
 
-use super::{bounded, Inner, PeerStreams};
+use super::Inner;
 use crate::metrics::KindLabel;
 use crate::journal::{JournalError, VerificationRecord};
 use crate::net::frame;
-use agora_chain_client::{agora, types, BlockNumber, Dispute};
+use agora_chain_client::{agora, bounded, types, BlockNumber, Dispute};
 use agora_primitives::wire::{token_hash, JudgedOutcome, VerifyErrorKind, VerifyReply, VerifyRequest, MAX_VERIFY_FRAME_BYTES};
 use agora_primitives::{sampling_seed, Outcome, RequestId};
 use agora_verifier::rescore::{rescore, Claim, RescoreError};
 use anyhow::{anyhow, Context};
-use futures::{AsyncWriteExt, StreamExt};
 use libp2p::PeerId;
 use std::sync::Arc;
-use tokio::sync::watch;
 
 /// A verdict due within this many blocks is cast with what has arrived: the transaction needs a
 /// block or two to land.
@@ -34,30 +32,18 @@ fn outcome_of(o: &types::Outcome) -> Outcome {
 }
 
 impl Inner {
-    pub(super) async fn serve_verifications(self: Arc<Self>, mut incoming: libp2p_stream::IncomingStreams, mut stopping: watch::Receiver<bool>) {
-        let streams = PeerStreams::default();
-        loop {
-            let (peer, mut stream) = tokio::select! {
-                next = incoming.next() => match next { Some(s) => s, None => return },
-                _ = stopping.changed() => return,
-            };
-            let slot = streams.open(peer);
-            let node = self.clone();
-            tokio::spawn(async move {
-                let reply = if slot.count > node.config.max_streams_per_peer {
-                    Err((VerifyErrorKind::Busy, "too many streams from this peer".into()))
-                } else {
-                    node.take_verification(peer, &mut stream).await
-                };
-                let reply = reply.unwrap_or_else(|(kind, message)| {
-                    tracing::debug!(?kind, %message, "refusing a verification");
-                    VerifyReply::Error { kind, message: message.into_bytes() }
-                });
-                let _ = frame::write(&mut stream, &reply).await;
-                let _ = stream.close().await;
-                drop(slot);
-            });
-        }
+    pub(super) async fn serve_verification(self: Arc<Self>, peer: PeerId, mut stream: libp2p::Stream, over_limit: bool) -> libp2p::Stream {
+        let reply = if over_limit {
+            Err((VerifyErrorKind::Busy, "too many streams from this peer".into()))
+        } else {
+            self.take_verification(peer, &mut stream).await
+        };
+        let reply = reply.unwrap_or_else(|(kind, message)| {
+            tracing::debug!(?kind, %message, "refusing a verification");
+            VerifyReply::Error { kind, message: message.into_bytes() }
+        });
+        let _ = frame::write(&mut stream, &reply).await;
+        stream
     }
 
     async fn take_verification(self: &Arc<Self>, peer: PeerId, stream: &mut libp2p::Stream) -> Result<VerifyReply, Refusal> {
@@ -213,7 +199,7 @@ impl Inner {
                     outcome: types::Outcome { output_hash: v.outcome.output_hash, token_count: v.outcome.token_count },
                     accepted: v.accepted,
                 })
-                .collect();
+                .collect::<Vec<_>>();
             match self.submit(&agora::tx().verifier().submit_verdict(id, bounded(cast))).await {
                 Ok(_) => {
                     tracing::info!(request = id, "verdict posted");
