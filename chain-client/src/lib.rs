@@ -1,7 +1,7 @@
 //! Typed access to the Agora chain.
 //!
 //! The client is generated at compile time from `metadata/agora.scale`, the runtime's own
-//! metadata (regenerate it with `cargo run -p agora-devnet -- metadata`; a test in
+//! metadata (regenerate it with `cargo run -p agora-devnet --bin agora-chain -- metadata`; a test in
 //! `agora-devnet` fails while it is stale). Every off-chain crate talks to the chain through
 //! this one crate, so the generated code compiles once.
 
@@ -42,6 +42,12 @@ pub fn bounded<T>(items: impl Into<Vec<T>>) -> BoundedVec<T> {
     BoundedVec(items.into())
 }
 
+/// The peer id and addresses a provider's manifest advertises, as the bytes the chain keeps
+/// (what `agora_net::Location::from_manifest` reads).
+pub fn manifest_endpoint(record: &ProviderRecord) -> (&[u8], impl Iterator<Item = &[u8]>) {
+    (&record.manifest.peer_id.0, record.manifest.multiaddrs.0.iter().map(|a| &a.0[..]))
+}
+
 /// A request drawn for its providers, as the escrow pallet announces it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Assignment {
@@ -66,22 +72,55 @@ pub struct BlockNews {
     pub disputes: Vec<DisputeNotice>,
 }
 
+/// A pallet's refusal of a call, decoded into the runtime's own error enum (`Verifier(..)`,
+/// `Escrow(..)`, ...), so callers match variants, never names.
+pub type Rejection = agora::Error;
+pub use agora::runtime_types::pallet_agora_escrow::pallet::Error as EscrowError;
+pub use agora::runtime_types::pallet_agora_models::pallet::Error as ModelsError;
+pub use agora::runtime_types::pallet_agora_providers::pallet::Error as ProvidersError;
+pub use agora::runtime_types::pallet_agora_verifier::pallet::Error as VerifierError;
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The chain refused the call; the text names the pallet and its error, as `Escrow::ZeroTokens`.
+    /// A pallet refused the call; `name` is `Pallet::Error`, as `Escrow::ZeroTokens`.
+    #[error("the chain rejected the call: {name}")]
+    Rejected { rejection: Box<Rejection>, name: String },
+    /// The runtime refused the call outside any pallet's errors (bad origin, funds, ...).
     #[error("the chain rejected the call: {0}")]
-    Rejected(String),
+    Dispatch(String),
+    /// The node answered with something this client does not understand (an old or foreign node?).
+    #[error("unexpected answer from the chain node: {0}")]
+    Unexpected(String),
     #[error(transparent)]
     Subxt(#[from] subxt::Error),
 }
 
 impl Error {
-    /// The `Pallet::Error` name of a rejected call.
-    pub fn rejection(&self) -> Option<&str> {
+    /// The pallet error that refused the call.
+    pub fn rejection(&self) -> Option<&Rejection> {
         match self {
-            Error::Rejected(name) => Some(name),
-            Error::Subxt(_) => None,
+            Error::Rejected { rejection, .. } => Some(rejection),
+            _ => None,
         }
+    }
+
+    /// Whether a pallet refused the call with exactly `expected`.
+    pub fn is_rejected(&self, expected: Rejection) -> bool {
+        self.rejection() == Some(&expected)
+    }
+
+    /// `Pallet::Error` of a refused call, for messages and logs.
+    pub fn rejection_name(&self) -> Option<&str> {
+        match self {
+            Error::Rejected { name, .. } => Some(name),
+            _ => None,
+        }
+    }
+
+    /// Whether the chain itself refused the call (final), rather than the connection failing
+    /// (worth a retry, after reading the chain again).
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, Error::Rejected { .. } | Error::Dispatch(_))
     }
 }
 
@@ -108,7 +147,7 @@ impl ChainClient {
         let version: serde_json::Value =
             rpc.request("state_getRuntimeVersion", subxt::rpcs::rpc_params![]).await.map_err(subxt_err)?;
         let field = |name: &str| {
-            version[name].as_u64().and_then(|v| u32::try_from(v).ok()).ok_or_else(|| Error::Rejected(format!("no {name} in the runtime version")))
+            version[name].as_u64().and_then(|v| u32::try_from(v).ok()).ok_or_else(|| Error::Unexpected(format!("no {name} in the runtime version")))
         };
         let pinned = SpecVersionForRange {
             block_range: 0..u64::MAX,
@@ -125,17 +164,20 @@ impl ChainClient {
     }
 
     /// Signs `call` with `signer`, submits it and waits until its block is final. A dispatch
-    /// failure comes back as [`Error::Rejected`] with the pallet error's name.
+    /// failure comes back as [`Error::Rejected`] with the pallet's error, decoded.
     pub async fn submit<C: Payload>(&self, call: &C, signer: &Keypair) -> Result<Events, Error> {
         let at = self.api.at_current_block().await.map_err(subxt_err)?;
         let progress = at.transactions().sign_and_submit_then_watch_default(call, signer).await.map_err(subxt_err)?;
         match progress.wait_for_finalized_success().await {
             Ok(events) => Ok(events),
             Err(TransactionFinalizedSuccessError::SuccessError(TransactionEventsError::ExtrinsicFailed(e))) =>
-                Err(Error::Rejected(match e {
-                    DispatchError::Module(m) => m.details_string(),
-                    other => other.to_string(),
-                })),
+                Err(match e {
+                    DispatchError::Module(m) => match m.as_root_error::<Rejection>() {
+                        Ok(rejection) => Error::Rejected { rejection: Box::new(rejection), name: m.details_string() },
+                        Err(_) => Error::Unexpected(format!("an undecodable pallet error: {}", m.details_string())),
+                    },
+                    other => Error::Dispatch(other.to_string()),
+                }),
             Err(e) => Err(subxt_err(e)),
         }
     }
@@ -159,7 +201,7 @@ impl ChainClient {
         header["number"]
             .as_str()
             .and_then(|n| BlockNumber::from_str_radix(n.trim_start_matches("0x"), 16).ok())
-            .ok_or_else(|| Error::Rejected(format!("a header without a block number: {header}")))
+            .ok_or_else(|| Error::Unexpected(format!("a header without a block number: {header}")))
     }
 
     pub async fn free_balance(&self, who: &AccountId) -> Result<Balance, Error> {
@@ -258,7 +300,7 @@ impl ChainClient {
             let kv = kv.map_err(subxt_err)?;
             // `Blake2_128Concat` keys end with the SCALE-encoded account itself.
             let key = kv.key_bytes();
-            let account: [u8; 32] = key[key.len().saturating_sub(32)..].try_into().map_err(|_| Error::Rejected("a provider key too short".into()))?;
+            let account: [u8; 32] = key[key.len().saturating_sub(32)..].try_into().map_err(|_| Error::Unexpected("a provider key too short".into()))?;
             out.push((AccountId::from(account), kv.value().decode().map_err(subxt_err)?));
         }
         Ok(out)
@@ -272,7 +314,7 @@ impl ChainClient {
             .find_first::<agora::escrow::events::RequestCreated>()
             .and_then(Result::ok)
             .map(|e| e.request)
-            .ok_or_else(|| Error::Rejected("the call succeeded without a RequestCreated event".into()))
+            .ok_or_else(|| Error::Unexpected("the call succeeded without a RequestCreated event".into()))
     }
 
     /// Settles a request whose reveal window has closed (anyone may).

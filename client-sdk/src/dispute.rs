@@ -10,7 +10,6 @@ use crate::run::status_name;
 use crate::Client;
 use agora_chain_client::{agora, types, AccountId, Receipt, Resolution};
 use agora_primitives::wire::{token_hash, VerifyReply, VerifyRequest};
-use agora_provider_node::net;
 use std::time::Instant;
 
 /// What brought a request before verifiers.
@@ -85,8 +84,8 @@ impl Client {
             let pushes = dispute.verifiers.0.iter().map(|verifier| async {
                 let delivered = async {
                     let record = self.chain.provider(verifier).await.map_err(|e| e.to_string())?.ok_or("not registered")?;
-                    let location = net::manifest_location(&record)?;
-                    net::verify::push(&self.net, &location, &push, self.timeouts.first_token).await
+                    let location = crate::location_of(&record).map_err(|e| e.to_string())?;
+                    agora_net::verify::push(&self.net, &location, &push, self.timeouts.first_token).await.map_err(|e| e.to_string())
                 };
                 (verifier.clone(), delivered.await)
             });

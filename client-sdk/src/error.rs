@@ -50,14 +50,27 @@ pub enum ClientError {
     BadRelease(String),
     #[error("no provider is registered as {0}")]
     UnknownProvider(String),
+    #[error("prompt token {position} has id {token}, outside the release's vocabulary of {n_vocab}")]
+    TokenOutOfVocabulary { position: usize, token: u32, n_vocab: u32 },
+    #[error("the price of k providers overflows: lower k or --max-price")]
+    PriceOverflow,
     #[error(transparent)]
-    Model(#[from] agora_engine::EngineError),
+    Tokenizer(#[from] agora_tokenizer::TokenizerError),
+    #[cfg(feature = "local-first")]
+    #[error(transparent)]
+    LocalModel(#[from] agora_engine::EngineError),
+    #[error("cannot read {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("a background task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
     #[error(transparent)]
     Chain(#[from] agora_chain_client::Error),
     #[error("libp2p: {0}")]
-    Network(#[from] agora_provider_node::net::NetError),
-    #[error("{0}")]
-    Other(String),
+    Network(#[from] agora_net::NetError),
+    #[error("not a secret URI (`//Name`, a mnemonic or 0x + seed): {0}")]
+    BadAccountUri(String),
+    #[error(transparent)]
+    Runs(#[from] crate::runs::RunStoreError),
 }
 
 pub type Result<T, E = ClientError> = std::result::Result<T, E>;

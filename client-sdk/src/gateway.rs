@@ -62,7 +62,9 @@ fn client_error(e: ClientError) -> Response {
     use ClientError::*;
     let status = match &e {
         UnknownModel(_) | Revoked(_) | ModelFileMissing { .. } => StatusCode::NOT_FOUND,
-        BadModelRef(_) | EmptyPrompt | ZeroMaxTokens | BadRedundancy { .. } | PromptTooLong { .. } | Model(_) => StatusCode::BAD_REQUEST,
+        BadModelRef(_) | EmptyPrompt | ZeroMaxTokens | BadRedundancy { .. } | PromptTooLong { .. } | TokenOutOfVocabulary { .. } | Tokenizer(_) => {
+            StatusCode::BAD_REQUEST
+        },
         NotEnoughProviders { .. } | PriceTooLow { .. } => StatusCode::SERVICE_UNAVAILABLE,
         InsufficientFunds { .. } => StatusCode::PAYMENT_REQUIRED,
         NoAnswer(_) | SettlementTimeout { .. } | NotAssigned { .. } => StatusCode::GATEWAY_TIMEOUT,
@@ -283,7 +285,7 @@ fn agora_summary(result: &RunResult) -> Value {
         "output_hash": hex::encode(result.output_hash),
         "verified": result.verified,
         "agreeing": result.agreeing,
-        "receipt": result.receipt.as_ref().map(crate::report::receipt),
+        "receipt": result.receipt.as_ref().map(crate::report::ReceiptView::from),
     })
 }
 

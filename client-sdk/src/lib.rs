@@ -9,7 +9,13 @@
 //! split vote, or a k = 1 request drawn for a spot check) is seen through: the client brings them
 //! the prompt and the answers and waits for their verdict ([`DisputeReport`]);
 //! [`Client::challenge`] has a settled answer re-scored, against a bond. Auditor calls read the
-//! release history, releases, provider records and receipts.
+//! release history, releases, provider records and receipts. [`RunStore`] keeps each run's prompt
+//! and answer so that it can be challenged later; [`report`] has typed views of every record, for
+//! JSON and for humans.
+//!
+//! Features: `gateway` (the OpenAI-compatible HTTP API, axum), `local-first` (a local model that
+//! answers first, the marketplace the rest; it runs llama.cpp). Without them the library compiles
+//! no C++: prompts are tokenised by `agora-tokenizer` in pure Rust.
 //!
 //! ```no_run
 //! # async fn demo() -> agora_client::Result<()> {
@@ -28,27 +34,31 @@
 //! # Ok(()) }
 //! ```
 
-pub mod devnet;
 pub mod dispute;
 pub mod error;
+#[cfg(feature = "gateway")]
 pub mod gateway;
+#[cfg(feature = "local-first")]
 pub mod local;
 pub mod models;
 pub mod publish;
 pub mod report;
 pub mod run;
+pub mod runs;
 
-pub use agora_engine::tokenizer::ChatTurn;
+pub use agora_tokenizer::ChatTurn;
 pub use dispute::{DisputeCause, DisputeReport};
 pub use error::{ClientError, Result};
 pub use models::{ModelFiles, ModelRef};
 pub use publish::ReleaseMeta;
+#[cfg(feature = "local-first")]
 pub use local::{LocalAnswer, LocalModel, Routed};
+pub use runs::{RunRecord, RunStore};
 pub use run::{Job, Prepared, Prompt, ProviderReport, RunEvent, RunResult, Timeouts, Timings};
 
 use agora_chain_client::{subxt_signer::sr25519::Keypair, AccountId, ChainClient, ModelRelease, ProviderRecord, Receipt};
 use agora_primitives::Hash256;
-use agora_provider_node::net::{NetConfig, Network};
+use agora_net::{Location, NetConfig, Network};
 use std::path::PathBuf;
 
 /// How to reach the marketplace.
@@ -79,8 +89,14 @@ pub fn dev_account(uri: &str) -> Keypair {
 
 /// An sr25519 key from a secret URI (`//Name`, a mnemonic, or `0x` + seed).
 pub fn account_from_uri(uri: &str) -> Result<Keypair> {
-    let uri = uri.parse().map_err(|e| ClientError::Other(format!("bad secret URI: {e:?}")))?;
-    Keypair::from_uri(&uri).map_err(|e| ClientError::Other(format!("bad secret URI: {e}")))
+    let parsed = uri.parse().map_err(|e| ClientError::BadAccountUri(format!("{e:?}")))?;
+    Keypair::from_uri(&parsed).map_err(|e| ClientError::BadAccountUri(e.to_string()))
+}
+
+/// Where a provider's manifest says it listens.
+pub(crate) fn location_of(record: &ProviderRecord) -> std::result::Result<Location, agora_net::NetError> {
+    let (peer, addrs) = agora_chain_client::manifest_endpoint(record);
+    Location::from_manifest(peer, addrs)
 }
 
 /// A connection to the chain and to the provider network.
@@ -98,7 +114,7 @@ pub struct Client {
 impl Client {
     pub async fn connect(config: ClientConfig) -> Result<Self> {
         let chain = ChainClient::connect(&config.chain_url).await?;
-        let net = Network::start(libp2p::identity::Keypair::generate_ed25519(), NetConfig::default()).await?;
+        let net = Network::start(agora_net::identity::Keypair::generate_ed25519(), NetConfig::default()).await?;
         Ok(Self {
             chain,
             signer: config.account,

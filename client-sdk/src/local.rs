@@ -12,8 +12,8 @@
 use crate::error::{ClientError, Result};
 use crate::run::{Job, Prompt, RunEvent, RunResult};
 use crate::Client;
-use agora_engine::tokenizer::Tokenizer;
 use agora_engine::{Engine, EngineConfig, GenerateRequest, Progress};
+use agora_tokenizer::Tokenizer;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

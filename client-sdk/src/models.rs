@@ -3,8 +3,7 @@
 use crate::error::{ClientError, Result};
 use agora_chain_client::{types, ChainClient, ModelRelease};
 use agora_primitives::Hash256;
-use agora_engine::tokenizer::Tokenizer;
-use agora_engine::Progress;
+use agora_tokenizer::{Progress, Tokenizer};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -133,7 +132,7 @@ impl ModelFiles {
         };
         let tokenizer = tokio::task::spawn_blocking(move || Tokenizer::load(&file, &id, Progress::Bar))
             .await
-            .map_err(|e| ClientError::Other(format!("tokenizer task: {e}")))??;
+            .map_err(ClientError::Task)??;
         let tokenizer = Arc::new(tokenizer);
         self.loaded.lock().expect("not poisoned").insert(id, tokenizer.clone());
         Ok(tokenizer)

@@ -5,8 +5,8 @@ use crate::error::{ClientError, Result};
 use crate::Client;
 use agora_chain_client::{agora, agora::runtime_types::bounded_collections::bounded_vec::BoundedVec, types, ModelRelease};
 use agora_primitives::Hash256;
-use agora_engine::tokenizer::Tokenizer;
-use agora_engine::Progress;
+use agora_tokenizer::gguf::Metadata;
+use agora_tokenizer::{model_file, Progress, TokenizerError};
 use std::path::Path;
 
 /// What a publisher states about a release besides its bytes.
@@ -60,10 +60,15 @@ impl Client {
     /// Hashes `gguf`, checks the release against the chain (new, parent known) and publishes it.
     pub async fn publish(&self, gguf: &Path, meta: ReleaseMeta) -> Result<ModelRelease> {
         let path = gguf.to_path_buf();
-        let (tokenizer, sha256) = tokio::task::spawn_blocking(move || Tokenizer::open(&path, Progress::Bar))
-            .await
-            .map_err(|e| ClientError::Other(format!("hashing task: {e}")))??;
-        let size_bytes = std::fs::metadata(gguf).map_err(|e| ClientError::Other(format!("{}: {e}", gguf.display())))?.len();
+        // Only the hash and a few metadata keys: any GGUF can be published, whatever its tokenizer.
+        let (metadata, sha256) = tokio::task::spawn_blocking(move || {
+            let sha256 = model_file::sha256_file(&path, Progress::Bar).map_err(TokenizerError::File)?;
+            let metadata = Metadata::read(&path).map_err(|source| TokenizerError::Gguf { path: path.clone(), source })?;
+            Ok::<_, TokenizerError>((metadata, sha256))
+        })
+        .await
+        .map_err(ClientError::Task)??;
+        let size_bytes = std::fs::metadata(gguf).map_err(|source| ClientError::Io { path: gguf.to_path_buf(), source })?.len();
         if self.chain.release(sha256).await?.is_some() {
             return Err(ClientError::AlreadyPublished(sha256));
         }
@@ -72,10 +77,10 @@ impl Client {
                 return Err(ClientError::BadRelease(format!("the parent release {} is not published", hex::encode(parent))));
             }
         }
-        let architecture = meta.architecture.or_else(|| tokenizer.metadata("general.architecture")).unwrap_or_else(|| "unknown".into());
+        let architecture = meta.architecture.or_else(|| metadata.text("general.architecture")).unwrap_or_else(|| "unknown".into());
         let quantization = meta
             .quantization
-            .or_else(|| tokenizer.metadata("general.file_type").and_then(|t| file_type_name(&t)).map(str::to_string))
+            .or_else(|| metadata.text("general.file_type").and_then(|t| file_type_name(&t)).map(str::to_string))
             .unwrap_or_else(|| "unknown".into());
         let info = types::ReleaseInfo {
             family: bounded("family", &meta.family, 64)?,
@@ -92,7 +97,7 @@ impl Client {
             let _one_at_a_time = self.submitting.lock().await;
             self.chain.submit(&agora::tx().models().publish(info), &self.signer).await?;
         }
-        self.chain.release(sha256).await?.ok_or_else(|| ClientError::Other("the release vanished after publishing".into()))
+        self.chain.release(sha256).await?.ok_or(ClientError::UnknownModel(hex::encode(sha256)))
     }
 }
 

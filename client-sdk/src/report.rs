@@ -1,102 +1,258 @@
-//! Chain records as JSON (for `--json` and the gateway) and as lines for humans.
+//! Chain records and results as typed views: `Serialize` for `--json` and the gateway, `Display`
+//! for humans. Amounts are strings in JSON (u128 does not fit a JSON number).
 
-use crate::models::text;
 use crate::dispute::DisputeReport;
+use crate::models::text;
 use crate::run::RunResult;
-use agora_primitives::wire::VerifyReply;
 use agora_chain_client::{types, AccountId, ModelRelease, ProviderRecord, Receipt};
-use serde_json::{json, Value};
+use agora_primitives::wire::VerifyReply;
+use serde::Serialize;
+use std::fmt;
 
-pub fn release(r: &ModelRelease) -> Value {
-    json!({
-        "sha256": hex::encode(r.info.sha256),
-        "family": text(&r.info.family.0),
-        "version": text(&r.info.version.0),
-        "size_bytes": r.info.size_bytes,
-        "architecture": text(&r.info.architecture.0),
-        "quantization": text(&r.info.quantization.0),
-        "license": text(&r.info.license.0),
-        "parent": r.info.parent.map(hex::encode),
-        "status": format!("{:?}", r.status).to_lowercase(),
-        "publisher": r.publisher.to_string(),
-        "published_at": r.published_at,
-        "status_changed_at": r.status_changed_at,
-    })
+fn lower_debug(value: &impl fmt::Debug) -> String {
+    format!("{value:?}").to_lowercase()
 }
 
-pub fn provider(who: &AccountId, r: &ProviderRecord) -> Value {
-    json!({
-        "account": who.to_string(),
-        "status": match r.status {
-            types::ProviderStatus::Online => "online".to_string(),
-            types::ProviderStatus::Offline => "offline".to_string(),
-            types::ProviderStatus::Unbonding { unlocks_at } => format!("unbonding until block {unlocks_at}"),
-        },
-        "stake": r.stake.to_string(),
-        "reputation_ppm": r.reputation.score_ppm,
-        "agreed": r.reputation.agreed,
-        "wrong": r.reputation.wrong,
-        "no_shows": r.reputation.no_shows,
-        "open_jobs": r.open_jobs,
-        "price_per_1k_input": r.manifest.price_per_1k_input.to_string(),
-        "price_per_1k_output": r.manifest.price_per_1k_output.to_string(),
-        "max_context": r.manifest.max_context,
-        "max_concurrent_jobs": r.manifest.max_concurrent_jobs,
-        "hardware_class": text(&r.manifest.hardware_class.0),
-        "multiaddrs": r.manifest.multiaddrs.0.iter().map(|a| text(&a.0)).collect::<Vec<_>>(),
-        "offers": r.manifest.offers.0.iter().map(|o| json!({
-            "release": hex::encode(o.release),
-            "runtime_profile": hex::encode(o.runtime_profile),
-            "tokens_per_sec": f64::from(o.milli_tokens_per_sec) / 1000.0,
-        })).collect::<Vec<_>>(),
-    })
+fn millis(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
 }
 
-pub fn receipt(r: &Receipt) -> Value {
-    json!({
-        "request": r.request,
-        "client": r.client.to_string(),
-        "release": hex::encode(r.release),
-        "output_hash": r.winning.as_ref().map(|w| hex::encode(w.output_hash)),
-        "token_count": r.winning.as_ref().map(|w| w.token_count),
-        "paid": r.paid.0.iter().map(|(who, amount)| json!({"provider": who.to_string(), "amount": amount.to_string()})).collect::<Vec<_>>(),
-        "slashed": r.slashed.0.iter().map(|(who, amount, why)| json!({
-            "provider": who.to_string(), "amount": amount.to_string(), "reason": format!("{why:?}").to_lowercase(),
-        })).collect::<Vec<_>>(),
-        "refunded": r.refunded.to_string(),
-        "settled_at": r.settled_at,
-    })
+/// A model release.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReleaseView {
+    pub sha256: String,
+    pub family: String,
+    pub version: String,
+    pub size_bytes: u64,
+    pub architecture: String,
+    pub quantization: String,
+    pub license: String,
+    pub parent: Option<String>,
+    pub status: String,
+    pub publisher: String,
+    pub published_at: u32,
+    pub status_changed_at: u32,
 }
 
-pub fn run_result(r: &RunResult) -> Value {
-    json!({
-        "request": r.request,
-        "release": hex::encode(r.release),
-        "text": r.text,
-        "tokens": r.tokens,
-        "output_hash": hex::encode(r.output_hash),
-        "agreeing": r.agreeing,
-        "verified": r.verified,
-        "status": format!("{:?}", r.status).to_lowercase(),
-        "stream_corrected": r.stream_corrected,
-        "receipt": r.receipt.as_ref().map(receipt),
-        "dispute": r.dispute.as_ref().map(dispute),
-        "providers": r.providers.iter().map(|p| json!({
-            "provider": p.provider.to_string(),
-            "tokens": p.tokens.len(),
-            "output_hash": p.answered().map(hex::encode),
-            "failure": p.failure,
-            "time_to_first_token_ms": p.time_to_first_token.map(|d| d.as_secs_f64() * 1000.0),
-        })).collect::<Vec<_>>(),
-        "timings_ms": {
-            "escrow": r.timings.escrow.as_secs_f64() * 1000.0,
-            "assignment": r.timings.assignment.as_secs_f64() * 1000.0,
-            "dial": r.timings.dial.as_secs_f64() * 1000.0,
-            "first_token": r.timings.first_token.as_secs_f64() * 1000.0,
-            "generation": r.timings.generation.as_secs_f64() * 1000.0,
-            "settlement": r.timings.settlement.as_secs_f64() * 1000.0,
-        },
-    })
+impl From<&ModelRelease> for ReleaseView {
+    fn from(r: &ModelRelease) -> Self {
+        Self {
+            sha256: hex::encode(r.info.sha256),
+            family: text(&r.info.family.0),
+            version: text(&r.info.version.0),
+            size_bytes: r.info.size_bytes,
+            architecture: text(&r.info.architecture.0),
+            quantization: text(&r.info.quantization.0),
+            license: text(&r.info.license.0),
+            parent: r.info.parent.map(hex::encode),
+            status: lower_debug(&r.status),
+            publisher: r.publisher.to_string(),
+            published_at: r.published_at,
+            status_changed_at: r.status_changed_at,
+        }
+    }
+}
+
+impl ReleaseView {
+    /// One line of a family's history.
+    pub fn history_line(&self) -> String {
+        let parent = self.parent.as_ref().map(|p| format!("  parent {p}")).unwrap_or_default();
+        format!("{}  {:<10} {:<11} block {:<6} {}{parent}", self.sha256, self.version, self.status, self.published_at, self.quantization)
+    }
+}
+
+impl fmt::Display for ReleaseView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parent = self.parent.clone().unwrap_or_else(|| "none".into());
+        for (key, value) in [
+            ("sha256", self.sha256.clone()),
+            ("family", self.family.clone()),
+            ("version", self.version.clone()),
+            ("size_bytes", self.size_bytes.to_string()),
+            ("architecture", self.architecture.clone()),
+            ("quantization", self.quantization.clone()),
+            ("license", self.license.clone()),
+            ("parent", parent),
+            ("status", self.status.clone()),
+            ("publisher", self.publisher.clone()),
+            ("published_at", self.published_at.to_string()),
+            ("status_changed_at", self.status_changed_at.to_string()),
+        ] {
+            writeln!(f, "{key:<18} {value}")?;
+        }
+        Ok(())
+    }
+}
+
+/// One `(release, runtime profile)` a provider offers.
+#[derive(Clone, Debug, Serialize)]
+pub struct OfferView {
+    pub release: String,
+    pub runtime_profile: String,
+    pub tokens_per_sec: f64,
+}
+
+/// A provider's record.
+#[derive(Clone, Debug, Serialize)]
+pub struct ProviderView {
+    pub account: String,
+    pub status: String,
+    pub stake: String,
+    pub reputation_ppm: u32,
+    pub agreed: u32,
+    pub wrong: u32,
+    pub no_shows: u32,
+    pub open_jobs: u32,
+    pub price_per_1k_input: String,
+    pub price_per_1k_output: String,
+    pub max_context: u32,
+    pub max_concurrent_jobs: u32,
+    pub hardware_class: String,
+    pub multiaddrs: Vec<String>,
+    pub offers: Vec<OfferView>,
+}
+
+impl ProviderView {
+    pub fn new(who: &AccountId, r: &ProviderRecord) -> Self {
+        Self {
+            account: who.to_string(),
+            status: match r.status {
+                types::ProviderStatus::Online => "online".to_string(),
+                types::ProviderStatus::Offline => "offline".to_string(),
+                types::ProviderStatus::Unbonding { unlocks_at } => format!("unbonding until block {unlocks_at}"),
+            },
+            stake: r.stake.to_string(),
+            reputation_ppm: r.reputation.score_ppm,
+            agreed: r.reputation.agreed,
+            wrong: r.reputation.wrong,
+            no_shows: r.reputation.no_shows,
+            open_jobs: r.open_jobs,
+            price_per_1k_input: r.manifest.price_per_1k_input.to_string(),
+            price_per_1k_output: r.manifest.price_per_1k_output.to_string(),
+            max_context: r.manifest.max_context,
+            max_concurrent_jobs: r.manifest.max_concurrent_jobs,
+            hardware_class: text(&r.manifest.hardware_class.0),
+            multiaddrs: r.manifest.multiaddrs.0.iter().map(|a| text(&a.0)).collect(),
+            offers: r
+                .manifest
+                .offers
+                .0
+                .iter()
+                .map(|o| OfferView {
+                    release: hex::encode(o.release),
+                    runtime_profile: hex::encode(o.runtime_profile),
+                    tokens_per_sec: f64::from(o.milli_tokens_per_sec) / 1000.0,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl fmt::Display for ProviderView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}  {:<8} reputation {:>7} ppm  price in/out {}/{} per 1k  stake {}",
+            self.account, self.status, self.reputation_ppm, self.price_per_1k_input, self.price_per_1k_output, self.stake
+        )
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PaidView {
+    pub provider: String,
+    pub amount: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SlashedView {
+    pub provider: String,
+    pub amount: String,
+    pub reason: String,
+}
+
+/// A settled request's receipt.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReceiptView {
+    pub request: u64,
+    pub client: String,
+    pub release: String,
+    pub output_hash: Option<String>,
+    pub token_count: Option<u32>,
+    pub paid: Vec<PaidView>,
+    pub slashed: Vec<SlashedView>,
+    pub refunded: String,
+    pub settled_at: u32,
+}
+
+impl From<&Receipt> for ReceiptView {
+    fn from(r: &Receipt) -> Self {
+        Self {
+            request: r.request,
+            client: r.client.to_string(),
+            release: hex::encode(r.release),
+            output_hash: r.winning.as_ref().map(|w| hex::encode(w.output_hash)),
+            token_count: r.winning.as_ref().map(|w| w.token_count),
+            paid: r.paid.0.iter().map(|(who, amount)| PaidView { provider: who.to_string(), amount: amount.to_string() }).collect(),
+            slashed: r
+                .slashed
+                .0
+                .iter()
+                .map(|(who, amount, why)| SlashedView { provider: who.to_string(), amount: amount.to_string(), reason: lower_debug(why) })
+                .collect(),
+            refunded: r.refunded.to_string(),
+            settled_at: r.settled_at,
+        }
+    }
+}
+
+impl fmt::Display for ReceiptView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "receipt of request {} (settled in block {})", self.request, self.settled_at)?;
+        match (&self.output_hash, self.token_count) {
+            (Some(hash), Some(count)) => writeln!(f, "  output   {hash} ({count} tokens)")?,
+            _ => writeln!(f, "  output   no majority")?,
+        }
+        for p in &self.paid {
+            writeln!(f, "  paid     {}  {}", p.provider, p.amount)?;
+        }
+        for s in &self.slashed {
+            writeln!(f, "  slashed  {}  {} ({})", s.provider, s.amount, s.reason)?;
+        }
+        writeln!(f, "  refunded {}", self.refunded)
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct VerdictView {
+    pub output_hash: String,
+    pub token_count: u32,
+    pub accepted: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct FeeView {
+    pub verifier: String,
+    pub fee: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DeliveryView {
+    pub verifier: String,
+    pub delivery: String,
+}
+
+/// How a dispute was resolved.
+#[derive(Clone, Debug, Serialize)]
+pub struct DisputeView {
+    pub request: u64,
+    pub cause: &'static str,
+    pub decided: Vec<VerdictView>,
+    pub verifiers_paid: Vec<FeeView>,
+    pub silent: Vec<String>,
+    pub deliveries: Vec<DeliveryView>,
+    pub resolved_at: u32,
+    pub status: String,
 }
 
 fn delivery(reply: &Result<VerifyReply, String>) -> String {
@@ -108,55 +264,118 @@ fn delivery(reply: &Result<VerifyReply, String>) -> String {
     }
 }
 
-pub fn dispute(d: &DisputeReport) -> Value {
-    let r = &d.resolution;
-    json!({
-        "request": d.request,
-        "cause": d.cause.name(),
-        "decided": r.decided.0.iter().map(|v| json!({
-            "output_hash": hex::encode(v.outcome.output_hash), "token_count": v.outcome.token_count, "accepted": v.accepted,
-        })).collect::<Vec<_>>(),
-        "verifiers_paid": r.verifiers_paid.0.iter().map(|(who, fee)| json!({"verifier": who.to_string(), "fee": fee.to_string()})).collect::<Vec<_>>(),
-        "silent": r.silent.0.iter().map(|who| who.to_string()).collect::<Vec<_>>(),
-        "deliveries": d.deliveries.iter().map(|(who, reply)| json!({"verifier": who.to_string(), "delivery": delivery(reply)})).collect::<Vec<_>>(),
-        "resolved_at": r.resolved_at,
-        "status": format!("{:?}", d.status).to_lowercase(),
-    })
+impl From<&DisputeReport> for DisputeView {
+    fn from(d: &DisputeReport) -> Self {
+        let r = &d.resolution;
+        Self {
+            request: d.request,
+            cause: d.cause.name(),
+            decided: r
+                .decided
+                .0
+                .iter()
+                .map(|v| VerdictView { output_hash: hex::encode(v.outcome.output_hash), token_count: v.outcome.token_count, accepted: v.accepted })
+                .collect(),
+            verifiers_paid: r.verifiers_paid.0.iter().map(|(who, fee)| FeeView { verifier: who.to_string(), fee: fee.to_string() }).collect(),
+            silent: r.silent.0.iter().map(|who| who.to_string()).collect(),
+            deliveries: d.deliveries.iter().map(|(who, reply)| DeliveryView { verifier: who.to_string(), delivery: delivery(reply) }).collect(),
+            resolved_at: r.resolved_at,
+            status: lower_debug(&d.status),
+        }
+    }
 }
 
-/// A dispute's resolution as a few lines for humans.
-pub fn dispute_lines(d: &DisputeReport) -> String {
-    let r = &d.resolution;
-    let mut out = format!("{} of request {} resolved in block {}\n", d.cause.name(), d.request, r.resolved_at);
-    for v in &r.decided.0 {
-        let verdict = if v.accepted { "accepted" } else { "rejected" };
-        out.push_str(&format!("  {verdict:<9}{} ({} tokens)\n", hex::encode(v.outcome.output_hash), v.outcome.token_count));
+impl fmt::Display for DisputeView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{} of request {} resolved in block {}", self.cause, self.request, self.resolved_at)?;
+        for v in &self.decided {
+            let verdict = if v.accepted { "accepted" } else { "rejected" };
+            writeln!(f, "  {verdict:<9}{} ({} tokens)", v.output_hash, v.token_count)?;
+        }
+        if self.decided.is_empty() {
+            writeln!(f, "  no verifier judged it")?;
+        }
+        for d in &self.deliveries {
+            writeln!(f, "  verifier {}: {}", d.verifier, d.delivery)?;
+        }
+        for who in &self.silent {
+            writeln!(f, "  silent   {who} (slashed)")?;
+        }
+        Ok(())
     }
-    if r.decided.0.is_empty() {
-        out.push_str("  no verifier judged it\n");
-    }
-    for (who, reply) in &d.deliveries {
-        out.push_str(&format!("  verifier {who}: {}\n", delivery(reply)));
-    }
-    for who in &r.silent.0 {
-        out.push_str(&format!("  silent   {who} (slashed)\n"));
-    }
-    out
 }
 
-/// A receipt as a few lines for humans.
-pub fn receipt_lines(r: &Receipt) -> String {
-    let mut out = format!("receipt of request {} (settled in block {})\n", r.request, r.settled_at);
-    match &r.winning {
-        Some(w) => out.push_str(&format!("  output   {} ({} tokens)\n", hex::encode(w.output_hash), w.token_count)),
-        None => out.push_str("  output   no majority\n"),
+/// How one provider answered.
+#[derive(Clone, Debug, Serialize)]
+pub struct ProviderAnswerView {
+    pub provider: String,
+    pub tokens: usize,
+    pub output_hash: Option<String>,
+    pub failure: Option<String>,
+    pub time_to_first_token_ms: Option<f64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TimingsView {
+    pub escrow: f64,
+    pub assignment: f64,
+    pub dial: f64,
+    pub first_token: f64,
+    pub generation: f64,
+    pub settlement: f64,
+}
+
+/// A whole run: the answer, who gave it, the receipt.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunView {
+    pub request: u64,
+    pub release: String,
+    pub text: String,
+    pub tokens: Vec<u32>,
+    pub output_hash: String,
+    pub agreeing: usize,
+    pub verified: bool,
+    pub status: String,
+    pub stream_corrected: bool,
+    pub receipt: Option<ReceiptView>,
+    pub dispute: Option<DisputeView>,
+    pub providers: Vec<ProviderAnswerView>,
+    pub timings_ms: TimingsView,
+}
+
+impl From<&RunResult> for RunView {
+    fn from(r: &RunResult) -> Self {
+        Self {
+            request: r.request,
+            release: hex::encode(r.release),
+            text: r.text.clone(),
+            tokens: r.tokens.clone(),
+            output_hash: hex::encode(r.output_hash),
+            agreeing: r.agreeing,
+            verified: r.verified,
+            status: lower_debug(&r.status),
+            stream_corrected: r.stream_corrected,
+            receipt: r.receipt.as_ref().map(ReceiptView::from),
+            dispute: r.dispute.as_ref().map(DisputeView::from),
+            providers: r
+                .providers
+                .iter()
+                .map(|p| ProviderAnswerView {
+                    provider: p.provider.to_string(),
+                    tokens: p.tokens.len(),
+                    output_hash: p.answered().map(hex::encode),
+                    failure: p.failure.clone(),
+                    time_to_first_token_ms: p.time_to_first_token.map(millis),
+                })
+                .collect(),
+            timings_ms: TimingsView {
+                escrow: millis(r.timings.escrow),
+                assignment: millis(r.timings.assignment),
+                dial: millis(r.timings.dial),
+                first_token: millis(r.timings.first_token),
+                generation: millis(r.timings.generation),
+                settlement: millis(r.timings.settlement),
+            },
+        }
     }
-    for (who, amount) in &r.paid.0 {
-        out.push_str(&format!("  paid     {who}  {amount}\n"));
-    }
-    for (who, amount, why) in &r.slashed.0 {
-        out.push_str(&format!("  slashed  {who}  {amount} ({})\n", format!("{why:?}").to_lowercase()));
-    }
-    out.push_str(&format!("  refunded {}\n", r.refunded));
-    out
 }

@@ -5,11 +5,12 @@ use crate::error::{ClientError, Result};
 use crate::models::{resolve, ModelRef};
 use crate::Client;
 use agora_chain_client::{types, AccountId, ModelRelease, Quote, Receipt};
-use agora_primitives::wire::{token_hash, InferFrame, InferRequest, StopReason, MAX_FRAME_BYTES};
+use agora_primitives::wire::{token_hash, InferFrame, InferRequest, StopReason};
 use agora_primitives::{pricing, Hash256, MAX_REDUNDANCY};
-use agora_engine::tokenizer::{ChatTurn, Tokenizer};
-use agora_provider_node::net::{self, frame, manifest_location as location, Location, Network};
-use futures::AsyncWriteExt;
+use agora_tokenizer::{ChatTurn, Tokenizer};
+use crate::location_of as location;
+use agora_net::infer::InferCall;
+use agora_net::{Location, Network};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -170,8 +171,8 @@ impl Client {
         if prompt.is_empty() {
             return Err(ClientError::EmptyPrompt);
         }
-        if let Some((position, &token)) = prompt.iter().enumerate().find(|(_, &t)| t >= tokenizer.n_vocab()) {
-            return Err(agora_engine::EngineError::TokenOutOfVocabulary { position, token, n_vocab: tokenizer.n_vocab() }.into());
+        if let Some((position, token)) = tokenizer.out_of_vocabulary(&prompt) {
+            return Err(ClientError::TokenOutOfVocabulary { position, token, n_vocab: tokenizer.n_vocab() });
         }
         let prompt_tokens = prompt.len() as u32;
         let id = release.info.sha256;
@@ -213,7 +214,7 @@ impl Client {
         }
         let quotes: Vec<Quote> = quotes.into_iter().filter(|q| q.price_per_1k_input.max(q.price_per_1k_output) <= max_price_per_1k).collect();
         let per_provider = pricing::max_cost(prompt_tokens, job.max_tokens, max_price_per_1k)
-            .ok_or_else(|| ClientError::Other("the price overflows".into()))?;
+            .ok_or(ClientError::PriceOverflow)?;
         let escrow = per_provider.saturating_mul(u128::from(job.k));
         let free = self.chain.free_balance(&self.account()).await?;
         if free < escrow {
@@ -495,37 +496,34 @@ async fn stream_from(
     slot: usize,
     events: &mpsc::UnboundedSender<(usize, StreamEvent)>,
 ) -> Result<(), String> {
-    let (peer, addrs) = match target.known {
+    let location = match target.known {
         Some(location) => location,
         None => {
             let record = target.chain.provider(target.provider).await.map_err(|e| e.to_string())?.ok_or("not registered")?;
-            location(&record)?
+            location(&record).map_err(|e| e.to_string())?
         },
     };
-    net.dial_first(&addrs, timeouts.first_token).await?;
-    let mut stream = net.control().open_stream(peer, net::infer_protocol()).await.map_err(|e| format!("open stream: {e}"))?;
+    let mut call = InferCall::open(net, &location, &InferRequest { request, prompt }, timeouts.first_token).await.map_err(|e| e.to_string())?;
     let _ = events.send((slot, StreamEvent::Dialed));
-    frame::write(&mut stream, &InferRequest { request, prompt }).await.map_err(|e| format!("send the prompt: {e}"))?;
     let mut wait = timeouts.first_token;
     let result = loop {
-        let next = tokio::time::timeout(wait, frame::read::<InferFrame, _>(&mut stream, MAX_FRAME_BYTES)).await;
+        let next = call.next(wait).await;
         wait = timeouts.stall;
         match next {
-            Err(_) => break Err("timed out".to_string()),
-            Ok(Err(e)) => break Err(format!("broken stream: {e}")),
-            Ok(Ok(None)) => break Ok(()),
-            Ok(Ok(Some(InferFrame::Token { token, .. }))) => {
+            Err(e) => break Err(e.to_string()),
+            Ok(None) => break Ok(()),
+            Ok(Some(InferFrame::Token { token, .. })) => {
                 let _ = events.send((slot, StreamEvent::Token(token)));
             },
-            Ok(Ok(Some(InferFrame::Done { output_hash, token_count, stop }))) => {
+            Ok(Some(InferFrame::Done { output_hash, token_count, stop })) => {
                 let _ = events.send((slot, StreamEvent::Done(output_hash, token_count, stop)));
                 break Ok(());
             },
-            Ok(Ok(Some(InferFrame::Error { kind, message }))) => {
+            Ok(Some(InferFrame::Error { kind, message })) => {
                 break Err(format!("refused ({kind:?}): {}", String::from_utf8_lossy(&message)));
             },
         }
     };
-    let _ = stream.close().await;
+    call.close().await;
     result
 }

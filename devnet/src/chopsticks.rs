@@ -1,4 +1,4 @@
-//! Installs and runs chopsticks, the dev and CI chain engine (DESIGN.md section 2).
+//! Installs and runs chopsticks, the dev and CI chain engine (docs/DESIGN.md section 2).
 
 use anyhow::{bail, Context, Result};
 use std::{
@@ -139,7 +139,7 @@ impl DevChain {
         &self.dir
     }
 
-    /// Leaves chopsticks running after this handle is dropped (for `agora-devnet up --detach`).
+    /// Leaves chopsticks running after this handle is dropped (for `agora-chain up --detach`).
     pub fn detach(mut self) -> u32 {
         self.child.take().map(|c| c.id()).unwrap_or_default()
     }

@@ -1,6 +1,6 @@
 //! The steps of a request's life on the dev chain, and a demo round made of them.
 //!
-//! The chain's end-to-end tests and `agora-devnet up` use these steps, with stand-in output
+//! The chain's end-to-end tests and `agora-chain up` use these steps, with stand-in output
 //! hashes: what they exercise is the chain (escrow, draw, commit–reveal, settlement). Real
 //! providers and a real model are `agora devnet up` (client-sdk) and the provider and client tests.
 
@@ -24,7 +24,7 @@ pub fn spawn_block_ticker(chain: ChainClient, period: std::time::Duration) -> to
     })
 }
 
-/// SmolLM2-135M-Instruct Q4_1, the project's real model (DESIGN.md section 5).
+/// SmolLM2-135M-Instruct Q4_1, the project's real model (docs/DESIGN.md section 5).
 pub const SMOLLM2_SHA256: [u8; 32] = [
     0xb1, 0x79, 0xc9, 0x52, 0x3d, 0x0e, 0x6a, 0x0f, 0x98, 0xa3, 0x30, 0xc7, 0x56, 0x2b, 0x68, 0x27, 0x50, 0xa6,
     0xf8, 0xc8, 0xc1, 0x5e, 0x5b, 0xc7, 0x0e, 0xa3, 0x73, 0x72, 0x81, 0x10, 0xdb, 0x53,
@@ -154,9 +154,9 @@ pub async fn open_request(
     let created = events
         .find_first::<agora::escrow::events::RequestCreated>()
         .and_then(Result::ok)
-        .ok_or_else(|| Error::Rejected("no RequestCreated event".into()))?;
+        .ok_or_else(|| Error::Unexpected("no RequestCreated event".into()))?;
     chain.new_blocks(1).await?;
-    let request = chain.request(created.request).await?.ok_or_else(|| Error::Rejected("request vanished".into()))?;
+    let request = chain.request(created.request).await?.ok_or_else(|| Error::Unexpected("request vanished".into()))?;
     Ok((created.request, events, request))
 }
 

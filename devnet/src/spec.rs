@@ -81,7 +81,7 @@ mod tests {
             .expect("chain-client/metadata/agora.scale exists");
         assert!(
             committed == metadata().unwrap(),
-            "chain-client/metadata/agora.scale is stale: run `cargo run -p agora-devnet -- metadata`"
+            "chain-client/metadata/agora.scale is stale: run `cargo run -p agora-devnet --bin agora-chain -- metadata`"
         );
     }
 }

@@ -1,5 +1,5 @@
 //! Deterministic inference on llama.cpp (through `llama-cpp-2`) under the determinism contract of
-//! DESIGN.md section 4.
+//! docs/DESIGN.md section 4.
 //!
 //! - The GGUF is hashed before it is loaded and refused unless it is the release it claims.
 //! - Each of `slots` worker threads owns one llama.cpp context and runs one request at a time in
@@ -15,12 +15,10 @@
 //!   predicts a continuation token (and the one after the last), handed to a visitor one position
 //!   at a time so no more than one chunk of logits is ever held.
 
-pub mod model_file;
 pub mod models;
 pub mod quantize;
 pub mod sampler;
 pub mod tiny_gguf;
-pub mod tokenizer;
 
 use agora_primitives::wire::{token_hash, RuntimeProfile, StopReason, Tolerances};
 use agora_primitives::{Hash256, SamplingParams};
@@ -40,7 +38,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
-pub use model_file::Progress;
+pub use agora_tokenizer::model_file::{self, ModelFileError, Progress};
 
 /// The exact inference library, part of every runtime profile.
 pub const ENGINE: &str = "llama-cpp-2=0.1.160";
@@ -64,12 +62,9 @@ pub fn isa() -> String {
 pub enum EngineError {
     #[error("cannot read {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
-    #[error(
-        "refusing to serve {path}: its sha256 is {actual_hex}, but the release it claims has sha256 {expected_hex}",
-        actual_hex = hex::encode(.actual),
-        expected_hex = hex::encode(.expected)
-    )]
-    HashMismatch { path: PathBuf, expected: Hash256, actual: Hash256 },
+    /// Unreadable, or not the release it claims to be.
+    #[error(transparent)]
+    File(#[from] ModelFileError),
     #[error("llama.cpp could not load {path}: {reason}")]
     Load { path: PathBuf, reason: String },
     #[error("llama.cpp could not create an inference context: {0}")]
@@ -82,8 +77,6 @@ pub enum EngineError {
     TokenOutOfVocabulary { position: usize, token: u32, n_vocab: u32 },
     #[error("all {slots} inference slots are busy and {queued} requests are already queued")]
     Busy { slots: usize, queued: usize },
-    #[error("the model's chat template cannot render this conversation: {0}")]
-    Template(String),
     #[error("llama.cpp failed to decode: {0}")]
     Decode(String),
     #[error("prompt ({prompt} tokens) and continuation ({continuation} tokens) do not fit the context of {n_ctx} tokens")]
@@ -341,6 +334,9 @@ impl Engine {
 
     /// One token's text as streamed to clients (possibly part of a UTF-8 character).
     pub fn piece(&self, token: u32) -> Vec<u8> {
+        if token >= self.shared.n_vocab {
+            return Vec::new();
+        }
         piece(&self.shared.model, token)
     }
 

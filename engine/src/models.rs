@@ -1,5 +1,5 @@
 //! The models the project itself uses: the real SmolLM2 for the demo and the end-to-end tests,
-//! fetched by `scripts/fetch-model` (DESIGN.md section 5), and the generated tiny model.
+//! fetched by `scripts/fetch-model` (docs/DESIGN.md section 5), and the generated tiny model.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,4 +1,4 @@
-//! Token choice under the determinism contract (DESIGN.md section 4).
+//! Token choice under the determinism contract (docs/DESIGN.md section 4).
 //!
 //! Greedy takes the highest logit. For temperature > 0 the sampler is ours, not llama.cpp's
 //! `dist`, whose `std::uniform_real_distribution` differs between C++ standard libraries: one

@@ -76,7 +76,7 @@ pub struct ModelRelease<AccountId, BlockNumber> {
     pub status_changed_at: BlockNumber,
 }
 
-/// One release a provider serves, under one runtime profile (see DESIGN.md section 4).
+/// One release a provider serves, under one runtime profile (see docs/DESIGN.md section 4).
 #[derive(Clone, Encode, Decode, DecodeWithMemTracking, PartialEq, Eq, Debug, TypeInfo, MaxEncodedLen)]
 pub struct Offer {
     pub release: ReleaseId,
@@ -195,7 +195,7 @@ pub struct ProviderRecord<Balance, BlockNumber> {
 pub const MAX_VERIFIERS: u32 = 8;
 pub type MaxVerifiers = ConstU32<MAX_VERIFIERS>;
 
-/// Why a request's results go to re-scoring verifiers (DESIGN.md section 4, tier 1).
+/// Why a request's results go to re-scoring verifiers (docs/DESIGN.md section 4, tier 1).
 #[derive(Clone, Encode, Decode, DecodeWithMemTracking, PartialEq, Eq, Debug, TypeInfo, MaxEncodedLen)]
 pub enum DisputeKind<AccountId, Balance> {
     /// The providers' reveals had no strict majority; the escrow waits for the verdicts.

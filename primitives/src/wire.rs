@@ -151,7 +151,7 @@ pub enum VerifyReply {
     Error { kind: VerifyErrorKind, message: Vec<u8> },
 }
 
-/// The determinism contract a release is served under (DESIGN.md section 4). Providers that share
+/// The determinism contract a release is served under (docs/DESIGN.md section 4). Providers that share
 /// a profile produce bit-identical tokens for the same request, which is what exact-hash voting
 /// needs; its hash goes into every offer and every request.
 #[derive(Clone, Encode, Decode, PartialEq, Eq, Debug)]
@@ -176,7 +176,7 @@ pub struct RuntimeProfile {
 }
 
 /// How far a verifier's teacher-forced prefill may disagree with the claimant's token-by-token
-/// decode before a claimed output is rejected (DESIGN.md section 4, tier 1). Prefill and decode
+/// decode before a claimed output is rejected (docs/DESIGN.md section 4, tier 1). Prefill and decode
 /// use different kernels, so honest logits differ slightly; these bounds are part of the runtime
 /// profile, so everyone serving or verifying a release under one profile applies the same rule.
 /// The defaults come from the calibration bench (`agora-verifier-calibrate`) on SmolLM2-135M,

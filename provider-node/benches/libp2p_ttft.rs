@@ -15,7 +15,7 @@ mod support;
 
 use agora_devnet::demo::UNIT;
 use agora_primitives::wire::{InferFrame, InferRequest, MAX_FRAME_BYTES};
-use agora_provider_node::net::frame;
+use agora_net::frame;
 use std::time::Instant;
 use support::*;
 

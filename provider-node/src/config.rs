@@ -149,6 +149,16 @@ pub struct Config {
     pub test_lie: u32,
 }
 
+/// The lying shift of the cheating tests, which only a build with the `fault-injection` feature
+/// (the workspace's test build) accepts: release builds cannot be told to lie.
+fn fault_injection(test_lie: Option<u32>) -> Result<u32, ConfigError> {
+    match test_lie.unwrap_or(0) {
+        0 => Ok(0),
+        shift if cfg!(feature = "fault-injection") => Ok(shift),
+        _ => Err(ConfigError::Invalid { name: "test_lie", message: "this build has no fault injection (feature `fault-injection`)".into() }),
+    }
+}
+
 fn addrs(name: &'static str, values: Option<Vec<String>>, default: &[&str]) -> Result<Vec<libp2p::Multiaddr>, ConfigError> {
     let values = values.unwrap_or_else(|| default.iter().map(|s| s.to_string()).collect());
     values
@@ -201,7 +211,7 @@ impl Config {
             max_streams_per_peer: layer.max_streams_per_peer.unwrap_or(4),
             max_connections: layer.max_connections.unwrap_or(256),
             verifier: layer.verifier.unwrap_or(false),
-            test_lie: layer.test_lie.unwrap_or(0),
+            test_lie: fault_injection(layer.test_lie)?,
         })
     }
 

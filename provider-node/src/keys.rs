@@ -3,7 +3,7 @@
 //! - `account.key`: the sr25519 chain account (a 32-byte mini secret), unless the configuration
 //!   names a secret URI instead (dev accounts such as `//Bob`);
 //! - `network.key`: the ed25519 libp2p identity, hence the node's PeerId;
-//! - `settlement.key`: the slot for the zero-knowledge settlement key (DESIGN.md section 4,
+//! - `settlement.key`: the slot for the zero-knowledge settlement key (docs/DESIGN.md section 4,
 //!   tier 2). Its secret is created and kept now; until the Groth16 path lands the manifest
 //!   advertises no settlement key (all zeroes).
 //!

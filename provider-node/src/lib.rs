@@ -1,10 +1,10 @@
 //! The Agora provider node: a library that the `agora-provider` binary and the tests drive.
 //!
-//! Inference itself is the `agora-engine` crate (shared with the client and the verifier).
+//! Inference itself is the `agora-engine` crate (shared with the client and the verifier), and
+//! the libp2p wire is `agora-net` (shared with the client).
 //!
 //! - [`keys`]: the chain account, the libp2p identity and the settlement key slot;
 //! - [`journal`]: the crash-safe RocksDB job journal;
-//! - [`net`]: libp2p (shared with clients) and the `/agora/infer/1` framing;
 //! - [`node`]: the daemon that ties them to the chain;
 //! - [`config`], [`metrics`], [`load`]: settings, Prometheus metrics, the load safeguard.
 
@@ -13,5 +13,4 @@ pub mod journal;
 pub mod keys;
 pub mod load;
 pub mod metrics;
-pub mod net;
 pub mod node;

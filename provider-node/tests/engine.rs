@@ -148,7 +148,7 @@ fn a_gguf_with_the_wrong_hash_is_refused_naming_both_hashes() {
     let claimed = smollm2_sha256();
     let err = Engine::load(path, &claimed, EngineConfig::default(), Progress::Hidden).err().expect("refused");
     let message = err.to_string();
-    assert!(matches!(err, EngineError::HashMismatch { .. }));
+    assert!(matches!(err, EngineError::File(agora_engine::ModelFileError::HashMismatch { .. })));
     assert!(message.contains(&hex::encode(hash)) && message.contains(&hex::encode(claimed)), "{message}");
 }
 

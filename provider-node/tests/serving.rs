@@ -8,7 +8,7 @@ use agora_devnet::demo::{self, UNIT};
 use agora_primitives::wire::{token_hash, InferErrorKind, InferFrame, InferRequest, MAX_FRAME_BYTES, MAX_PROMPT_TOKENS};
 use agora_primitives::SamplingParams;
 use agora_engine::GenerateRequest;
-use agora_provider_node::net::frame;
+use agora_net::frame;
 use futures::AsyncWriteExt;
 use support::*;
 
@@ -251,8 +251,8 @@ async fn a_provider_is_found_in_the_dht_shuts_down_gracefully_and_leaves() {
 
     // A client that knows only Bob's address finds him in the DHT under the release.
     let (bob_peer, bob_addr) = locate(&chain, &bob.account()).await;
-    let config = agora_provider_node::net::NetConfig { bootstrap: vec![bob_addr], ..Default::default() };
-    let net = agora_provider_node::net::Network::start(libp2p::identity::Keypair::generate_ed25519(), config).await.unwrap();
+    let config = agora_net::NetConfig { bootstrap: vec![bob_addr], ..Default::default() };
+    let net = agora_net::Network::start(libp2p::identity::Keypair::generate_ed25519(), config).await.unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         if net.find_providers(local_smollm2_release()).await.unwrap().contains(&bob_peer) {

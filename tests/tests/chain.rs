@@ -124,7 +124,7 @@ async fn bad_input_is_rejected_by_name_and_holds_nothing() {
     };
     let create = |p| async { chain.submit(&agora::tx().escrow().create_request(p), &actors.client).await };
 
-    let rejected = |r: Result<_, agora_chain_client::Error>| r.err().and_then(|e| e.rejection().map(str::to_owned));
+    let rejected = |r: Result<_, agora_chain_client::Error>| r.err().and_then(|e| e.rejection_name().map(str::to_owned));
     assert_eq!(rejected(create(params(SMOLLM2_SHA256, 0, UNIT, 1)).await).as_deref(), Some("Escrow::ZeroTokens"));
     assert_eq!(rejected(create(params(SMOLLM2_SHA256, 6, UNIT, 4)).await).as_deref(), Some("Escrow::NotEnoughProviders"));
     assert_eq!(rejected(create(params(SMOLLM2_SHA256, 6, UNIT / 1000, 1)).await).as_deref(), Some("Escrow::NotEnoughProviders"));

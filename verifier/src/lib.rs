@@ -1,4 +1,4 @@
-//! Verification of inference results (DESIGN.md section 4).
+//! Verification of inference results (docs/DESIGN.md section 4).
 //!
 //! - [`commitment`] and [`tally`]: tier 0, exact-hash voting. `no_std`, one implementation used
 //!   by the verifier pallet on-chain and by providers and clients off-chain.

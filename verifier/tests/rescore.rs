@@ -3,7 +3,7 @@
 //! first bad position; bad input gets named errors.
 
 use agora_engine::models::{self, Variant};
-use agora_engine::tokenizer::{ChatTurn, Tokenizer};
+use agora_tokenizer::{ChatTurn, Tokenizer};
 use agora_engine::{Engine, EngineConfig, EngineError, GenerateRequest, Progress};
 use agora_primitives::wire::StopReason;
 use agora_primitives::{sampling_seed, SamplingParams};

@@ -20,7 +20,7 @@
 //! With no reveal at all the client gets everything back and every provider counts as a
 //! no-show.
 //!
-//! ## Disputes (re-scoring verifiers, DESIGN.md section 4, tier 1)
+//! ## Disputes (re-scoring verifiers, docs/DESIGN.md section 4, tier 1)
 //!
 //! Providers that `opt_in_verifier` serve re-scoring for the releases they offer. A dispute
 //! draws verifiers among them like providers (stake × reputation, `Randomness`), excluding the

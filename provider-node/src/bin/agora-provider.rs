@@ -12,8 +12,24 @@ use std::path::PathBuf;
 #[derive(Parser)]
 #[command(name = "agora-provider", version, about = "Agora provider node: serve verified LLM inference for pay")]
 struct Cli {
+    /// More log lines (-v: every crate's info, -vv: debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
+}
+
+/// The node's own steps at info; libp2p's and llama.cpp's chatter (the model's metadata dump)
+/// only when asked for.
+fn log_filter(verbose: u8) -> tracing_subscriber::EnvFilter {
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
+        return filter;
+    }
+    tracing_subscriber::EnvFilter::new(match verbose {
+        0 => "warn,agora_provider_node=info,agora_engine=info,agora_provider=info",
+        1 => "info,llama_cpp_2=warn",
+        _ => "debug",
+    })
 }
 
 #[derive(Subcommand)]
@@ -160,10 +176,9 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 fn main() -> Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,llama_cpp_2=warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt().with_env_filter(log_filter(cli.verbose)).with_writer(std::io::stderr).init();
+    match cli.command {
         Command::Run(args) => runtime()?.block_on(run(args.resolve()?)),
         Command::Unbond(args) => runtime()?.block_on(account_call(args.layer()?, "unbond")),
         Command::Withdraw(args) => runtime()?.block_on(account_call(args.layer()?, "withdraw")),

@@ -12,9 +12,10 @@
 use super::Inner;
 use crate::metrics::KindLabel;
 use crate::journal::{JournalError, VerificationRecord};
-use crate::net::frame;
-use agora_chain_client::{agora, bounded, types, BlockNumber, Dispute};
-use agora_primitives::wire::{token_hash, JudgedOutcome, VerifyErrorKind, VerifyReply, VerifyRequest, MAX_VERIFY_FRAME_BYTES};
+use agora_net::limits::Admission;
+use agora_net::StreamError;
+use agora_chain_client::{agora, bounded, types, BlockNumber, Dispute, Rejection, VerifierError};
+use agora_primitives::wire::{token_hash, JudgedOutcome, VerifyErrorKind, VerifyReply};
 use agora_primitives::{sampling_seed, Outcome, RequestId};
 use agora_verifier::rescore::{rescore, Claim, RescoreError};
 use anyhow::{anyhow, Context};
@@ -32,8 +33,8 @@ fn outcome_of(o: &types::Outcome) -> Outcome {
 }
 
 impl Inner {
-    pub(super) async fn serve_verification(self: Arc<Self>, peer: PeerId, mut stream: libp2p::Stream, over_limit: bool) -> libp2p::Stream {
-        let reply = if over_limit {
+    pub(super) async fn serve_verification(self: Arc<Self>, peer: PeerId, mut stream: libp2p::Stream, admission: Admission) -> libp2p::Stream {
+        let reply = if admission == Admission::OverLimit {
             Err((VerifyErrorKind::Busy, "too many streams from this peer".into()))
         } else {
             self.take_verification(peer, &mut stream).await
@@ -42,20 +43,18 @@ impl Inner {
             tracing::debug!(?kind, %message, "refusing a verification");
             VerifyReply::Error { kind, message: message.into_bytes() }
         });
-        let _ = frame::write(&mut stream, &reply).await;
+        let _ = agora_net::verify::reply(&mut stream, &reply).await;
         stream
     }
 
     async fn take_verification(self: &Arc<Self>, peer: PeerId, stream: &mut libp2p::Stream) -> Result<VerifyReply, Refusal> {
-        let read = tokio::time::timeout(super::REQUEST_TIMEOUT, frame::read::<VerifyRequest, _>(stream, MAX_VERIFY_FRAME_BYTES)).await;
-        let push = match read {
-            Ok(Ok(Some(push))) => push,
-            Ok(Ok(None)) => return Err((VerifyErrorKind::Malformed, "the stream closed before a request".into())),
-            Ok(Err(e)) => {
+        let push = match agora_net::verify::read_request(stream, super::REQUEST_TIMEOUT).await {
+            Ok(push) => push,
+            Err(e @ (StreamError::Timeout(_) | StreamError::Closed)) => return Err((VerifyErrorKind::Malformed, e.to_string())),
+            Err(e) => {
                 self.network.disconnect(peer);
                 return Err((VerifyErrorKind::Malformed, e.to_string()));
             },
-            Err(_) => return Err((VerifyErrorKind::Malformed, "no request within 10 s".into())),
         };
         let id = push.request;
         let internal = |e: &dyn std::fmt::Display| (VerifyErrorKind::Internal, format!("{e:#}"));
@@ -171,7 +170,7 @@ impl Inner {
                         prompt,
                         output,
                         max_output_tokens: p.max_output_tokens,
-                        sampling: super::sampling(&p.sampling),
+                        sampling: super::serving::sampling(&p.sampling),
                         seed: sampling_seed(id),
                     };
                     let node = self.clone();
@@ -207,7 +206,7 @@ impl Inner {
                         self.metrics.verdicts.get_or_create(&KindLabel { kind: if v.accepted { "accepted" } else { "rejected" } }).inc();
                     }
                 },
-                Err(e) if e.rejection() == Some("Verifier::AlreadyVoted") => {},
+                Err(e) if e.is_rejected(Rejection::Verifier(VerifierError::AlreadyVoted)) => {},
                 // The data stays for the next attempt, at the pass that finds the verdict due.
                 Err(e) => return Err(e).context("posting the verdict"),
             }

@@ -8,7 +8,7 @@ use agora_devnet::demo::{self, UNIT};
 use agora_primitives::wire::{token_hash, InferFrame, InferRequest, MAX_FRAME_BYTES};
 use agora_engine::models::{fetch_smollm2, smollm2_sha256};
 use agora_engine::{Engine, EngineConfig, Progress};
-use agora_provider_node::net::{self, frame, NetConfig, Network};
+use agora_net::{frame, NetConfig, Network};
 use futures::AsyncWriteExt;
 use libp2p::{Multiaddr, PeerId};
 use std::path::{Path, PathBuf};
@@ -58,11 +58,17 @@ pub fn provider_binary() -> &'static Path {
         if let Some(path) = option_env!("CARGO_BIN_EXE_agora-provider") {
             return PathBuf::from(path);
         }
-        let exe = std::env::current_exe().unwrap();
-        let binary = exe.parent().and_then(Path::parent).unwrap().join("agora-provider");
-        assert!(binary.exists(), "{} is missing: run the tests with ./scripts/test, or build it first with `cargo test --workspace --no-run`", binary.display());
-        binary
+        workspace_binary("agora-provider")
     })
+}
+
+/// A binary of another workspace crate, beside the test executable (`cargo test --workspace`
+/// builds every binary before any test runs).
+pub fn workspace_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let binary = exe.parent().and_then(Path::parent).unwrap().join(name);
+    assert!(binary.exists(), "{} is missing: run the tests with ./scripts/test, or build it first with `cargo test --workspace --no-run`", binary.display());
+    binary
 }
 
 /// One `agora-provider run` process.
@@ -294,7 +300,7 @@ pub async fn locate(chain: &ChainClient, provider: &AccountId) -> (PeerId, Multi
 pub async fn open(net: &Network, chain: &ChainClient, provider: &AccountId) -> libp2p::Stream {
     let (peer, addr) = locate(chain, provider).await;
     net.dial(addr).await.unwrap();
-    net.control().open_stream(peer, net::infer_protocol()).await.unwrap()
+    net.control().open_stream(peer, agora_net::infer_protocol()).await.unwrap()
 }
 
 /// Sends a request and reads every frame until the stream ends.

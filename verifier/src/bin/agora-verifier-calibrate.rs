@@ -17,7 +17,7 @@
 //!
 //! `cargo test --workspace --no-run && $CARGO_TARGET_DIR/debug/agora-verifier-calibrate`
 
-use agora_engine::tokenizer::{ChatTurn, Tokenizer};
+use agora_tokenizer::{ChatTurn, Tokenizer};
 use agora_engine::models::Variant;
 use agora_engine::{models, Engine, EngineConfig, GenerateRequest, Progress};
 use agora_primitives::wire::{StopReason, Tolerances};

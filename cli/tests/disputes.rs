@@ -6,11 +6,10 @@
 
 mod common;
 
-use agora_chain_client::{agora, bounded, types};
+use agora_chain_client::{agora, bounded, types, Rejection, VerifierError};
 use agora_client::{ClientError, DisputeCause, Job};
 use agora_devnet::demo::UNIT;
 use agora_primitives::wire::{token_hash, VerifyErrorKind, VerifyReply, VerifyRequest};
-use agora_provider_node::net;
 use common::*;
 use std::time::Duration;
 
@@ -18,7 +17,7 @@ fn priced(prompt: &str, max_tokens: u32, k: u32, max_price_per_1k: u128) -> Job 
     Job { max_price_per_1k: Some(max_price_per_1k), ..job(prompt, max_tokens, k) }
 }
 
-fn refusal(reply: Result<VerifyReply, String>) -> VerifyErrorKind {
+fn refusal(reply: Result<VerifyReply, agora_net::StreamError>) -> VerifyErrorKind {
     match reply {
         Ok(VerifyReply::Error { kind, .. }) => kind,
         other => panic!("expected a refusal, got {other:?}"),
@@ -160,24 +159,28 @@ async fn verifiers_settle_a_split_vote_refuse_a_false_challenge_and_catch_an_aud
     let verifier_net = client_network().await;
     let at = |who| {
         let chain = chain.clone();
-        async move { net::manifest_location(&chain.provider(&who).await.unwrap().unwrap()).unwrap() }
+        async move {
+            let record = chain.provider(&who).await.unwrap().unwrap();
+            let (peer, addrs) = agora_chain_client::manifest_endpoint(&record);
+            agora_net::Location::from_manifest(peer, addrs).unwrap()
+        }
     };
     let (to_ferdie, to_bob) = (at(ferdie.clone()).await, at(bob.clone()).await);
     let push = |prompt: &[u32], outputs: &[&[u32]]| VerifyRequest { request: settled, prompt: prompt.to_vec(), outputs: outputs.iter().map(|o| o.to_vec()).collect() };
     let wait = Duration::from_secs(10);
     let bad_prompt = [prompt_ids.clone(), vec![42]].concat();
-    assert_eq!(refusal(net::verify::push(&verifier_net, &to_bob, &push(&prompt_ids, &[&expected]), wait).await), VerifyErrorKind::NotSelected);
-    assert_eq!(refusal(net::verify::push(&verifier_net, &to_ferdie, &push(&bad_prompt, &[&expected]), wait).await), VerifyErrorKind::PromptMismatch);
-    assert_eq!(refusal(net::verify::push(&verifier_net, &to_ferdie, &push(&prompt_ids, &[&wrong]), wait).await), VerifyErrorKind::UnknownOutput);
+    assert_eq!(refusal(agora_net::verify::push(&verifier_net, &to_bob, &push(&prompt_ids, &[&expected]), wait).await), VerifyErrorKind::NotSelected);
+    assert_eq!(refusal(agora_net::verify::push(&verifier_net, &to_ferdie, &push(&bad_prompt, &[&expected]), wait).await), VerifyErrorKind::PromptMismatch);
+    assert_eq!(refusal(agora_net::verify::push(&verifier_net, &to_ferdie, &push(&prompt_ids, &[&wrong]), wait).await), VerifyErrorKind::UnknownOutput);
     let no_dispute = VerifyRequest { request: 9_999, ..push(&prompt_ids, &[&expected]) };
-    assert_eq!(refusal(net::verify::push(&verifier_net, &to_ferdie, &no_dispute, wait).await), VerifyErrorKind::NoDispute);
+    assert_eq!(refusal(agora_net::verify::push(&verifier_net, &to_ferdie, &no_dispute, wait).await), VerifyErrorKind::NoDispute);
     // Nor can Bob vote on-chain.
     let honest_outcome = types::Outcome { output_hash: honest, token_count: expected.len() as u32 };
     let vote = agora::tx().verifier().submit_verdict(settled, bounded(vec![types::OutcomeVerdict { outcome: honest_outcome, accepted: false }]));
     let refused = chain.submit(&vote, &keypair("//Bob")).await.expect_err("not drawn");
-    assert_eq!(refused.rejection(), Some("Verifier::NotSelectedVerifier"), "{refused}");
+    assert!(refused.is_rejected(Rejection::Verifier(VerifierError::NotSelectedVerifier)), "{refused}");
     // The prompt alone is kept, waiting for the output.
-    let waiting = net::verify::push(&verifier_net, &to_ferdie, &push(&prompt_ids, &[]), wait).await;
+    let waiting = agora_net::verify::push(&verifier_net, &to_ferdie, &push(&prompt_ids, &[]), wait).await;
     assert!(matches!(waiting, Ok(VerifyReply::Waiting { missing: 1 })), "{waiting:?}");
 
     // Ferdie is killed and comes back; the challenger never shows the output. Its journal still

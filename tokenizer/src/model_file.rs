@@ -1,13 +1,13 @@
-//! The GGUF file a provider serves, checked against the release it claims to be.
+//! A GGUF file checked against the release it claims to be: its sha256 is the release's id.
 
-use agora_primitives::Hash256;
 use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use super::EngineError;
+/// A release id: the sha256 of the GGUF's bytes.
+pub type Sha256Hash = [u8; 32];
 
 /// How the hashing progress is shown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,9 +17,21 @@ pub enum Progress {
     Hidden,
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum ModelFileError {
+    #[error("cannot read {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error(
+        "refusing {path}: its sha256 is {actual_hex}, but the release it claims has sha256 {expected_hex}",
+        actual_hex = hex::encode(.actual),
+        expected_hex = hex::encode(.expected)
+    )]
+    HashMismatch { path: PathBuf, expected: Sha256Hash, actual: Sha256Hash },
+}
+
 /// Streams the file through sha256, with a progress bar for multi-gigabyte models.
-pub fn sha256_file(path: &Path, progress: Progress) -> Result<Hash256, EngineError> {
-    let io = |source| EngineError::Io { path: path.to_path_buf(), source };
+pub fn sha256_file(path: &Path, progress: Progress) -> Result<Sha256Hash, ModelFileError> {
+    let io = |source| ModelFileError::Io { path: path.to_path_buf(), source };
     let mut file = File::open(path).map_err(io)?;
     let len = file.metadata().map_err(io)?.len();
     let bar = match progress {
@@ -46,10 +58,10 @@ pub fn sha256_file(path: &Path, progress: Progress) -> Result<Hash256, EngineErr
 }
 
 /// Refuses a file whose bytes are not the release it claims to be.
-pub fn verify(path: &Path, expected: &Hash256, progress: Progress) -> Result<(), EngineError> {
+pub fn verify(path: &Path, expected: &Sha256Hash, progress: Progress) -> Result<(), ModelFileError> {
     let actual = sha256_file(path, progress)?;
     if &actual != expected {
-        return Err(EngineError::HashMismatch { path: path.to_path_buf(), expected: *expected, actual });
+        return Err(ModelFileError::HashMismatch { path: path.to_path_buf(), expected: *expected, actual });
     }
     Ok(())
 }

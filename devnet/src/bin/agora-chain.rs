@@ -1,4 +1,4 @@
-//! `agora-devnet`: start, inspect and stop the local Agora dev chain.
+//! `agora-chain`: start, inspect and stop the local Agora dev chain.
 
 #[cfg(feature = "demo")]
 use agora_chain_client::ChainClient;
@@ -20,11 +20,11 @@ struct Cli {
 enum Command {
     /// Start the dev chain and keep it running until Ctrl-C (or in the background with --detach).
     Up {
-        #[arg(long, default_value_t = 9944, env = "AGORA_DEVNET_PORT")]
+        #[arg(long, default_value_t = 9944, env = "AGORA_CHAIN_PORT")]
         port: u16,
-        #[arg(long, default_value = ".devnet", env = "AGORA_DEVNET_DIR")]
+        #[arg(long, default_value = ".agora-chain", env = "AGORA_CHAIN_DIR")]
         dir: PathBuf,
-        /// Return once the chain is up, leaving it running; `agora-devnet down` stops it.
+        /// Return once the chain is up, leaving it running; `agora-chain down` stops it.
         #[arg(long)]
         detach: bool,
         /// Skip the demo round (a release, three providers and one settled k = 3 request).
@@ -42,7 +42,7 @@ enum Command {
     },
     /// Stop a chain started with `up --detach`.
     Down {
-        #[arg(long, default_value = ".devnet", env = "AGORA_DEVNET_DIR")]
+        #[arg(long, default_value = ".agora-chain", env = "AGORA_CHAIN_DIR")]
         dir: PathBuf,
     },
     /// Write the raw chain spec of the development preset.
@@ -106,7 +106,7 @@ fn up(port: u16, dir: PathBuf, detach: bool, no_demo: bool) -> Result<()> {
     if detach {
         let pid = chain.detach();
         std::fs::write(dir.join("chopsticks.pid"), pid.to_string())?;
-        println!("running in the background (pid {pid}); stop it with `agora-devnet down`");
+        println!("running in the background (pid {pid}); stop it with `agora-chain down`");
         return Ok(());
     }
     println!("Ctrl-C stops it.");

@@ -149,6 +149,15 @@ async fn a_k3_request_is_answered_paid_and_verified_bad_input_costs_nothing_and_
     assert_eq!(Some(hex::encode(receipt.winning.unwrap().output_hash)), seen["chat_output_hash"].as_str().map(str::to_string));
     let streamed: u64 = seen["stream_request"].as_str().unwrap().parse().unwrap();
     assert_eq!(client.receipt(streamed).await.unwrap().paid.0.len(), 3);
+
+    // The dApp quickstart (`examples/quickstart`, which depends on the client library alone)
+    // runs its request to a verified receipt.
+    let quickstart = workspace_binary("agora-quickstart");
+    let output = tokio::process::Command::new(&quickstart).arg(chain_guard.ws_url()).env("AGORA_GGUF", smollm2()).output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "the quickstart failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("Paris") && stdout.contains("3 of 3 providers agreed; verified: true"), "{stdout}");
+    assert!(stdout.contains("receipt of request") && stdout.contains(&hex::encode(agora_devnet::demo::SMOLLM2_SHA256)), "{stdout}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

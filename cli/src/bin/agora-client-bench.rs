@@ -95,26 +95,26 @@ async fn main() -> Result<()> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("workspace")?;
     let model = models::fetch_smollm2(root)?;
     let devnet_dir = std::env::temp_dir().join(format!("agora-bench-{}", std::process::id()));
+    // The devnet as a user starts it: `agora devnet up` beside this binary.
+    let agora = std::env::current_exe()?.with_file_name("agora");
+    let devnet = |args: &[&str]| {
+        let mut command = std::process::Command::new(&agora);
+        command.arg("devnet").args(args).arg("--dir").arg(&devnet_dir);
+        command
+    };
     let chain_url = match &args.chain_url {
         Some(url) => url.clone(),
         None => {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-            let exe = std::env::current_exe()?;
-            let config = agora_client::devnet::DevnetConfig {
-                dir: devnet_dir.clone(),
-                port,
-                block_time: Duration::from_secs(2),
-                provider_binary: exe.with_file_name("agora-provider"),
-                model: model.clone(),
-            };
-            let agora = exe.with_file_name("agora");
-            let state = tokio::task::spawn_blocking(move || agora_client::devnet::up(&config, &agora)).await??;
-            state.chain_url
+            let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port().to_string();
+            let up = devnet(&["up", "--json", "--port", &port]).arg("--model").arg(&model).output()?;
+            anyhow::ensure!(up.status.success(), "agora devnet up failed:\n{}", String::from_utf8_lossy(&up.stderr));
+            let state: serde_json::Value = serde_json::from_slice(&up.stdout)?;
+            state["chain_url"].as_str().context("no chain_url in the devnet's state")?.to_string()
         },
     };
     let result = bench(&args, &chain_url, &model).await;
     if args.chain_url.is_none() {
-        agora_client::devnet::down(&devnet_dir)?;
+        devnet(&["down"]).status()?;
     }
     result
 }

@@ -77,7 +77,10 @@ pub fn up(config: &DevnetConfig, agora_binary: &Path) -> Result<DevnetState> {
         return Ok(state);
     }
     if !config.provider_binary.exists() {
-        bail!("{} is missing: build it with `cargo build -p agora-provider-node`", config.provider_binary.display());
+        bail!(
+            "{} is missing: install it beside agora with `cargo install --path provider-node`, or pass --provider-binary",
+            config.provider_binary.display()
+        );
     }
     let _ = std::fs::remove_file(state_path(&config.dir));
     let log_path = config.dir.join("devnet.log");
@@ -117,6 +120,13 @@ pub fn up(config: &DevnetConfig, agora_binary: &Path) -> Result<DevnetState> {
         }
         std::thread::sleep(Duration::from_millis(300));
     }
+}
+
+/// Where the devnet keeps its state and logs unless told: `~/.local/share/agora/devnet`, so that
+/// `agora devnet down` finds it from any directory.
+pub fn default_dir() -> PathBuf {
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    home.join(".local/share/agora/devnet")
 }
 
 /// Stops a devnet started by `up`: its supervisor stops the providers and the chain.
@@ -218,13 +228,13 @@ async fn run_supervisor(config: &DevnetConfig, dir: &Path, state: &mut DevnetSta
             .args(["--stake", &(1_000 * UNIT).to_string(), "--price-per-1k-input", &price, "--price-per-1k-output", &price])
             // Three providers and a chain share this machine: its load says nothing about theirs.
             .args(["--max-load-per-core", "1000"])
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", "info,llama_cpp_2=warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log)?)
             .spawn()
             .with_context(|| format!("starting {}", config.provider_binary.display()))?;
-        let account = demo::account(&crate::account_from_uri(uri)?);
+        let account = demo::account(&agora_client::account_from_uri(uri)?);
         serving.push((account.clone(), format!("127.0.0.1:{metrics}")));
         state.providers.push(DevnetProvider {
             name: name.into(),
