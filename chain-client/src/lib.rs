@@ -174,7 +174,8 @@ impl ChainClient {
                 Err(match e {
                     DispatchError::Module(m) => match m.as_root_error::<Rejection>() {
                         Ok(rejection) => Error::Rejected { rejection: Box::new(rejection), name: m.details_string() },
-                        Err(_) => Error::Unexpected(format!("an undecodable pallet error: {}", m.details_string())),
+                        // Still the chain's refusal, of an error this metadata does not know.
+                        Err(_) => Error::Dispatch(m.details_string()),
                     },
                     other => Error::Dispatch(other.to_string()),
                 }),

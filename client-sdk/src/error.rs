@@ -46,6 +46,8 @@ pub enum ClientError {
     NotChallengeable { request: u64, reason: String },
     #[error("release {} is published already", hex::encode(.0))]
     AlreadyPublished(Hash256),
+    #[error("release {} was published, but the chain does not show it (a reorganised block?)", hex::encode(.0))]
+    Unpublished(Hash256),
     #[error("invalid release: {0}")]
     BadRelease(String),
     #[error("no provider is registered as {0}")]

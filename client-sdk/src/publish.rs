@@ -97,7 +97,7 @@ impl Client {
             let _one_at_a_time = self.submitting.lock().await;
             self.chain.submit(&agora::tx().models().publish(info), &self.signer).await?;
         }
-        self.chain.release(sha256).await?.ok_or(ClientError::UnknownModel(hex::encode(sha256)))
+        self.chain.release(sha256).await?.ok_or(ClientError::Unpublished(sha256))
     }
 }
 

@@ -503,8 +503,9 @@ async fn stream_from(
             location(&record).map_err(|e| e.to_string())?
         },
     };
-    let mut call = InferCall::open(net, &location, &InferRequest { request, prompt }, timeouts.first_token).await.map_err(|e| e.to_string())?;
+    let mut call = InferCall::open(net, &location, timeouts.first_token).await.map_err(|e| e.to_string())?;
     let _ = events.send((slot, StreamEvent::Dialed));
+    call.send(&InferRequest { request, prompt }).await.map_err(|e| e.to_string())?;
     let mut wait = timeouts.first_token;
     let result = loop {
         let next = call.next(wait).await;

@@ -2,7 +2,7 @@
 //!
 //! The chain's end-to-end tests and `agora-chain up` use these steps, with stand-in output
 //! hashes: what they exercise is the chain (escrow, draw, commit–reveal, settlement). Real
-//! providers and a real model are `agora devnet up` (client-sdk) and the provider and client tests.
+//! providers and a real model are `agora devnet up` (cli) and the provider and client tests.
 
 use agora_chain_client::{
     agora, bounded, BoundedVec,

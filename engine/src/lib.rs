@@ -306,6 +306,12 @@ impl Engine {
         self.shared.n_vocab
     }
 
+    /// The one in-vocabulary check: the first id of `tokens` that the model does not have,
+    /// with its position.
+    pub fn out_of_vocabulary(&self, tokens: &[u32]) -> Option<(usize, u32)> {
+        tokens.iter().copied().enumerate().find(|&(_, t)| t >= self.shared.n_vocab)
+    }
+
     /// The tokens that end a generation (never part of an output).
     pub fn end_tokens(&self) -> &[u32] {
         &self.shared.end_tokens
@@ -334,7 +340,7 @@ impl Engine {
 
     /// One token's text as streamed to clients (possibly part of a UTF-8 character).
     pub fn piece(&self, token: u32) -> Vec<u8> {
-        if token >= self.shared.n_vocab {
+        if self.out_of_vocabulary(&[token]).is_some() {
             return Vec::new();
         }
         piece(&self.shared.model, token)
@@ -342,7 +348,7 @@ impl Engine {
 
     /// The text of `tokens`; invalid UTF-8 (a split multi-byte character) is replaced.
     pub fn detokenize(&self, tokens: &[u32]) -> String {
-        let tokens: Vec<LlamaToken> = tokens.iter().filter(|&&t| t < self.shared.n_vocab).map(|&t| LlamaToken(t as i32)).collect();
+        let tokens: Vec<LlamaToken> = tokens.iter().filter(|&&t| self.out_of_vocabulary(&[t]).is_none()).map(|&t| LlamaToken(t as i32)).collect();
         if tokens.is_empty() {
             return String::new();
         }
@@ -358,9 +364,8 @@ impl Engine {
         if prompt.len() >= n_ctx as usize {
             return Err(EngineError::PromptTooLong { tokens: prompt.len(), n_ctx });
         }
-        let n_vocab = self.shared.n_vocab;
-        if let Some((position, &token)) = prompt.iter().enumerate().find(|(_, &t)| t >= n_vocab) {
-            return Err(EngineError::TokenOutOfVocabulary { position, token, n_vocab });
+        if let Some((position, token)) = self.out_of_vocabulary(prompt) {
+            return Err(EngineError::TokenOutOfVocabulary { position, token, n_vocab: self.shared.n_vocab });
         }
         Ok(())
     }
@@ -392,9 +397,8 @@ impl Engine {
     /// the last). `Break` ends the pass early. Blocks until done and hands the visitor back.
     pub fn score_blocking<V: ScoreVisitor>(&self, prompt: &[u32], continuation: &[u32], mut visit: V) -> Result<V, EngineError> {
         self.validate_prompt(prompt)?;
-        let n_vocab = self.shared.n_vocab;
-        if let Some((position, &token)) = continuation.iter().enumerate().find(|(_, &t)| t >= n_vocab) {
-            return Err(EngineError::ContinuationOutOfVocabulary { position, token, n_vocab });
+        if let Some((position, token)) = self.out_of_vocabulary(continuation) {
+            return Err(EngineError::ContinuationOutOfVocabulary { position, token, n_vocab: self.shared.n_vocab });
         }
         let n_ctx = self.shared.config.n_ctx;
         if prompt.len() + continuation.len() > n_ctx as usize {

@@ -14,12 +14,15 @@ pub struct InferCall {
 }
 
 impl InferCall {
-    /// Dials the provider at `location` (each address for at most `dial_timeout`), opens a
-    /// stream and sends `request`.
-    pub async fn open(net: &Network, location: &Location, request: &InferRequest, dial_timeout: Duration) -> Result<Self, StreamError> {
-        let mut stream = net.open_stream(location, infer_protocol(), dial_timeout).await?;
-        frame::write(&mut stream, request).await?;
-        Ok(Self { stream })
+    /// Dials the provider at `location` (each address for at most `dial_timeout`) and opens a
+    /// stream.
+    pub async fn open(net: &Network, location: &Location, dial_timeout: Duration) -> Result<Self, StreamError> {
+        Ok(Self { stream: net.open_stream(location, infer_protocol(), dial_timeout).await? })
+    }
+
+    /// Sends the request: the prompt as token ids.
+    pub async fn send(&mut self, request: &InferRequest) -> Result<(), StreamError> {
+        Ok(frame::write(&mut self.stream, request).await?)
     }
 
     /// The next frame, waiting at most `within`; `None` once the provider closed the stream.

@@ -1,4 +1,4 @@
-//! Local-first routing on the project's prompt set (`client-sdk/data/routing-prompts.txt`):
+//! Local-first routing on the project's prompt set (`cli/data/routing-prompts.txt`):
 //! the local model's confidence on each prompt, and, at several thresholds, how many prompts
 //! stay local and what that saves against sending every one to the marketplace at k = 3 with
 //! the devnet's prices (2, 3 and 4 thousandths of a unit per 1k tokens).

@@ -72,13 +72,25 @@ impl DevnetArgs {
     }
 }
 
+/// How the user runs this binary: `agora` when the PATH finds this very file, else its path, so
+/// that the suggested commands can be pasted.
+fn agora_command() -> String {
+    let Ok(me) = std::env::current_exe() else { return "agora".into() };
+    let on_path = std::env::var_os("PATH").and_then(|paths| std::env::split_paths(&paths).map(|d| d.join("agora")).find(|p| p.exists()));
+    match on_path {
+        Some(found) if std::fs::canonicalize(&found).ok() == std::fs::canonicalize(&me).ok() => "agora".into(),
+        _ => me.display().to_string(),
+    }
+}
+
 fn ready(state: &devnet::DevnetState) {
     println!("devnet ready: chain at {}", state.chain_url);
     for p in &state.providers {
         println!("  provider {:<8} {}  {}  log {}", p.name, p.account, p.listen, p.log.display());
     }
-    println!("try: agora run --model smollm2-135m-instruct \"What is the capital of France?\"");
-    println!("stop it with: agora devnet down");
+    let agora = agora_command();
+    println!("try: {agora} run --model smollm2-135m-instruct \"What is the capital of France?\"");
+    println!("stop it with: {agora} devnet down");
 }
 
 pub async fn run(global: &Global, command: DevnetCommand) -> anyhow::Result<()> {
