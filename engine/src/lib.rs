@@ -15,10 +15,7 @@
 //!   predicts a continuation token (and the one after the last), handed to a visitor one position
 //!   at a time so no more than one chunk of logits is ever held.
 
-pub mod models;
-pub mod quantize;
 pub mod sampler;
-pub mod tiny_gguf;
 
 use agora_primitives::wire::{token_hash, RuntimeProfile, StopReason, Tolerances};
 use agora_primitives::{Hash256, SamplingParams};

@@ -1,7 +1,7 @@
 //! The pure-Rust tokenizer a client uses (`agora-tokenizer`) against llama.cpp's own, on the
 //! project's real model: the ids a client hashes on-chain must be the ones llama.cpp makes.
 
-use agora_engine::models::{fetch_smollm2, smollm2_sha256};
+use agora_fixtures::models::{fetch_smollm2, smollm2_sha256};
 use agora_tokenizer::{ChatTurn, Progress, Tokenizer};
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaModel};

@@ -3,8 +3,9 @@
 
 use agora_primitives::wire::{token_hash, StopReason};
 use agora_primitives::SamplingParams;
-use agora_engine::models::{fetch_smollm2, smollm2_sha256};
-use agora_engine::{model_file, tiny_gguf, Engine, EngineConfig, EngineError, GenerateRequest, Progress};
+use agora_fixtures::models::{fetch_smollm2, smollm2_sha256};
+use agora_engine::{model_file, Engine, EngineConfig, EngineError, GenerateRequest, Progress};
+use agora_fixtures::tiny_gguf;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -183,7 +184,7 @@ fn smollm2_is_bit_identical_across_processes_and_thread_counts() {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_agora-provider"))
             .args(["generate", "--model"])
             .arg(smollm2())
-            .args(["--sha256", agora_engine::models::SMOLLM2_SHA256_HEX])
+            .args(["--sha256", agora_fixtures::models::SMOLLM2_SHA256_HEX])
             .args(["--prompt", "Once upon a time", "--max-tokens", "16", "--seed", "3"])
             .args(["--threads", threads, "--temperature-milli", temperature, "--top-k", "40"])
             .output()

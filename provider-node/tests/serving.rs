@@ -204,7 +204,7 @@ async fn bad_input_over_the_wire_is_refused_and_the_node_keeps_serving() {
 }
 
 fn local_smollm2_release() -> [u8; 32] {
-    agora_engine::models::smollm2_sha256()
+    agora_fixtures::models::smollm2_sha256()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -216,13 +216,13 @@ async fn a_wrong_model_is_refused_and_an_overloaded_provider_goes_offline() {
 
     // A GGUF that is not the release it claims: the node refuses to start, naming both hashes.
     let tiny = root.path().join("tiny.gguf");
-    agora_engine::tiny_gguf::write(&tiny, 1).unwrap();
+    agora_fixtures::tiny_gguf::write(&tiny, 1).unwrap();
     let tiny_hash = agora_engine::model_file::sha256_file(&tiny, agora_engine::Progress::Hidden).unwrap();
     let mut wrong = Provider::start_with(&chain_guard.ws_url(), root.path(), "wrong", "//Ferdie", UNIT / 1000, &tiny, &[]);
     let status = wrong.wait_exit(std::time::Duration::from_secs(60)).expect("the node exits");
     assert!(!status.success());
     let log = wrong.log();
-    assert!(log.contains(&hex::encode(tiny_hash)) && log.contains(agora_engine::models::SMOLLM2_SHA256_HEX), "{log}");
+    assert!(log.contains(&hex::encode(tiny_hash)) && log.contains(agora_fixtures::models::SMOLLM2_SHA256_HEX), "{log}");
     assert!(chain.provider(&wrong.account()).await.unwrap().is_none(), "nothing registered");
 
     // A provider over its load limit stops taking work: it goes offline on-chain.

@@ -2,7 +2,7 @@
 //! sampled, produced with 1 and 2 threads; every kind of cheat is rejected with evidence at the
 //! first bad position; bad input gets named errors.
 
-use agora_engine::models::{self, Variant};
+use agora_fixtures::models::{self, Variant};
 use agora_tokenizer::{ChatTurn, Tokenizer};
 use agora_engine::{Engine, EngineConfig, EngineError, GenerateRequest, Progress};
 use agora_primitives::wire::StopReason;

@@ -1,7 +1,7 @@
 //! `agora-provider`: the provider daemon and its tools, thin over the `agora_provider_node` library.
 
 use agora_primitives::SamplingParams;
-use agora_engine::{model_file, tiny_gguf, Engine, EngineConfig, GenerateRequest, Progress};
+use agora_engine::{model_file, Engine, EngineConfig, GenerateRequest, Progress};
 use agora_provider_node::config::{Config, ConfigLayer};
 use agora_provider_node::keys::NodeKeys;
 use agora_provider_node::node::Node;
@@ -44,12 +44,6 @@ enum Command {
     Generate(GenerateArgs),
     /// Print the sha256 of a GGUF file, as releases are registered.
     Hash { model: PathBuf },
-    /// Write the tiny random-weight llama GGUF used by fast tests.
-    TinyModel {
-        path: PathBuf,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-    },
 }
 
 #[derive(Args)]
@@ -185,11 +179,6 @@ fn main() -> Result<()> {
         Command::Generate(args) => generate(args),
         Command::Hash { model } => {
             println!("{}", hex::encode(model_file::sha256_file(&model, Progress::Bar)?));
-            Ok(())
-        },
-        Command::TinyModel { path, seed } => {
-            tiny_gguf::write(&path, seed).with_context(|| format!("writing {}", path.display()))?;
-            println!("{}", path.display());
             Ok(())
         },
     }

@@ -6,7 +6,7 @@
 use agora_chain_client::{agora, subxt_signer::sr25519::Keypair, types, AccountId, ChainClient};
 use agora_devnet::demo::{self, UNIT};
 use agora_primitives::wire::{token_hash, InferFrame, InferRequest, MAX_FRAME_BYTES};
-use agora_engine::models::{fetch_smollm2, smollm2_sha256};
+use agora_fixtures::models::{fetch_smollm2, smollm2_sha256};
 use agora_engine::{Engine, EngineConfig, Progress};
 use agora_net::{frame, NetConfig, Network};
 use futures::AsyncWriteExt;
@@ -116,7 +116,7 @@ impl Provider {
             .args(["--chain-url", &self.chain_url, "--account-uri", &self.uri])
             .arg("--model")
             .arg(&self.model)
-            .args(["--release", agora_engine::models::SMOLLM2_SHA256_HEX])
+            .args(["--release", agora_fixtures::models::SMOLLM2_SHA256_HEX])
             .args(["--listen", &format!("/ip4/127.0.0.1/tcp/{}", self.port)])
             .args(["--metrics", &format!("127.0.0.1:{}", self.metrics_port)])
             .args(["--mdns", "false", "--threads", "2", "--max-concurrent", "2"])

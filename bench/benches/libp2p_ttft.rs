@@ -8,9 +8,9 @@
 //! block: chopsticks shares the two cores here, and its work for the provider's block pass would
 //! otherwise land in the measured window.
 //!
-//! `cargo bench -p agora-provider-node --bench libp2p_ttft --profile dev`
+//! `cargo bench -p agora-bench --bench libp2p_ttft --profile dev`
 
-#[path = "../tests/support/mod.rs"]
+#[path = "../../provider-node/tests/support/mod.rs"]
 mod support;
 
 use agora_devnet::demo::UNIT;

@@ -18,8 +18,8 @@
 //! `cargo test --workspace --no-run && $CARGO_TARGET_DIR/debug/agora-verifier-calibrate`
 
 use agora_tokenizer::{ChatTurn, Tokenizer};
-use agora_engine::models::Variant;
-use agora_engine::{models, Engine, EngineConfig, GenerateRequest, Progress};
+use agora_fixtures::models::{self, Variant};
+use agora_engine::{Engine, EngineConfig, GenerateRequest, Progress};
 use agora_primitives::wire::{StopReason, Tolerances};
 use agora_primitives::{sampling_seed, SamplingParams};
 use agora_verifier::rescore::{measure, rescore_under, Claim, Verdict};

@@ -11,7 +11,7 @@
 //! `cargo run -p agora-provider-node --bin agora-provider-bench -- [--model PATH] [--tokens N]`
 
 use agora_primitives::SamplingParams;
-use agora_engine::models::{fetch_smollm2, smollm2_sha256};
+use agora_fixtures::models::{fetch_smollm2, smollm2_sha256};
 use agora_engine::{sampler, Engine, EngineConfig, GenerateRequest, Progress};
 use anyhow::{Context, Result};
 use clap::Parser;

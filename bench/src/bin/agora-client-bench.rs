@@ -10,7 +10,8 @@
 //! `cargo test --workspace --no-run && $CARGO_TARGET_DIR/debug/agora-client-bench`
 
 use agora_client::{gateway, Client, ClientConfig, Job, Prompt, RunEvent};
-use agora_engine::{models, Engine, EngineConfig, GenEvent, GenerateRequest, Progress};
+use agora_fixtures::models;
+use agora_engine::{Engine, EngineConfig, GenEvent, GenerateRequest, Progress};
 use anyhow::{Context, Result};
 use clap::Parser;
 use std::path::PathBuf;

@@ -8,7 +8,8 @@
 //! `cargo test --workspace --no-run && $CARGO_TARGET_DIR/debug/agora-verifier-bench`
 
 use agora_tokenizer::{ChatTurn, Tokenizer};
-use agora_engine::{models, Engine, EngineConfig, GenerateRequest, Progress};
+use agora_fixtures::models;
+use agora_engine::{Engine, EngineConfig, GenerateRequest, Progress};
 use agora_primitives::SamplingParams;
 use agora_verifier::audit::{audit_probability, caught_within, AuditPolicy};
 use agora_verifier::rescore::{rescore, Claim};

@@ -26,12 +26,12 @@ const PRICES: [f64; 3] = [0.002, 0.003, 0.004];
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("workspace")?;
     let gguf = match args.gguf {
         Some(p) => p,
-        None => agora_engine::models::fetch_smollm2(root.parent().context("workspace")?)?,
+        None => agora_fixtures::models::fetch_smollm2(root)?,
     };
-    let prompts: Vec<String> = std::fs::read_to_string(root.join("data/routing-prompts.txt"))?
+    let prompts: Vec<String> = std::fs::read_to_string(root.join("cli/data/routing-prompts.txt"))?
         .lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
         .map(str::to_string)
