@@ -156,6 +156,12 @@ async fn verifiers_settle_a_split_vote_refuse_a_false_challenge_and_catch_an_aud
     let settled = settle_one().await;
     let before = chain.free_balance(&eve).await.unwrap();
     chain.submit(&agora::tx().verifier().challenge(settled), &keypair("//Eve")).await.unwrap();
+    // Its verifiers are drawn a block or two later, from randomness Eve could not know.
+    let started = std::time::Instant::now();
+    while chain.dispute(settled).await.unwrap().expect("the challenge opened a dispute").verifiers.0.is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(60), "the challenge's verifiers were never drawn");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let verifier_net = client_network().await;
     let at = |who| {
         let chain = chain.clone();

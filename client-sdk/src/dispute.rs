@@ -73,7 +73,7 @@ impl Client {
     pub async fn see_dispute_through(&self, request: u64, prompt: &[u32], outputs: Vec<Vec<u32>>) -> Result<DisputeReport> {
         let mut deliveries = Vec::new();
         let mut cause = None;
-        if let Some(dispute) = self.chain.dispute(request).await? {
+        if let Some(dispute) = self.wait_verifiers_drawn(request).await? {
             cause = Some(DisputeCause::of(&dispute.kind));
             // Only the outputs under judgement: a verifier refuses any other.
             let outputs: Vec<Vec<u32>> = outputs
@@ -100,6 +100,21 @@ impl Client {
         Ok(DisputeReport { request, cause, deliveries, resolution, receipt: self.chain.receipt(request).await?, status: r.status })
     }
 
+    /// The dispute once its verifiers are drawn (a block or two after it opened, from randomness
+    /// nobody knew when it did), or `None` if it closed meanwhile (nobody was left to judge it).
+    async fn wait_verifiers_drawn(&self, request: u64) -> Result<Option<agora_chain_client::Dispute>> {
+        let deadline = Instant::now() + self.timeouts.assignment;
+        let mut seen = 0;
+        loop {
+            match self.chain.dispute(request).await? {
+                Some(dispute) if dispute.verifiers.0.is_empty() && Instant::now() < deadline => {
+                    seen = self.next_block(seen.max(dispute.opened_at), deadline).await?;
+                },
+                other => return Ok(other),
+            }
+        }
+    }
+
     /// Waits for `request`'s dispute to be resolved; past its verdict window, resolves it.
     async fn wait_resolved(&self, request: u64) -> Result<Resolution> {
         let deadline = Instant::now() + self.timeouts.settlement;
@@ -117,7 +132,7 @@ impl Client {
                 }
                 return Err(ClientError::NoDispute(request));
             };
-            if !resolve_tried && best > dispute.verdict_deadline {
+            if !resolve_tried && !dispute.verifiers.0.is_empty() && best > dispute.verdict_deadline {
                 resolve_tried = true;
                 let resolved = {
                     let _one_at_a_time = self.submitting.lock().await;

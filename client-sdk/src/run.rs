@@ -145,8 +145,16 @@ pub struct RunResult {
     pub timings: Timings,
 }
 
+/// `AwaitingAudit` → "awaiting audit".
 pub(crate) fn status_name(status: types::RequestStatus) -> String {
-    format!("{status:?}").to_lowercase()
+    let mut name = String::new();
+    for (i, c) in format!("{status:?}").chars().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            name.push(' ');
+        }
+        name.extend(c.to_lowercase());
+    }
+    name
 }
 
 impl Client {
@@ -424,13 +432,15 @@ impl Client {
         let mut seen = 0;
         loop {
             let r = self.chain.request(request).await?.ok_or(ClientError::UnknownRequest(request))?;
-            match r.status {
-                types::RequestStatus::Assigned => {},
+            // A single provider's result waits a block or two for its audit draw once settled.
+            let awaiting_audit = match r.status {
+                types::RequestStatus::Assigned => false,
+                types::RequestStatus::AwaitingAudit => true,
                 types::RequestStatus::Settled => return Ok((r.status, self.chain.receipt(request).await?)),
                 status => return Ok((status, None)),
-            }
+            };
             let best = self.chain.best_block_number().await?;
-            if !settle_tried && best > r.reveal_deadline {
+            if !settle_tried && !awaiting_audit && best > r.reveal_deadline {
                 settle_tried = true;
                 let settled = {
                     let _one_at_a_time = self.submitting.lock().await;

@@ -155,9 +155,16 @@ pub async fn open_request(
         .find_first::<agora::escrow::events::RequestCreated>()
         .and_then(Result::ok)
         .ok_or_else(|| Error::Unexpected("no RequestCreated event".into()))?;
-    chain.new_blocks(1).await?;
-    let request = chain.request(created.request).await?.ok_or_else(|| Error::Unexpected("request vanished".into()))?;
-    Ok((created.request, events, request))
+    // The draw waits for randomness that became known after the request's block: the block
+    // after next on the dev chain.
+    for _ in 0..4 {
+        chain.new_blocks(1).await?;
+        let request = chain.request(created.request).await?.ok_or_else(|| Error::Unexpected("request vanished".into()))?;
+        if request.status != types::RequestStatus::Pending {
+            return Ok((created.request, events, request));
+        }
+    }
+    Err(Error::Unexpected(format!("request {} was not drawn within four blocks", created.request)))
 }
 
 /// The commitment `provider` posts for `outcome` (shared with the pallet through `agora-primitives`).

@@ -33,13 +33,18 @@ pub fn settle_path(k: u32) -> SettlePath {
     let normal = block.get(DispatchClass::Normal);
     let base = normal.base_extrinsic;
     let budget = normal.max_total.unwrap_or(block.max_block);
-    let steps = vec![
+    let mut steps = vec![
         ("Escrow::create_request".to_string(), EscrowWeights::create_request(providers) + base),
         ("Escrow draw (on_initialize)".to_string(), EscrowWeights::draw(providers)),
         (format!("Verifier::commit × {k}"), (VerifierWeights::commit() + base).saturating_mul(k.into())),
         (format!("Verifier::reveal × {k}"), (VerifierWeights::reveal() + base).saturating_mul(k.into())),
         ("Verifier::settle".to_string(), VerifierWeights::settle(k) + base),
     ];
+    if k == 1 {
+        // Every k = 1 settlement is followed by its audit draw, in a later block; the audited
+        // few pay for drawing verifiers instead (the dispute table).
+        steps.push(("Verifier audit draw, unaudited (on_initialize)".to_string(), pallet_agora_verifier::Pallet::<Runtime>::unaudited_draw_weight()));
+    }
     let total = steps.iter().fold(Weight::zero(), |acc, (_, w)| acc + *w);
     SettlePath {
         k,
@@ -49,9 +54,11 @@ pub fn settle_path(k: u32) -> SettlePath {
     }
 }
 
-/// The extra steps of a request whose settlement draws verifiers: a spot check for k = 1 (its
-/// `AuditVerifiers`), a split vote otherwise (its `DisputeVerifiers`, each judging k results).
-/// The settlement replaces the majority path's; the last verdict resolves the dispute.
+/// The extra steps of a request that goes to verifiers: a spot check for k = 1 (its
+/// `AuditVerifiers`; its audit draw reads the verifier candidates instead of settling), a split
+/// vote otherwise (its `DisputeVerifiers`, each judging k results: the settlement that looks
+/// for verifiers replaces the majority path's, and their draw follows in a later block). The
+/// last verdict resolves the dispute.
 pub fn dispute_steps(k: u32) -> Vec<(String, Weight)> {
     let base = <Runtime as frame_system::Config>::BlockWeights::get().get(DispatchClass::Normal).base_extrinsic;
     let verifiers = if k == 1 {
@@ -59,10 +66,13 @@ pub fn dispute_steps(k: u32) -> Vec<(String, Weight)> {
     } else {
         <Runtime as pallet_agora_verifier::Config>::DisputeVerifiers::get()
     };
-    vec![
-        ("Verifier::settle → dispute".to_string(), VerifierWeights::settle_to_dispute(k) + base),
-        (format!("Verifier::submit_verdict × {verifiers}"), (VerifierWeights::submit_verdict(verifiers, k) + base).saturating_mul(verifiers.into())),
-    ]
+    let mut steps = Vec::new();
+    if k > 1 {
+        steps.push(("Verifier::settle → dispute".to_string(), VerifierWeights::settle_to_dispute(k) + base));
+    }
+    steps.push(("Verifier draw of verifiers (on_initialize)".to_string(), pallet_agora_verifier::Pallet::<Runtime>::verifier_draw_weight(k)));
+    steps.push((format!("Verifier::submit_verdict × {verifiers}"), (VerifierWeights::submit_verdict(verifiers, k) + base).saturating_mul(verifiers.into())));
+    steps
 }
 
 fn rows(out: &mut String, k: u32, steps: &[(String, Weight)]) {

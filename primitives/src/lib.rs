@@ -271,7 +271,8 @@ pub struct RequestParams<Balance, BlockNumber> {
 /// Where a request is in its life.
 #[derive(Clone, Copy, Encode, Decode, DecodeWithMemTracking, PartialEq, Eq, Debug, TypeInfo, MaxEncodedLen)]
 pub enum RequestStatus {
-    /// Escrow held; providers are drawn at the start of the next block.
+    /// Escrow held; providers are drawn once the chain has randomness nobody knew when the
+    /// request was included (two blocks later on the dev chain).
     Pending,
     /// Providers drawn; commit and reveal under way.
     Assigned,
@@ -283,12 +284,15 @@ pub enum RequestStatus {
     Refunded,
     /// Withdrawn by the client before assignment.
     Cancelled,
+    /// A single provider's result is tallied and waits for its spot-check draw, taken from
+    /// randomness nobody knew when the request was settled: escrow stays held.
+    AwaitingAudit,
 }
 
 impl RequestStatus {
     /// Open requests are the ones that still hold escrow.
     pub fn holds_escrow(&self) -> bool {
-        matches!(self, Self::Pending | Self::Assigned | Self::Disputed)
+        matches!(self, Self::Pending | Self::Assigned | Self::Disputed | Self::AwaitingAudit)
     }
 }
 

@@ -142,8 +142,26 @@ impl pallet_aura::Config for Runtime {
 }
 
 /// Insecure: block-hash based. Fine for a dev chain; production takes relay-chain randomness
-/// (BABE epoch randomness read from the relay state proof) through the same `Randomness` trait.
+/// through the same `Randomness` trait (below).
 impl pallet_insecure_randomness_collective_flip::Config for Runtime {}
+
+/// The dev chain's randomness: the collective flip over the last 81 block hashes. Its newest
+/// input is the parent block's hash (the flip's `on_initialize` runs before the Agora pallets'),
+/// so a seed read in block n became determinable in block n - 1, which is what this reports.
+/// (The flip itself reports n - 81, its oldest input, which would hold every draw 81 blocks.)
+/// A block author can still grind it: dev only.
+///
+/// Production replaces it with the relay chain's per-block randomness (BABE's VRF output of the
+/// relay parent, `CURRENT_BLOCK_RANDOMNESS` in the relay state proof that parachain-system
+/// verifies each block, as Moonbeam's randomness pallet reads it), reported at the para block
+/// whose relay parent produced it.
+pub struct ParentBlockRandomness;
+impl frame_support::traits::Randomness<Hash, BlockNumber> for ParentBlockRandomness {
+    fn random(subject: &[u8]) -> (Hash, BlockNumber) {
+        let (seed, _) = <RandomnessCollectiveFlip as frame_support::traits::Randomness<Hash, BlockNumber>>::random(subject);
+        (seed, System::block_number().saturating_sub(1))
+    }
+}
 
 parameter_types! {
     pub const TreasuryPalletId: PalletId = PalletId(*b"agora/tr");
@@ -177,7 +195,7 @@ impl pallet_agora_providers::Config for Runtime {
 }
 
 impl pallet_agora_escrow::Config for Runtime {
-    type Randomness = RandomnessCollectiveFlip;
+    type Randomness = ParentBlockRandomness;
     type MinCommitBlocks = ConstU32<2>;
     type MaxCommitBlocks = ConstU32<{ 10 * MINUTES }>;
     type RevealWindow = ConstU32<20>;
@@ -185,7 +203,7 @@ impl pallet_agora_escrow::Config for Runtime {
     /// About one block's worth of `create_request`s (each reads every provider of its release:
     /// ~317 KB of proof at 64 providers). Measured, 12 draws take ~37 ms and at most ~3.8 MB of
     /// proof in the next block's `on_initialize`; more requests wait a block.
-    type MaxAssignmentsPerBlock = ConstU32<12>;
+    type MaxAssignmentsPerBlock = ConstU32<24>;
     type OnClose = Verifier;
     type WeightInfo = pallet_agora_escrow::weights::SubstrateWeight<Runtime>;
 }
@@ -204,5 +222,8 @@ impl pallet_agora_verifier::Config for Runtime {
     type AuditCeiling = AuditCeiling;
     /// Twice the break-even probability `value / (slash + value)`.
     type AuditSafetyPercent = ConstU32<200>;
+    /// A block's k = 1 settlements and dispute openings, drawn in the next block: each draw is
+    /// charged as a settlement that looks for verifiers in that block's `on_initialize`.
+    type MaxPendingDraws = ConstU32<32>;
     type WeightInfo = pallet_agora_verifier::weights::SubstrateWeight<Runtime>;
 }

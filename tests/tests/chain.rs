@@ -55,6 +55,9 @@ async fn k3_request_pays_the_majority_slashes_the_liar_and_refunds_the_client() 
     let event = created.find_first::<agora::escrow::events::RequestCreated>().unwrap().unwrap();
     assert_eq!(event.escrow, escrow);
     assert_eq!(request.status, types::RequestStatus::Assigned);
+    // The draw waits for randomness nobody knew when the request's block was built: the dev
+    // chain's seed in block n became known in block n - 1, so the draw is two blocks later.
+    assert_eq!(request.commit_deadline - request.params.commit_blocks, request.created_at + 2, "drawn in the block after next");
     let mut drawn = request.providers.0.clone();
     drawn.sort();
     let mut expected = providers.clone();

@@ -7,6 +7,22 @@ use pallet_agora_models::benchmark_helpers::publish_releases;
 use pallet_agora_providers::benchmark_helpers::{fund, register_provider, PROFILE};
 use polkadot_sdk::frame_benchmarking::account;
 use polkadot_sdk::frame_support::traits::Get;
+use polkadot_sdk::frame_system::{self, pallet_prelude::BlockNumberFor};
+use polkadot_sdk::sp_runtime::traits::One;
+
+/// Moves the clock on until the chain's randomness has a seed nobody knew in block `after`,
+/// as every draw needs (the next block in the mocks, the one after on the dev runtime).
+pub fn until_fresh_randomness<T: Config>(after: BlockNumberFor<T>) {
+    let mut now = after;
+    for _ in 0..100 {
+        if Pallet::<T>::fresh_seed(b"agora/bench", after).is_some() {
+            return;
+        }
+        now += One::one();
+        frame_system::Pallet::<T>::set_block_number(now);
+    }
+    panic!("the randomness source never moved past the request's block");
+}
 
 /// A request for `release` by `k` providers at up to 1,000 per 1k tokens.
 pub fn params<T: Config>(release: agora_primitives::ReleaseId, k: u32) -> ParamsOf<T> {
@@ -37,6 +53,7 @@ pub fn assigned_request<T: Config>(client: &T::AccountId, k: u32) -> (RequestId,
     let release = served_release::<T>(k);
     fund::<T>(client);
     let id = Pallet::<T>::do_create(client.clone(), params::<T>(release, k)).expect("the request is valid");
+    until_fresh_randomness::<T>(frame_system::Pallet::<T>::block_number());
     Pallet::<T>::draw_all();
     let drawn = Requests::<T>::get(id).expect("the request exists").providers.into_inner();
     (id, drawn)

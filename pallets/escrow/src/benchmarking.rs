@@ -1,7 +1,7 @@
 //! Benchmarks (v2) for the request escrow.
 
 use super::*;
-use crate::benchmark_helpers::{assigned_request, params, served_release};
+use crate::benchmark_helpers::{assigned_request, params, served_release, until_fresh_randomness};
 use agora_primitives::{RequestStatus, MAX_REDUNDANCY};
 use pallet_agora_providers::benchmark_helpers::fund;
 use polkadot_sdk::frame_benchmarking::v2::*;
@@ -63,6 +63,7 @@ mod benchmarks {
         let release = served_release::<T>(p);
         let k = p.min(MAX_REDUNDANCY);
         let id = Pallet::<T>::do_create(caller, params::<T>(release, k)).unwrap();
+        until_fresh_randomness::<T>(system::Pallet::<T>::block_number());
 
         #[block]
         {

@@ -12,7 +12,7 @@ use polkadot_sdk::frame_support::{
         Randomness,
     },
 };
-use polkadot_sdk::frame_system;
+use polkadot_sdk::frame_system::{self, pallet_prelude::BlockNumberFor};
 use polkadot_sdk::sp_crypto_hashing::blake2_256;
 use polkadot_sdk::sp_runtime::{
     traits::{CheckedMul, Saturating, Zero},
@@ -92,22 +92,43 @@ impl<T: Config> Pallet<T> {
         Ok(())
     }
 
-    /// Draws every request created in the previous block. Returns the weight used.
-    pub(crate) fn draw_all() -> Weight {
-        let waiting = AwaitingDraw::<T>::take();
-        let mut weight = T::DbWeight::get().reads_writes(1, 1);
-        for id in waiting {
-            weight.saturating_accrue(<T as Config>::WeightInfo::draw(T::MaxProvidersPerRelease::get()));
-            if let Some(request) = Requests::<T>::get(id) {
-                if request.status == RequestStatus::Pending {
-                    Self::draw(id, request);
-                }
-            }
-        }
-        weight
+    /// A seed for `subject` that nobody could know when block `after` was built, or `None`
+    /// while the source has none yet. This is the `Randomness` trait's contract: a seed may only
+    /// decide among commitments made before the block it says it became known in. Every draw
+    /// of the chain goes through here, so no caller can time a transaction to pick its draw.
+    pub fn fresh_seed(subject: &[u8], after: BlockNumberFor<T>) -> Option<T::Hash> {
+        let (seed, known_since) = T::Randomness::random(subject);
+        (known_since > after).then_some(seed)
     }
 
-    fn draw(id: RequestId, mut request: RequestOf<T>) {
+    /// Draws every waiting request whose fresh randomness has arrived; the rest wait on.
+    /// Returns the weight used.
+    pub(crate) fn draw_all() -> Weight {
+        let waiting = AwaitingDraw::<T>::get();
+        let mut weight = T::DbWeight::get().reads(1);
+        if waiting.is_empty() {
+            return weight;
+        }
+        let mut still_waiting = BoundedVec::<RequestId, T::MaxAssignmentsPerBlock>::new();
+        for id in waiting {
+            weight.saturating_accrue(T::DbWeight::get().reads(1));
+            let Some(request) = Requests::<T>::get(id).filter(|r| r.status == RequestStatus::Pending) else { continue };
+            match Self::fresh_seed(&(b"agora/draw", id).encode(), request.created_at) {
+                Some(seed) => {
+                    weight.saturating_accrue(<T as Config>::WeightInfo::draw(T::MaxProvidersPerRelease::get()));
+                    Self::draw(id, request, seed);
+                },
+                // The bounds are equal and `still_waiting` holds a subset of `waiting`.
+                None => {
+                    let _ = still_waiting.try_push(id);
+                },
+            }
+        }
+        AwaitingDraw::<T>::put(still_waiting);
+        weight.saturating_add(T::DbWeight::get().writes(1))
+    }
+
+    fn draw(id: RequestId, mut request: RequestOf<T>, seed: T::Hash) {
         let p = &request.params;
         let mut candidates = Providers::<T>::eligible(
             &p.release,
@@ -122,7 +143,6 @@ impl<T: Config> Pallet<T> {
             }
             return;
         }
-        let (seed, _) = T::Randomness::random(&(b"agora/draw", id).encode());
         let chosen = weighted_sample(&mut candidates, p.redundancy as usize, seed.as_ref());
         let now = frame_system::Pallet::<T>::block_number();
         request.commit_deadline = now.saturating_add(p.commit_blocks);
@@ -173,13 +193,19 @@ impl<T: Config> Pallet<T> {
         Self::finish(id, request, status)
     }
 
-    /// Moves an assigned request under dispute: its escrow stays held, its providers stay busy
-    /// and its per-request state stays, until [`Self::close`].
-    pub fn mark_disputed(id: RequestId) -> DispatchResult {
+    /// Moves an assigned request under dispute, or to wait for its audit draw (and an awaiting
+    /// one under dispute): its escrow stays held, its providers stay busy and its per-request
+    /// state stays, until [`Self::close`].
+    pub fn mark(id: RequestId, status: RequestStatus) -> DispatchResult {
         Requests::<T>::try_mutate(id, |slot| {
             let request = slot.as_mut().ok_or(Error::<T>::UnknownRequest)?;
-            ensure!(request.status == RequestStatus::Assigned, Error::<T>::NotOpen);
-            request.status = RequestStatus::Disputed;
+            let allowed = matches!(
+                (request.status, status),
+                (RequestStatus::Assigned, RequestStatus::Disputed | RequestStatus::AwaitingAudit) |
+                    (RequestStatus::AwaitingAudit, RequestStatus::Disputed)
+            );
+            ensure!(allowed, Error::<T>::NotOpen);
+            request.status = status;
             Ok(())
         })
     }

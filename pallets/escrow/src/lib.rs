@@ -3,15 +3,16 @@
 //! A client creates a request: the release and runtime profile, the prompt's hash and token
 //! count, the output limit, the most it pays per 1k tokens, the redundancy `k`, sampling
 //! parameters and the commit window. The pallet holds `k ×` the maximum cost under
-//! [`HoldReason::RequestEscrow`] and, at the start of the next block, draws `k` distinct
-//! eligible providers at random, weighted by stake × reputation, through `Config::Randomness`.
-//! Drawing in a later block than the one that created the request keeps the client from
-//! choosing its providers by timing its transaction (fully so with relay-chain randomness; the
-//! dev runtime's block-hash randomness is insecure and says so).
+//! [`HoldReason::RequestEscrow`] and draws `k` distinct eligible providers at random, weighted
+//! by stake × reputation, in the first block whose randomness (`Config::Randomness`) became
+//! known after the block that included the request ([`Pallet::fresh_seed`], the `Randomness`
+//! trait's own contract). So neither the client nor the author of the request's block can
+//! choose its providers by timing. The verifier pallet draws its audits and verifiers the same
+//! way.
 //!
 //! The client may cancel before the draw. Once drawn, the verifier pallet settles the request
-//! through [`Pallet::pay`] and [`Pallet::close`], or puts it under dispute
-//! ([`Pallet::mark_disputed`]) while re-scoring verifiers judge it; if nobody settles an
+//! through [`Pallet::pay`] and [`Pallet::close`], or holds it open ([`Pallet::mark`]) for its
+//! spot-check draw or while re-scoring verifiers judge it; if nobody settles an
 //! assigned request within `SettleWindow` blocks after the reveal deadline, anyone may return
 //! the escrow with `refund_expired`.
 #![cfg_attr(not(feature = "std"), no_std)]
@@ -53,12 +54,18 @@ pub mod pallet {
     use pallet_agora_providers::BalanceOf;
     use polkadot_sdk::frame_support::{pallet_prelude::*, traits::Randomness};
     use polkadot_sdk::frame_system::pallet_prelude::*;
+    use polkadot_sdk::sp_runtime::traits::Zero;
 
     pub type RequestOf<T> =
         Request<<T as frame_system::Config>::AccountId, BalanceOf<T>, BlockNumberFor<T>>;
     pub type ParamsOf<T> = RequestParams<BalanceOf<T>, BlockNumberFor<T>>;
 
+    /// 1: requests wait in `AwaitingDraw` for fresh randomness; `RequestStatus::AwaitingAudit`
+    /// (no migration: appended variant, same encoding of the others).
+    const STORAGE_VERSION: StorageVersion = StorageVersion::new(1);
+
     #[pallet::pallet]
+    #[pallet::storage_version(STORAGE_VERSION)]
     pub struct Pallet<T>(_);
 
     #[pallet::config]
@@ -66,7 +73,10 @@ pub mod pallet {
         polkadot_sdk::frame_system::Config<RuntimeEvent: From<Event<Self>>>
         + pallet_agora_providers::Config<RuntimeHoldReason: From<HoldReason>>
     {
-        /// Source of the provider draw. Insecure in dev; relay-chain randomness in production.
+        /// Source of every draw (providers here; audits and verifiers in the verifier pallet).
+        /// Its reported block must be the one from which its output was determinable: a seed is
+        /// used only for requests included before that block. Production: the relay chain's
+        /// per-block BABE VRF output from the relay state proof; dev: the parent block's hash.
         type Randomness: Randomness<Self::Hash, BlockNumberFor<Self>>;
         #[pallet::constant]
         type MinCommitBlocks: Get<BlockNumberFor<Self>>;
@@ -79,7 +89,8 @@ pub mod pallet {
         /// return the escrow to the client.
         #[pallet::constant]
         type SettleWindow: Get<BlockNumberFor<Self>>;
-        /// How many requests may wait for a draw in one block.
+        /// How many requests may wait for their draw at once (two blocks' worth on the dev
+        /// chain, whose randomness arrives one block after the request's block).
         #[pallet::constant]
         type MaxAssignmentsPerBlock: Get<u32>;
         /// Cleans up other pallets' per-request state when a request closes.
@@ -99,7 +110,7 @@ pub mod pallet {
     #[pallet::storage]
     pub type Requests<T: Config> = StorageMap<_, Twox64Concat, RequestId, RequestOf<T>>;
 
-    /// Requests created in this block, drawn at the start of the next one.
+    /// Requests waiting for randomness that became known after their block.
     #[pallet::storage]
     pub type AwaitingDraw<T: Config> = StorageValue<_, BoundedVec<RequestId, T::MaxAssignmentsPerBlock>, ValueQuery>;
 
@@ -150,6 +161,12 @@ pub mod pallet {
     impl<T: Config> Hooks<BlockNumberFor<T>> for Pallet<T> {
         fn on_initialize(_now: BlockNumberFor<T>) -> Weight {
             Self::draw_all()
+        }
+
+        fn integrity_test() {
+            assert!(T::MinCommitBlocks::get() <= T::MaxCommitBlocks::get(), "MinCommitBlocks must not exceed MaxCommitBlocks");
+            assert!(T::MinCommitBlocks::get() > Zero::zero(), "a commit window needs a block");
+            assert!(T::MaxAssignmentsPerBlock::get() > 0, "MaxAssignmentsPerBlock must be positive");
         }
 
         #[cfg(feature = "try-runtime")]

@@ -56,12 +56,19 @@ impl pallet_agora_providers::Config for Test {
     type WeightInfo = ();
 }
 
+parameter_types! {
+    /// How many blocks before the current one the mock's seed was determinable: 0 by default
+    /// (a fresh seed every block, so draws happen in the next block), 1 like the dev chain's
+    /// parent-hash randomness, more for a source that lags.
+    pub static RandomnessLag: u64 = 0;
+}
+
 /// Deterministic per block and subject, so draws are reproducible in tests.
 pub struct TestRandomness;
 impl Randomness<H256, u64> for TestRandomness {
     fn random(subject: &[u8]) -> (H256, u64) {
         let block = System::block_number();
-        (<Test as frame_system::Config>::Hashing::hash(&[subject, &block.to_le_bytes()].concat()), block)
+        (<Test as frame_system::Config>::Hashing::hash(&[subject, &block.to_le_bytes()].concat()), block.saturating_sub(RandomnessLag::get()))
     }
 }
 

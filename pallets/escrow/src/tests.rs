@@ -3,7 +3,10 @@ use agora_primitives::RequestStatus;
 use pallet_agora_providers::Candidate;
 use polkadot_sdk::frame_support::{
     assert_noop, assert_ok,
-    traits::fungible::{Inspect, InspectHold},
+    traits::{
+        fungible::{Inspect, InspectHold},
+        Randomness,
+    },
 };
 
 fn create(k: u32, max_price: u64) -> polkadot_sdk::sp_runtime::DispatchResult {
@@ -163,8 +166,8 @@ fn pay_and_close_conserve_escrow() {
         assert_eq!(held(CLIENT), 40);
         assert_eq!(Requests::<Test>::get(0).unwrap().escrow, 40);
         // A dispute keeps the escrow held, and is not closed by expiry.
-        assert_ok!(Escrow::mark_disputed(0));
-        assert_noop!(Escrow::mark_disputed(0), Error::<Test>::NotOpen);
+        assert_ok!(Escrow::mark(0, RequestStatus::Disputed));
+        assert_noop!(Escrow::mark(0, RequestStatus::Disputed), Error::<Test>::NotOpen);
         assert_noop!(Escrow::close(0, RequestStatus::Disputed), Error::<Test>::NotOpen);
         assert_eq!(held(CLIENT), 40);
         System::set_block_number(100);
@@ -197,4 +200,48 @@ fn weighted_sample_is_distinct_and_favours_weight() {
     assert!((1500..1780).contains(&heavy_first), "heavy first {heavy_first} times");
     let mut few = vec![Candidate { who: 1u8, weight: 1 }];
     assert_eq!(weighted_sample(&mut few, 3, b"s"), vec![1]);
+}
+
+/// Hole: the draw used randomness that was known before the request's block was built, so the
+/// author of that block (or a client who could predict it) knew the providers in advance. With
+/// the dev chain's source (a seed read in block n became known in block n - 1), the draw waits
+/// for the first seed that became known after the request's block.
+#[test]
+fn the_draw_waits_for_randomness_nobody_knew_when_the_request_was_included() {
+    new_test_ext(|| {
+        RandomnessLag::set(1);
+        let included = System::block_number();
+        assert_ok!(create(2, 10));
+        next_block();
+        assert_eq!(TestRandomness::random(b"").1, included, "this block's seed was known in the request's block");
+        assert_eq!(Requests::<Test>::get(0).unwrap().status, RequestStatus::Pending);
+        assert!(AwaitingDraw::<Test>::get().contains(&0));
+        next_block();
+        assert!(TestRandomness::random(b"").1 > included);
+        let request = Requests::<Test>::get(0).unwrap();
+        assert_eq!(request.status, RequestStatus::Assigned);
+        assert_eq!(request.providers.len(), 2);
+        assert!(AwaitingDraw::<Test>::get().is_empty());
+    });
+}
+
+/// A source that stalls holds requests in the queue, never drops them; a full queue refuses new
+/// ones by name, and a waiting request can still be cancelled.
+#[test]
+fn a_stalled_randomness_source_queues_requests_without_losing_them() {
+    new_test_ext(|| {
+        RandomnessLag::set(100);
+        for _ in 0..3 {
+            assert_ok!(create(1, 10));
+            next_block();
+        }
+        assert_noop!(create(1, 10), Error::<Test>::TooManyRequests);
+        assert_ok!(Escrow::cancel_request(RuntimeOrigin::signed(CLIENT), 1));
+        assert_eq!(held(CLIENT), 2 * 20);
+        RandomnessLag::set(0);
+        next_block();
+        assert_eq!(Requests::<Test>::get(0).unwrap().status, RequestStatus::Assigned);
+        assert_eq!(Requests::<Test>::get(1).unwrap().status, RequestStatus::Cancelled);
+        assert_eq!(Requests::<Test>::get(2).unwrap().status, RequestStatus::Assigned);
+    });
 }

@@ -11,7 +11,7 @@ use polkadot_sdk::frame_support::{
         tokens::{Fortitude, Precision, Restriction},
     },
 };
-use polkadot_sdk::frame_system;
+use polkadot_sdk::frame_system::{self, pallet_prelude::BlockNumberFor};
 use polkadot_sdk::sp_runtime::{
     traits::{CheckedAdd, Saturating, Zero},
     Perbill, SaturatedConversion,
@@ -106,6 +106,10 @@ impl<T: Config> Pallet<T> {
         };
         ensure!(frame_system::Pallet::<T>::block_number() >= unlocks_at, Error::<T>::StillLocked);
         ensure!(record.open_jobs == 0, Error::<T>::OpenJobs);
+        let exposure = Exposures::<T>::get(&who);
+        let now = frame_system::Pallet::<T>::block_number();
+        ensure!(exposure.disputes == 0 && now > exposure.until, Error::<T>::StillSlashable);
+        Exposures::<T>::remove(&who);
         let old: Vec<ReleaseId> = record.manifest.offers.iter().map(|o| o.release).collect();
         Self::unindex(&who, &old);
         T::Currency::release(&Self::hold_reason(), &who, record.stake, Precision::Exact)?;
@@ -236,6 +240,28 @@ impl<T: Config> Pallet<T> {
         });
     }
 
+    /// `who` was paid for a result that can be challenged up to block `until`: its stake stays.
+    pub fn expose_until(who: &T::AccountId, until: BlockNumberFor<T>) {
+        Exposures::<T>::mutate(who, |e| e.until = e.until.max(until));
+    }
+
+    /// `who` became party to a dispute that can slash it (a challenge of its result, a dispute
+    /// it judges); its stake stays until [`Self::leave_dispute`].
+    pub fn enter_dispute(who: &T::AccountId) {
+        Exposures::<T>::mutate(who, |e| e.disputes = e.disputes.saturating_add(1));
+    }
+
+    pub fn leave_dispute(who: &T::AccountId) {
+        Exposures::<T>::mutate_exists(who, |slot| {
+            if let Some(e) = slot {
+                e.disputes = e.disputes.saturating_sub(1);
+                if *e == Exposure::default() {
+                    *slot = None;
+                }
+            }
+        });
+    }
+
     /// Moves `fraction` of `who`'s stake to the treasury; returns what was taken.
     pub fn slash(who: &T::AccountId, fraction: Perbill) -> BalanceOf<T> {
         let Some(mut record) = Providers::<T>::get(who) else { return Zero::zero() };
@@ -292,6 +318,9 @@ impl<T: Config> Pallet<T> {
             }
         }
         ensure!(offers == indexed, "the index and the manifests differ in size");
+        for (who, _) in Exposures::<T>::iter() {
+            ensure!(Providers::<T>::contains_key(&who), "an exposure outlived its provider");
+        }
         Ok(())
     }
 }

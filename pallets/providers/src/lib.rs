@@ -4,7 +4,8 @@
 //! capability manifest: where to reach it (libp2p PeerId and multiaddrs), which releases it
 //! serves under which runtime profile, its prices, limits, measured speed, hardware class and
 //! settlement key. It can go offline and online, add stake, and leave by unbonding: after
-//! `UnbondingDelay` blocks, with no job open, the stake is released.
+//! `UnbondingDelay` blocks, with no job open and nothing it was paid for still open to a
+//! challenge or a dispute ([`Exposure`]), the stake is released.
 //!
 //! The escrow and verifier pallets use this pallet's interface: [`Pallet::eligible`] to draw
 //! providers, [`Pallet::note_assigned`]/[`Pallet::note_released`] to count open jobs,
@@ -23,6 +24,8 @@ pub mod benchmark_helpers;
 mod benchmarking;
 mod impls;
 pub use impls::Candidate;
+mod types;
+pub use types::Exposure;
 #[cfg(test)]
 mod mock;
 #[cfg(test)]
@@ -40,13 +43,18 @@ pub mod pallet {
         traits::fungible::{Inspect, Mutate, MutateHold},
     };
     use polkadot_sdk::frame_system::pallet_prelude::*;
+    use polkadot_sdk::sp_runtime::traits::Zero;
 
     pub type BalanceOf<T> =
         <<T as Config>::Currency as Inspect<<T as frame_system::Config>::AccountId>>::Balance;
     pub type ManifestOf<T> = CapabilityManifest<BalanceOf<T>>;
     pub type ProviderOf<T> = ProviderRecord<BalanceOf<T>, BlockNumberFor<T>>;
 
+    /// 1: [`Exposure`] added (no migration: an absent entry is no exposure).
+    const STORAGE_VERSION: StorageVersion = StorageVersion::new(1);
+
     #[pallet::pallet]
+    #[pallet::storage_version(STORAGE_VERSION)]
     pub struct Pallet<T>(_);
 
     #[pallet::config]
@@ -82,6 +90,10 @@ pub mod pallet {
     #[pallet::storage]
     pub type ServersOf<T: Config> =
         StorageMap<_, Identity, ReleaseId, BoundedVec<T::AccountId, T::MaxProvidersPerRelease>, ValueQuery>;
+
+    /// What still holds each stake after its jobs closed: challengeable results, open disputes.
+    #[pallet::storage]
+    pub type Exposures<T: Config> = StorageMap<_, Blake2_128Concat, T::AccountId, Exposure<BlockNumberFor<T>>, ValueQuery>;
 
     #[pallet::event]
     #[pallet::generate_deposit(pub(super) fn deposit_event)]
@@ -122,6 +134,9 @@ pub mod pallet {
         StillLocked,
         /// The provider still has assigned requests that are not settled.
         OpenJobs,
+        /// A result the provider was paid for can still be challenged, or a dispute it is party
+        /// to is open: withdraw after the block `Exposures` names and once its disputes close.
+        StillSlashable,
         /// The provider is already in that state.
         NoChange,
         /// Adding stake overflowed.
@@ -130,6 +145,11 @@ pub mod pallet {
 
     #[pallet::hooks]
     impl<T: Config> Hooks<BlockNumberFor<T>> for Pallet<T> {
+        fn integrity_test() {
+            assert!(T::UnbondingDelay::get() > Zero::zero(), "UnbondingDelay must be positive: late slashes need a stake to find");
+            assert!(T::MaxProvidersPerRelease::get() > 0, "MaxProvidersPerRelease must be positive");
+        }
+
         #[cfg(feature = "try-runtime")]
         fn try_state(_: BlockNumberFor<T>) -> Result<(), polkadot_sdk::sp_runtime::TryRuntimeError> {
             Self::do_try_state()

@@ -3,16 +3,14 @@
 use super::*;
 use agora_primitives::{DisputeKind, JobOutcome, Outcome, OutcomeVerdict, RequestId, RequestStatus, MAX_VERIFIERS};
 use alloc::vec::Vec;
-use codec::Encode;
 use pallet_agora_escrow::{weighted_sample, RequestOf, Requests};
-use pallet_agora_providers::BalanceOf;
+use pallet_agora_providers::{BalanceOf, Candidate};
 use polkadot_sdk::frame_support::{
     ensure,
     pallet_prelude::*,
     traits::{
         fungible::{Inspect, InspectHold, Mutate, MutateHold},
         tokens::{Fortitude, Precision, Preservation, Restriction},
-        Randomness,
     },
 };
 use polkadot_sdk::frame_system;
@@ -43,16 +41,9 @@ impl<T: Config> Pallet<T> {
         Ok(())
     }
 
-    /// Draws up to `count` verifiers for `outcomes` of `request`: opted-in providers that could
-    /// serve the request themselves (release, runtime profile, context, online, not full),
-    /// other than its client and providers, weighted by stake × reputation.
-    pub(crate) fn open_dispute(
-        request: RequestId,
-        r: &RequestOf<T>,
-        kind: DisputeKindOf<T>,
-        outcomes: Vec<Outcome>,
-        count: u32,
-    ) -> DispatchResult {
+    /// Who may judge `r`: opted-in providers that could serve the request themselves (release,
+    /// runtime profile, context, online, not full), other than its client and providers.
+    pub(crate) fn verifier_candidates(r: &RequestOf<T>) -> Vec<Candidate<T::AccountId>> {
         let p = &r.params;
         let mut candidates = Providers::<T>::eligible(
             &p.release,
@@ -61,25 +52,45 @@ impl<T: Config> Pallet<T> {
             p.prompt_tokens.saturating_add(p.max_output_tokens),
         );
         candidates.retain(|c| Verifiers::<T>::contains_key(&c.who) && c.who != r.client && !r.providers.contains(&c.who));
-        ensure!(!candidates.is_empty(), Error::<T>::NoVerifiers);
-        let (seed, _) = <T as pallet_agora_escrow::Config>::Randomness::random(&(b"agora/verifiers", request).encode());
-        let chosen = weighted_sample(&mut candidates, count.clamp(1, MAX_VERIFIERS) as usize, seed.as_ref());
+        candidates
+    }
+
+    /// Opens a dispute over `outcomes` of `request`. Its verifiers are drawn in a later block
+    /// ([`Self::draw_pending`]), so that whoever opened it cannot pick them by timing.
+    pub(crate) fn open_dispute(request: RequestId, kind: DisputeKindOf<T>, outcomes: Vec<Outcome>) -> DispatchResult {
         let now = frame_system::Pallet::<T>::block_number();
+        Self::queue_draw(request, now)?;
         let dispute = DisputeOf::<T> {
-            kind: kind.clone(),
+            kind,
             outcomes: BoundedVec::truncate_from(outcomes),
-            verifiers: BoundedVec::truncate_from(chosen),
+            verifiers: BoundedVec::new(),
             opened_at: now,
+            // Provisional: the draw sets it a verdict window after the verifiers are known.
             verdict_deadline: now.saturating_add(T::VerdictWindow::get()),
         };
+        Disputes::<T>::insert(request, dispute);
+        Ok(())
+    }
+
+    /// Draws the dispute's verifiers from `seed`, weighted by stake × reputation, and starts
+    /// its verdict window. False when nobody can judge it any more.
+    pub(crate) fn draw_verifiers(request: RequestId, r: &RequestOf<T>, dispute: &mut DisputeOf<T>, seed: &[u8]) -> bool {
+        let mut candidates = Self::verifier_candidates(r);
+        if candidates.is_empty() {
+            return false;
+        }
+        let count = if dispute.kind == DisputeKind::Audit { T::AuditVerifiers::get() } else { T::DisputeVerifiers::get() };
+        let chosen = weighted_sample(&mut candidates, count.clamp(1, MAX_VERIFIERS) as usize, seed);
+        chosen.iter().for_each(Providers::<T>::enter_dispute);
+        dispute.verifiers = BoundedVec::truncate_from(chosen);
+        dispute.verdict_deadline = frame_system::Pallet::<T>::block_number().saturating_add(T::VerdictWindow::get());
         Self::deposit_event(Event::DisputeOpened {
             request,
-            kind,
+            kind: dispute.kind.clone(),
             verifiers: dispute.verifiers.clone(),
             verdict_deadline: dispute.verdict_deadline,
         });
-        Disputes::<T>::insert(request, dispute);
-        Ok(())
+        true
     }
 
     pub(crate) fn do_challenge(who: T::AccountId, request: RequestId) -> DispatchResult {
@@ -95,10 +106,13 @@ impl<T: Config> Pallet<T> {
                 !Resolutions::<T>::contains_key(request),
             Error::<T>::NotChallengeable
         );
+        ensure!(!Self::verifier_candidates(&r).is_empty(), Error::<T>::NoVerifiers);
         let bond = T::ChallengeBond::get();
         Currency::<T>::hold(&Self::bond_reason(), &who, bond)?;
         let kind = DisputeKind::Challenge { challenger: who, bond };
-        Self::open_dispute(request, &r, kind, Vec::from([winning]), T::DisputeVerifiers::get())
+        Self::open_dispute(request, kind, Vec::from([winning]))?;
+        receipt.paid.iter().for_each(|(winner, _)| Providers::<T>::enter_dispute(winner));
+        Ok(())
     }
 
     pub(crate) fn do_submit_verdict(who: T::AccountId, request: RequestId, verdicts: VerdictsOf) -> DispatchResult {
@@ -119,6 +133,7 @@ impl<T: Config> Pallet<T> {
 
     pub(crate) fn do_resolve_after_deadline(request: RequestId) -> DispatchResult {
         let dispute = Disputes::<T>::get(request).ok_or(Error::<T>::NoDispute)?;
+        ensure!(!dispute.verifiers.is_empty(), Error::<T>::TooEarly);
         ensure!(frame_system::Pallet::<T>::block_number() > dispute.verdict_deadline, Error::<T>::TooEarly);
         Self::resolve(request, dispute)
     }
@@ -126,7 +141,7 @@ impl<T: Config> Pallet<T> {
     /// Decides each disputed result by the verdicts cast (accepted when at least as many accept
     /// it as reject it, and one does; undecided when nobody voted), then pays, slashes and
     /// refunds by that decision, pays the verifiers that agreed with it and slashes the silent.
-    fn resolve(request: RequestId, dispute: DisputeOf<T>) -> DispatchResult {
+    pub(crate) fn resolve(request: RequestId, dispute: DisputeOf<T>) -> DispatchResult {
         let cast: Vec<(T::AccountId, VerdictsOf)> =
             dispute.verifiers.iter().filter_map(|v| Verdicts::<T>::get(request, v).map(|x| (v.clone(), x))).collect();
         let decided: Vec<OutcomeVerdict> = if cast.is_empty() {
@@ -167,8 +182,9 @@ impl<T: Config> Pallet<T> {
             },
             DisputeKind::Challenge { challenger, bond } => {
                 let upheld = decided.first().is_some_and(|d| !d.accepted);
+                let receipt = Receipts::<T>::get(request).ok_or(Error::<T>::UnknownRequest)?;
+                receipt.paid.iter().for_each(|(winner, _)| Providers::<T>::leave_dispute(winner));
                 if upheld {
-                    let receipt = Receipts::<T>::get(request).ok_or(Error::<T>::UnknownRequest)?;
                     for (provider, paid) in receipt.paid.iter() {
                         Providers::<T>::record_outcome(provider, JobOutcome::Wrong);
                         let taken = Providers::<T>::slash(provider, T::WrongResultSlash::get());
@@ -194,6 +210,7 @@ impl<T: Config> Pallet<T> {
         let mut verifiers_paid: BoundedVec<(T::AccountId, BalanceOf<T>), _> = BoundedVec::new();
         let mut silent: BoundedVec<T::AccountId, _> = BoundedVec::new();
         for verifier in dispute.verifiers.iter() {
+            Providers::<T>::leave_dispute(verifier);
             match cast.iter().find(|(v, _)| v == verifier) {
                 None => {
                     Providers::<T>::record_outcome(verifier, JobOutcome::NoShow);
@@ -243,7 +260,11 @@ impl<T: Config> Pallet<T> {
         let mut bonds: Vec<(T::AccountId, BalanceOf<T>)> = Vec::new();
         for (request, dispute) in Disputes::<T>::iter() {
             let r = Requests::<T>::get(request).ok_or("a dispute of an unknown request")?;
-            ensure!(!dispute.verifiers.is_empty() && !dispute.outcomes.is_empty(), "an empty dispute");
+            ensure!(!dispute.outcomes.is_empty(), "a dispute of no result");
+            ensure!(
+                !dispute.verifiers.is_empty() || PendingDraws::<T>::get().iter().any(|(r, _)| *r == request),
+                "a dispute without verifiers is not waiting for their draw"
+            );
             match dispute.kind {
                 DisputeKind::SplitVote | DisputeKind::Audit => {
                     ensure!(r.status == RequestStatus::Disputed, "a split vote or audit of a request not under dispute")
@@ -265,6 +286,27 @@ impl<T: Config> Pallet<T> {
         for (request, verifier, _) in Verdicts::<T>::iter() {
             let dispute = Disputes::<T>::get(request).ok_or("a verdict outlived its dispute")?;
             ensure!(dispute.verifiers.contains(&verifier), "a verdict from a verifier not drawn");
+        }
+        // Every account a dispute can slash (its verifiers; a challenge's paid winners) counts it.
+        let mut parties: Vec<(T::AccountId, u32)> = Vec::new();
+        for (request, dispute) in Disputes::<T>::iter() {
+            let winners = match dispute.kind {
+                DisputeKind::Challenge { .. } => Receipts::<T>::get(request).map(|r| r.paid.into_inner()).unwrap_or_default(),
+                _ => Vec::new(),
+            };
+            for who in dispute.verifiers.iter().cloned().chain(winners.into_iter().map(|(w, _)| w)) {
+                match parties.iter_mut().find(|(p, _)| *p == who) {
+                    Some((_, n)) => *n += 1,
+                    None => parties.push((who, 1)),
+                }
+            }
+        }
+        for (who, exposure) in pallet_agora_providers::Exposures::<T>::iter() {
+            let counted = parties.iter().find(|(p, _)| *p == who).map_or(0, |(_, n)| *n);
+            ensure!(exposure.disputes == counted, "an exposure does not count the disputes its account is party to");
+        }
+        for (who, n) in parties {
+            ensure!(pallet_agora_providers::Exposures::<T>::get(&who).disputes == n, "a party to a dispute is not exposed");
         }
         for (challenger, sum) in bonds {
             ensure!(

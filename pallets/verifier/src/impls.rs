@@ -3,8 +3,6 @@ use agora_primitives::{pricing, DisputeKind, Hash256, JobOutcome, Outcome, Reque
 use agora_verifier::audit::{audit_probability, is_audited, AuditPolicy};
 use agora_verifier::{commitment::commitment, tally};
 use alloc::vec::Vec;
-use codec::Encode;
-use polkadot_sdk::frame_support::traits::Randomness;
 use polkadot_sdk::sp_crypto_hashing::blake2_256;
 use polkadot_sdk::sp_runtime::traits::SaturatedConversion;
 use pallet_agora_escrow::{Requests, RequestOf};
@@ -76,32 +74,31 @@ impl<T: Config> Pallet<T> {
         let outcomes: Vec<Outcome> = reveals.iter().map(|(_, o)| *o).collect();
         let assigned = r.providers.len() as u32;
         let winning = tally::strict_majority(&outcomes, assigned);
-        let mut drew_verifiers = false;
+        let mut looked_for_verifiers = false;
         match winning {
             None if !reveals.is_empty() => {
                 let mut distinct = outcomes;
                 distinct.sort_unstable();
                 distinct.dedup();
-                drew_verifiers = true;
-                if Self::open_dispute(request, &r, DisputeKind::SplitVote, distinct, T::DisputeVerifiers::get()).is_ok() {
-                    Escrow::<T>::mark_disputed(request)?;
-                } else {
+                looked_for_verifiers = true;
+                if Self::verifier_candidates(&r).is_empty() {
                     // Nobody can judge the results: nobody is paid or blamed for them.
                     Self::deposit_event(Event::Disputed { request });
                     Self::close_with(request, &r, &reveals, |_| None, None)?;
+                } else {
+                    Self::open_dispute(request, DisputeKind::SplitVote, distinct)?;
+                    Escrow::<T>::mark(request, RequestStatus::Disputed)?;
                 }
             },
-            Some(w) if assigned == 1 && Self::drawn_for_audit(request, &r, &w) => {
-                drew_verifiers = true;
-                if Self::open_dispute(request, &r, DisputeKind::Audit, Vec::from([w]), T::AuditVerifiers::get()).is_ok() {
-                    Escrow::<T>::mark_disputed(request)?;
-                } else {
-                    Self::close_with(request, &r, &reveals, |o| Some(*o == w), Some(w))?;
-                }
+            // Whether it is audited is drawn in a later block, from randomness nobody knows now.
+            Some(_) if assigned == 1 => {
+                Self::queue_draw(request, now)?;
+                Escrow::<T>::mark(request, RequestStatus::AwaitingAudit)?;
+                Self::deposit_event(Event::AwaitingAudit { request });
             },
             _ => Self::close_with(request, &r, &reveals, |o| winning.map(|w| *o == w), winning)?,
         }
-        Ok((assigned, drew_verifiers))
+        Ok((assigned, looked_for_verifiers))
     }
 
     /// What each of the request's providers revealed, in assignment order.
@@ -152,6 +149,11 @@ impl<T: Config> Pallet<T> {
         let status = if paid.is_empty() { RequestStatus::Refunded } else { RequestStatus::Settled };
         let refunded = Escrow::<T>::close(request, status)?;
         let now = frame_system::Pallet::<T>::block_number();
+        if winning.is_some() {
+            // A challenge can still take back what the winners were paid: their stake stays.
+            let challengeable_until = now.saturating_add(T::ChallengeWindow::get());
+            paid.iter().for_each(|(provider, _)| Providers::<T>::expose_until(provider, challengeable_until));
+        }
         Receipts::<T>::insert(
             request,
             ReceiptOf::<T> {
@@ -172,9 +174,9 @@ impl<T: Config> Pallet<T> {
         Ok(())
     }
 
-    /// Whether a single-provider request is spot-checked: a draw from this block's randomness,
-    /// taken after the reveal, against the probability of `agora_verifier::audit`.
-    fn drawn_for_audit(request: RequestId, r: &RequestOf<T>, revealed: &Outcome) -> bool {
+    /// Whether a single-provider request is spot-checked: `seed` (randomness that became known
+    /// after the request was settled) against the probability of `agora_verifier::audit`.
+    pub(crate) fn drawn_for_audit(request: RequestId, r: &RequestOf<T>, revealed: &Outcome, seed: &[u8]) -> bool {
         let (Some(provider), Some((price_in, price_out))) = (r.providers.first(), r.prices.first()) else { return false };
         let Some(record) = pallet_agora_providers::Providers::<T>::get(provider) else { return false };
         let value = pricing::cost(r.params.prompt_tokens, *price_in, revealed.token_count, *price_out).unwrap_or_else(Zero::zero);
@@ -185,19 +187,18 @@ impl<T: Config> Pallet<T> {
             safety_percent: T::AuditSafetyPercent::get(),
         };
         let probability = audit_probability(&policy, value.saturated_into(), slash.saturated_into(), record.reputation.score_ppm);
-        let (seed, _) = <T as pallet_agora_escrow::Config>::Randomness::random(&(b"agora/audit", request).encode());
-        is_audited(probability, &blake2_256(seed.as_ref()), request)
+        is_audited(probability, &blake2_256(seed), request)
     }
 
     /// Invariants: commitments and reveals exist only for requests in their commit–reveal
-    /// phase or under dispute, and only from their providers; every reveal has a commitment;
+    /// phase, waiting for their audit draw or under dispute, and only from their providers; every reveal has a commitment;
     /// receipts exist only for closed requests and account for the escrow to the last unit;
     /// and those of disputes (`disputes_try_state`).
     pub fn do_try_state() -> Result<(), polkadot_sdk::sp_runtime::TryRuntimeError> {
         for (request, who, _) in Commitments::<T>::iter() {
             let r = Requests::<T>::get(request).ok_or("a commitment for an unknown request")?;
             ensure!(
-                matches!(r.status, RequestStatus::Assigned | RequestStatus::Disputed),
+                matches!(r.status, RequestStatus::Assigned | RequestStatus::AwaitingAudit | RequestStatus::Disputed),
                 "a commitment outlived its request's phase"
             );
             ensure!(r.providers.contains(&who), "a commitment from an unassigned account");
@@ -217,6 +218,7 @@ impl<T: Config> Pallet<T> {
                 .ok_or("escrow overflow in a stored request")?;
             ensure!(paid.saturating_add(receipt.refunded) == original, "a receipt does not account for the escrow");
         }
-        Self::disputes_try_state()
+        Self::disputes_try_state()?;
+        Self::draws_try_state()
     }
 }

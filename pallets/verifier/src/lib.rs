@@ -41,11 +41,16 @@
 //!   winning result, holding `ChallengeBond`. If the verifiers reject it, every winner is
 //!   slashed `WrongResultSlash`, the client gets back what it paid them (from their slashed
 //!   stake) and its bond; if they accept it, the bond goes to the treasury.
-//! - **Spot check**: a single-provider request (k = 1) is audited, at settlement, with the
-//!   probability [`agora_verifier::audit::audit_probability`] gives (it grows with the value at
-//!   risk and shrinks with the provider's reputation; `AuditFloor`, `AuditCeiling`,
-//!   `AuditSafetyPercent`), drawn from randomness of the settling block, after the reveal. An
-//!   audited request waits for `AuditVerifiers` verdicts like a split vote.
+//! - **Spot check**: a single-provider request (k = 1) is audited with the probability
+//!   [`agora_verifier::audit::audit_probability`] gives (it grows with the value at risk and
+//!   shrinks with the provider's reputation; `AuditFloor`, `AuditCeiling`,
+//!   `AuditSafetyPercent`). Settling it only tallies (`AwaitingAudit`); the audit bit is drawn in
+//!   a later block. An audited request waits for `AuditVerifiers` verdicts like a split vote.
+//!
+//! Every draw here (the audit bit, the verifiers of a split vote, an audit or a challenge) comes
+//! from randomness that became known after the block that asked for it
+//! ([`pallet_agora_escrow::Pallet::fresh_seed`]), run in `on_initialize` from `PendingDraws`:
+//! neither the settler nor a challenger can time its transaction to choose the outcome.
 //!
 //! Every resolution is kept in `Resolutions` for clients and auditors.
 #![cfg_attr(not(feature = "std"), no_std)]
@@ -58,6 +63,7 @@ use polkadot_sdk::frame_system;
 #[cfg(feature = "runtime-benchmarks")]
 mod benchmarking;
 mod disputes;
+mod draws;
 mod impls;
 #[cfg(test)]
 mod mock;
@@ -90,7 +96,12 @@ pub mod pallet {
         Resolution<<T as frame_system::Config>::AccountId, BalanceOf<T>, BlockNumberFor<T>>;
     pub type VerdictsOf = BoundedVec<OutcomeVerdict, MaxRedundancy>;
 
+    /// 1: `PendingDraws`; undrawn disputes; requests `AwaitingAudit` (no migration: nothing
+    /// stored changes its encoding).
+    const STORAGE_VERSION: StorageVersion = StorageVersion::new(1);
+
     #[pallet::pallet]
+    #[pallet::storage_version(STORAGE_VERSION)]
     pub struct Pallet<T>(_);
 
     #[pallet::config]
@@ -132,6 +143,9 @@ pub mod pallet {
         /// Audit probability as a multiple (percent) of the break-even `value / (slash + value)`.
         #[pallet::constant]
         type AuditSafetyPercent: Get<u32>;
+        /// Audit draws and verifier draws that may wait at once for randomness of a later block.
+        #[pallet::constant]
+        type MaxPendingDraws: Get<u32>;
         type WeightInfo: WeightInfo;
     }
 
@@ -165,6 +179,12 @@ pub mod pallet {
     pub type Verdicts<T: Config> =
         StorageDoubleMap<_, Twox64Concat, RequestId, Blake2_128Concat, T::AccountId, VerdictsOf>;
 
+    /// Draws waiting for randomness that became known after the block named: the audit bit of
+    /// a request `AwaitingAudit`, or the verifiers of a dispute that has none yet.
+    #[pallet::storage]
+    pub type PendingDraws<T: Config> =
+        StorageValue<_, BoundedVec<(RequestId, BlockNumberFor<T>), T::MaxPendingDraws>, ValueQuery>;
+
     /// How each dispute ended.
     #[pallet::storage]
     pub type Resolutions<T: Config> = StorageMap<_, Twox64Concat, RequestId, ResolutionOf<T>>;
@@ -179,9 +199,12 @@ pub mod pallet {
         Abandoned { request: RequestId, refunded: BalanceOf<T> },
         /// Reveals without a strict majority and no verifier to judge them: refunded.
         Disputed { request: RequestId },
+        /// A single provider's result is tallied; whether it is audited is drawn in a later block.
+        AwaitingAudit { request: RequestId },
         VerifierOptedIn { who: T::AccountId },
         VerifierOptedOut { who: T::AccountId },
-        /// Verifiers were drawn to judge a request's results.
+        /// Verifiers were drawn to judge a request's results (a block or more after the dispute
+        /// opened); the verdict window starts now.
         DisputeOpened {
             request: RequestId,
             kind: DisputeKindOf<T>,
@@ -215,7 +238,7 @@ pub mod pallet {
         /// More tokens than the request allowed.
         TooManyTokens,
         /// Settlement waits for every reveal or the reveal deadline; a dispute's resolution for
-        /// every verdict or the verdict deadline.
+        /// its verifiers' draw, then every verdict or the verdict deadline.
         TooEarly,
         /// Only registered providers can serve as verifiers.
         NotAProvider,
@@ -237,10 +260,31 @@ pub mod pallet {
         NotChallengeable,
         /// No verifier can be drawn for this request.
         NoVerifiers,
+        /// This block's queue of audit and verifier draws is full: settle or challenge in the next.
+        TooManyPendingDraws,
     }
 
     #[pallet::hooks]
     impl<T: Config> Hooks<BlockNumberFor<T>> for Pallet<T> {
+        fn on_initialize(_now: BlockNumberFor<T>) -> Weight {
+            Self::draw_pending()
+        }
+
+        fn integrity_test() {
+            use polkadot_sdk::sp_runtime::traits::{Saturating, Zero};
+            // Defence in depth beside `Exposures`: a stake that starts unbonding as its last
+            // result is paid is still held when a challenge of it could be resolved.
+            let covered = T::ChallengeWindow::get().saturating_add(T::VerdictWindow::get());
+            assert!(
+                <T as pallet_agora_providers::Config>::UnbondingDelay::get() >= covered,
+                "UnbondingDelay must cover ChallengeWindow + VerdictWindow"
+            );
+            assert!(T::VerdictWindow::get() > Zero::zero(), "VerdictWindow must be positive");
+            assert!(T::DisputeVerifiers::get() >= 1 && T::AuditVerifiers::get() >= 1, "a dispute needs a verifier");
+            assert!(T::AuditFloor::get() <= T::AuditCeiling::get(), "AuditFloor must not exceed AuditCeiling");
+            assert!(T::MaxPendingDraws::get() > 0, "MaxPendingDraws must be positive");
+        }
+
         #[cfg(feature = "try-runtime")]
         fn try_state(_: BlockNumberFor<T>) -> Result<(), polkadot_sdk::sp_runtime::TryRuntimeError> {
             Self::do_try_state()
@@ -263,16 +307,16 @@ pub mod pallet {
             Self::do_reveal(provider, request, outcome, salt)
         }
 
-        /// Tally and pay out, or put the request under dispute (a split vote, a spot check).
-        /// Anyone may call it; winners have the reason to.
+        /// Tally and pay out, put the request under dispute (a split vote), or hold a single
+        /// provider's result for its audit draw. Anyone may call it; winners have the reason to.
         #[pallet::call_index(2)]
         #[pallet::weight(<T as Config>::WeightInfo::settle_to_dispute(MAX_REDUNDANCY).max(<T as Config>::WeightInfo::settle(MAX_REDUNDANCY)))]
         pub fn settle(origin: OriginFor<T>, request: RequestId) -> DispatchResultWithPostInfo {
             ensure_signed(origin)?;
-            let (assigned, drew_verifiers) = Self::do_settle(request)?;
+            let (assigned, looked_for_verifiers) = Self::do_settle(request)?;
             let w = <T as Config>::WeightInfo::settle(assigned);
-            // Drawing verifiers reads every provider of the release; only that path pays for it.
-            Ok(Some(if drew_verifiers { w.max(<T as Config>::WeightInfo::settle_to_dispute(assigned)) } else { w }).into())
+            // Looking for verifiers reads every provider of the release; only that path pays for it.
+            Ok(Some(if looked_for_verifiers { w.max(<T as Config>::WeightInfo::settle_to_dispute(assigned)) } else { w }).into())
         }
 
         /// Serve re-scoring for the releases the caller offers as a provider.

@@ -45,17 +45,25 @@ pub const TREASURY: u64 = 99;
 parameter_types! {
     pub const Treasury: u64 = TREASURY;
     pub const MinStake: u64 = 100;
+    pub static UnbondingDelay: u64 = 10;
 }
 
 impl pallet_agora_providers::Config for Test {
     type Currency = Balances;
     type RuntimeHoldReason = RuntimeHoldReason;
     type MinStake = MinStake;
-    type UnbondingDelay = ConstU64<10>;
+    type UnbondingDelay = UnbondingDelay;
     // A dispute of 8 results before 8 verifiers needs 16 providers of one release.
     type MaxProvidersPerRelease = ConstU32<16>;
     type Treasury = Treasury;
     type WeightInfo = ();
+}
+
+parameter_types! {
+    /// How many blocks before the current one the mock's seed was determinable: 0 by default
+    /// (a fresh seed every block, so draws happen in the next block), 1 like the dev chain's
+    /// parent-hash randomness, more for a source that lags.
+    pub static RandomnessLag: u64 = 0;
 }
 
 /// Deterministic per block and subject, so draws are reproducible in tests.
@@ -63,7 +71,7 @@ pub struct TestRandomness;
 impl Randomness<H256, u64> for TestRandomness {
     fn random(subject: &[u8]) -> (H256, u64) {
         let block = System::block_number();
-        (<Test as frame_system::Config>::Hashing::hash(&[subject, &block.to_le_bytes()].concat()), block)
+        (<Test as frame_system::Config>::Hashing::hash(&[subject, &block.to_le_bytes()].concat()), block.saturating_sub(RandomnessLag::get()))
     }
 }
 
@@ -102,6 +110,7 @@ impl pallet_agora_verifier::Config for Test {
     type AuditFloor = AuditFloor;
     type AuditCeiling = AuditCeiling;
     type AuditSafetyPercent = ConstU32<200>;
+    type MaxPendingDraws = ConstU32<8>;
     type WeightInfo = ();
 }
 
@@ -144,11 +153,13 @@ pub fn params(k: u32, max_price: u64) -> RequestParams<u64, u64> {
     }
 }
 
-/// Moves to the next block, running the draw as the runtime would.
+/// Moves to the next block, running the draws as the runtime would (providers, then audits and
+/// verifiers).
 pub fn next_block() {
     let n = System::block_number() + 1;
     System::set_block_number(n);
     Escrow::on_initialize(n);
+    Verifier::on_initialize(n);
 }
 
 /// Moves to block `n`, running every block's draw on the way.

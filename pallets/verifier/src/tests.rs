@@ -18,12 +18,17 @@ fn bad() -> Outcome {
     Outcome { output_hash: [0xbb; 32], token_count: 500 }
 }
 
-/// Creates a request with redundancy `k` at the providers' price and draws it.
+/// Creates a request with redundancy `k` at the providers' price and runs blocks until it is
+/// drawn (the next one, or the one after with a lagging randomness source).
 fn assigned_request(k: u32) -> (u64, Vec<u64>) {
     let id = pallet_agora_escrow::NextRequestId::<Test>::get();
     assert_ok!(Escrow::create_request(RuntimeOrigin::signed(CLIENT), params(k, PRICE)));
-    next_block();
-    (id, Requests::<Test>::get(id).unwrap().providers.to_vec())
+    for _ in 0..=RandomnessLag::get() {
+        next_block();
+    }
+    let request = Requests::<Test>::get(id).unwrap();
+    assert_eq!(request.status, RequestStatus::Assigned);
+    (id, request.providers.to_vec())
 }
 
 fn commit(who: u64, id: u64, outcome: Outcome) -> polkadot_sdk::sp_runtime::DispatchResult {
@@ -159,6 +164,7 @@ fn a_split_vote_goes_to_verifiers_whose_verdicts_settle_it() {
         assert_ok!(Verifier::settle(RuntimeOrigin::signed(CLIENT), id));
         assert_eq!(Requests::<Test>::get(id).unwrap().status, RequestStatus::Disputed);
         assert_eq!(escrow_held(), 60);
+        next_block();
         let dispute = Disputes::<Test>::get(id).unwrap();
         let mut drawn = dispute.verifiers.to_vec();
         drawn.sort();
@@ -232,6 +238,7 @@ fn the_last_verdict_resolves_and_a_dissenting_verifier_is_not_paid() {
         opt_in_verifiers(3);
         commit_and_reveal(id, &p, &[good(), bad(), third()]);
         assert_ok!(Verifier::settle(RuntimeOrigin::signed(CLIENT), id));
+        next_block();
         let honest = [(good(), true), (bad(), false), (third(), false)];
         assert_ok!(verdict(20, id, &honest));
         assert_ok!(verdict(21, id, &honest));
@@ -262,6 +269,7 @@ fn a_false_challenge_loses_its_bond() {
         assert_ok!(Verifier::challenge(RuntimeOrigin::signed(CLIENT), id));
         assert_eq!(bond_held(CLIENT), 500);
         assert_noop!(Verifier::challenge(RuntimeOrigin::signed(CLIENT), id), Error::<Test>::NotChallengeable);
+        next_block();
         let treasury = Balances::balance(&TREASURY);
         for v in VERIFIERS {
             assert_ok!(verdict(v, id, &[(good(), true)]));
@@ -287,6 +295,7 @@ fn an_upheld_challenge_slashes_the_winners_and_makes_the_client_whole() {
         opt_in_verifiers(3);
         let client = Balances::balance(&CLIENT);
         assert_ok!(Verifier::challenge(RuntimeOrigin::signed(CLIENT), id));
+        next_block();
         for v in VERIFIERS {
             assert_ok!(verdict(v, id, &[(bad(), false)]));
         }
@@ -328,6 +337,7 @@ fn an_audited_single_provider_cheat_is_slashed_and_an_honest_one_paid() {
         let client = Balances::balance(&CLIENT);
         assert_ok!(Verifier::settle(RuntimeOrigin::signed(p[0]), cheat));
         assert_ok!(Verifier::settle(RuntimeOrigin::signed(q[0]), honest));
+        next_block();
         for id in [cheat, honest] {
             let dispute = Disputes::<Test>::get(id).unwrap();
             assert_eq!((dispute.kind, dispute.verifiers.to_vec()), (DisputeKind::Audit, vec![20]));
@@ -354,6 +364,7 @@ fn an_audit_nobody_judges_stands_and_the_silent_verifier_pays() {
         opt_in_verifiers(1);
         commit_and_reveal(id, &p, &[good()]);
         assert_ok!(Verifier::settle(RuntimeOrigin::signed(CLIENT), id));
+        next_block();
         let deadline = Disputes::<Test>::get(id).unwrap().verdict_deadline;
         run_to(deadline + 1);
         assert_ok!(Verifier::resolve_dispute(RuntimeOrigin::signed(CLIENT), id));
@@ -373,6 +384,7 @@ fn the_audit_rate_follows_the_floor() {
             let (id, p) = assigned_request(1);
             commit_and_reveal(id, &p, &[good()]);
             assert_ok!(Verifier::settle(RuntimeOrigin::signed(CLIENT), id));
+            next_block();
             if let Some(dispute) = Disputes::<Test>::get(id) {
                 audited += 1;
                 let v = dispute.verifiers[0];
@@ -422,6 +434,7 @@ fn single_provider_request_settles_on_its_own_reveal() {
         // All (one) commitments are in, so the reveal opens before the deadline.
         assert_ok!(reveal(p[0], id, good()));
         assert_ok!(Verifier::settle(RuntimeOrigin::signed(CLIENT), id));
+        next_block();
         assert_eq!(Receipts::<Test>::get(id).unwrap().paid.to_vec(), vec![(p[0], 15)]);
     });
 }
@@ -505,6 +518,160 @@ fn payment_uses_prices_fixed_at_assignment() {
         assert_ok!(commit(p[0], id, good()));
         assert_ok!(reveal(p[0], id, good()));
         assert_ok!(Verifier::settle(RuntimeOrigin::signed(CLIENT), id));
+        next_block();
         assert_eq!(Receipts::<Test>::get(id).unwrap().paid.to_vec(), vec![(p[0], 15)]);
     });
+}
+
+/// Hole: the audit bit of a k = 1 request came from the randomness of the settling block, known
+/// before the settle transaction was sent, so a cheat could settle in a block that does not audit
+/// it. With the dev chain's source, the bit comes two blocks after the settlement.
+#[test]
+fn settling_a_single_result_does_not_reveal_whether_it_is_audited() {
+    new_test_ext(|| {
+        AuditFloor::set(Perbill::one());
+        RandomnessLag::set(1);
+        let (id, p) = assigned_request(1);
+        opt_in_verifiers(1);
+        commit_and_reveal(id, &p, &[bad()]);
+        assert_ok!(Verifier::settle(RuntimeOrigin::signed(p[0]), id));
+        System::assert_last_event(Event::AwaitingAudit { request: id }.into());
+        assert_eq!(Requests::<Test>::get(id).unwrap().status, RequestStatus::AwaitingAudit);
+        assert!(Receipts::<Test>::get(id).is_none() && Disputes::<Test>::get(id).is_none());
+        assert_eq!(escrow_held(), 20);
+        assert_noop!(Verifier::settle(RuntimeOrigin::signed(p[0]), id), Error::<Test>::NotActive);
+        assert_noop!(Escrow::refund_expired(RuntimeOrigin::signed(CLIENT), id), pallet_agora_escrow::Error::<Test>::NotOpen);
+        next_block();
+        assert_eq!(Requests::<Test>::get(id).unwrap().status, RequestStatus::AwaitingAudit, "this block's seed was known at settlement");
+        next_block();
+        assert_eq!(Requests::<Test>::get(id).unwrap().status, RequestStatus::Disputed);
+        assert_eq!(Disputes::<Test>::get(id).unwrap().verifiers.to_vec(), vec![20]);
+        assert_ok!(verdict(20, id, &[(bad(), false)]));
+        assert_eq!(Receipts::<Test>::get(id).unwrap().slashed.to_vec(), vec![(p[0], 100, JobOutcome::Wrong)]);
+    });
+}
+
+/// Hole: a challenge drew its verifiers from the randomness of the challenging block, so a
+/// challenger could pick a block that draws verifiers it controls.
+#[test]
+fn a_challenge_draws_its_verifiers_in_a_later_block() {
+    new_test_ext(|| {
+        RandomnessLag::set(1);
+        let (id, p) = assigned_request(2);
+        commit_and_reveal(id, &p, &[bad(), bad()]);
+        assert_ok!(Verifier::settle(RuntimeOrigin::signed(CLIENT), id));
+        opt_in_verifiers(3);
+        assert_ok!(Verifier::challenge(RuntimeOrigin::signed(CLIENT), id));
+        let dispute = Disputes::<Test>::get(id).unwrap();
+        assert!(dispute.verifiers.is_empty());
+        assert!(!System::events().iter().any(|e| matches!(e.event, RuntimeEvent::Verifier(Event::DisputeOpened { .. }))));
+        assert_noop!(verdict(20, id, &[(bad(), false)]), Error::<Test>::NotSelectedVerifier);
+        assert_noop!(Verifier::resolve_dispute(RuntimeOrigin::signed(CLIENT), id), Error::<Test>::TooEarly);
+        next_block();
+        assert!(Disputes::<Test>::get(id).unwrap().verifiers.is_empty());
+        next_block();
+        let drawn = Disputes::<Test>::get(id).unwrap();
+        assert_eq!(drawn.verifiers.len(), 3);
+        assert_eq!(drawn.verdict_deadline, System::block_number() + 4);
+        assert!(System::events().iter().any(|e| matches!(e.event, RuntimeEvent::Verifier(Event::DisputeOpened { .. }))));
+        for v in VERIFIERS {
+            assert_ok!(verdict(v, id, &[(bad(), false)]));
+        }
+        assert!(Resolutions::<Test>::get(id).is_some());
+    });
+}
+
+/// Every verifier left between the dispute's opening and its draw: it resolves with no verdict
+/// (the split results are refunded, nobody is blamed for them), and nothing stays held.
+#[test]
+fn a_dispute_nobody_is_left_to_judge_resolves_without_verdicts() {
+    new_test_ext(|| {
+        let (id, p) = assigned_request(3);
+        opt_in_verifiers(3);
+        commit_and_reveal(id, &p, &[good(), bad(), third()]);
+        assert_ok!(Verifier::settle(RuntimeOrigin::signed(CLIENT), id));
+        for v in VERIFIERS {
+            assert_ok!(Verifier::opt_out_verifier(RuntimeOrigin::signed(v)));
+        }
+        next_block();
+        assert!(Disputes::<Test>::get(id).is_none());
+        assert!(Resolutions::<Test>::get(id).unwrap().decided.is_empty());
+        assert_eq!(Requests::<Test>::get(id).unwrap().status, RequestStatus::Refunded);
+        assert_eq!(escrow_held(), 0);
+        assert!(p.iter().all(|a| stake(*a) == 1_000));
+        assert!(crate::PendingDraws::<Test>::get().is_empty());
+    });
+}
+
+/// Hole: the stake a late challenge would take was already withdrawn. A provider unbonds while
+/// its job is open; the job settles late, so its unbonding delay ends inside the challenge
+/// window: it must not withdraw until the window has passed.
+#[test]
+fn a_paid_stake_stays_held_through_the_challenge_window() {
+    new_test_ext(|| {
+        let (id, p) = assigned_request(2);
+        assert_ok!(Providers::unbond(RuntimeOrigin::signed(p[0])));
+        let unlocks_at = System::block_number() + 10;
+        commit_and_reveal(id, &p, &[good(), good()]);
+        let r = Requests::<Test>::get(id).unwrap();
+        run_to(r.reveal_deadline + 1);
+        assert_ok!(Verifier::settle(RuntimeOrigin::signed(CLIENT), id));
+        let challengeable_until = System::block_number() + 6;
+        assert!(challengeable_until > unlocks_at, "the fixture must put the unlock inside the window");
+        run_to(unlocks_at);
+        assert_noop!(Providers::withdraw(RuntimeOrigin::signed(p[0])), pallet_agora_providers::Error::<Test>::StillSlashable);
+        run_to(challengeable_until);
+        assert_noop!(Providers::withdraw(RuntimeOrigin::signed(p[0])), pallet_agora_providers::Error::<Test>::StillSlashable);
+        next_block();
+        assert_ok!(Providers::withdraw(RuntimeOrigin::signed(p[0])));
+        assert!(pallet_agora_providers::Exposures::<Test>::get(p[0]) == Default::default());
+    });
+}
+
+/// Hole: a challenge did not hold the winners' stake, so a winner could withdraw before the
+/// verdicts that slash it were counted, and the client was not made whole.
+#[test]
+fn a_challenged_winner_cannot_withdraw_until_the_challenge_is_resolved() {
+    new_test_ext(|| {
+        let (id, p) = assigned_request(2);
+        commit_and_reveal(id, &p, &[bad(), bad()]);
+        assert_ok!(Verifier::settle(RuntimeOrigin::signed(CLIENT), id));
+        assert_ok!(Providers::unbond(RuntimeOrigin::signed(p[0])));
+        opt_in_verifiers(3);
+        run_to(System::block_number() + 6);
+        assert_ok!(Verifier::challenge(RuntimeOrigin::signed(CLIENT), id));
+        next_block();
+        let deadline = Disputes::<Test>::get(id).unwrap().verdict_deadline;
+        assert_ok!(verdict(VERIFIERS[0], id, &[(bad(), false)]));
+        assert_ok!(verdict(VERIFIERS[1], id, &[(bad(), false)]));
+        // Unbonded long enough, no open job, but party to an open challenge.
+        run_to(deadline + 10);
+        assert_eq!(pallet_agora_providers::Providers::<Test>::get(p[0]).unwrap().open_jobs, 0);
+        assert_noop!(Providers::withdraw(RuntimeOrigin::signed(p[0])), pallet_agora_providers::Error::<Test>::StillSlashable);
+        // A drawn verifier is party to it too: it cannot leave before its silence is punished.
+        assert_ok!(Providers::unbond(RuntimeOrigin::signed(VERIFIERS[2])));
+        run_to(System::block_number() + 11);
+        assert_noop!(Providers::withdraw(RuntimeOrigin::signed(VERIFIERS[2])), pallet_agora_providers::Error::<Test>::StillSlashable);
+        let client = Balances::balance(&CLIENT);
+        assert_ok!(Verifier::resolve_dispute(RuntimeOrigin::signed(CLIENT), id));
+        // Made whole from both winners' stakes: the bond back and the 15 paid to each.
+        assert_eq!(Balances::balance(&CLIENT), client + 500 + 30);
+        assert_ok!(Providers::withdraw(RuntimeOrigin::signed(p[0])));
+        assert_ok!(Providers::withdraw(RuntimeOrigin::signed(VERIFIERS[2])));
+    });
+}
+
+#[test]
+#[should_panic(expected = "UnbondingDelay must cover ChallengeWindow + VerdictWindow")]
+fn the_unbonding_delay_must_cover_the_challenge_and_verdict_windows() {
+    use polkadot_sdk::frame_support::traits::Hooks;
+    UnbondingDelay::set(9);
+    <Verifier as Hooks<u64>>::integrity_test();
+}
+
+#[test]
+fn the_mock_runtime_passes_the_integrity_tests() {
+    use polkadot_sdk::frame_support::traits::Hooks;
+    <Verifier as Hooks<u64>>::integrity_test();
+    <Providers as Hooks<u64>>::integrity_test();
 }

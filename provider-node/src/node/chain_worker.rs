@@ -91,6 +91,10 @@ impl Inner {
         if request.status == types::RequestStatus::Disputed {
             return self.step_disputed(&record, next).await;
         }
+        if request.status == types::RequestStatus::AwaitingAudit {
+            // Settled, but whether it is audited is drawn in a block to come: the job stays.
+            return Ok(());
+        }
         if request.status != types::RequestStatus::Assigned {
             record.state = JobState::Closed;
             self.journal.put(&record)?;
@@ -110,14 +114,17 @@ impl Inner {
     /// verifiers stay silent, the dispute is resolved with the verdicts cast.
     pub(super) async fn step_disputed(self: &Arc<Self>, record: &JobRecord, next: BlockNumber) -> anyhow::Result<()> {
         let id = record.request;
+        let Some(dispute) = self.chain.dispute(id).await? else { return Ok(()) };
+        // The verifiers are drawn a block or two after the dispute opens.
+        if dispute.verifiers.0.is_empty() {
+            return Ok(());
+        }
         self.push_own_result(record);
-        if let Some(dispute) = self.chain.dispute(id).await? {
-            if next > dispute.verdict_deadline + SETTLE_GRACE_BLOCKS {
-                match self.submit(&agora::tx().verifier().resolve_dispute(id)).await {
-                    Ok(_) => tracing::info!(request = id, "resolved the dispute"),
-                    Err(e) if e.is_rejected(Rejection::Verifier(VerifierError::NoDispute)) => {},
-                    Err(e) => return Err(e.into()),
-                }
+        if next > dispute.verdict_deadline + SETTLE_GRACE_BLOCKS {
+            match self.submit(&agora::tx().verifier().resolve_dispute(id)).await {
+                Ok(_) => tracing::info!(request = id, "resolved the dispute"),
+                Err(e) if e.is_rejected(Rejection::Verifier(VerifierError::NoDispute)) => {},
+                Err(e) => return Err(e.into()),
             }
         }
         Ok(())

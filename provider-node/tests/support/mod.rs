@@ -328,13 +328,18 @@ pub fn tokens_and_end(frames: &[InferFrame]) -> (Vec<u32>, Option<InferFrame>) {
     (tokens, frames.last().filter(|f| !matches!(f, InferFrame::Token { .. })).cloned())
 }
 
-/// Builds blocks until the request has a receipt (commitments, reveals and settlement are
-/// the providers' own transactions; empty blocks only move deadlines).
+/// Waits until the request has a receipt. Commitments, reveals and settlement are the
+/// providers' own transactions, each in a block of its own; a k = 1 result's audit draw comes
+/// in a later block, which this builds (the chain here has no block ticker, and empty blocks
+/// would only move the other requests' deadlines).
 pub async fn wait_receipt(chain: &ChainClient, request: u64, providers: &[&Provider]) -> types::Receipt<AccountId, u128, u32> {
     let deadline = Instant::now() + Duration::from_secs(240);
     loop {
         if let Some(receipt) = chain.receipt(request).await.unwrap() {
             return receipt;
+        }
+        if chain.request(request).await.unwrap().is_some_and(|r| r.status == types::RequestStatus::AwaitingAudit) {
+            chain.new_blocks(1).await.unwrap();
         }
         if Instant::now() > deadline {
             let logs: Vec<String> = providers.iter().map(|p| format!("--- {}\n{}", p.name, p.log())).collect();
