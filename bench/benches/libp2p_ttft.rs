@@ -14,7 +14,7 @@
 mod support;
 
 use agora_devnet::demo::UNIT;
-use agora_primitives::wire::{InferFrame, InferRequest, MAX_FRAME_BYTES};
+use agora_primitives::wire::{InferFrame, MAX_FRAME_BYTES};
 use agora_net::frame;
 use std::time::Instant;
 use support::*;
@@ -53,7 +53,7 @@ fn main() -> anyhow::Result<()> {
             // chain is a remote node and not a chopsticks process on the same two cores.
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             let started = Instant::now();
-            frame::write(&mut stream, &InferRequest { request: id, prompt: prompt.clone() }).await?;
+            frame::write(&mut stream, &signed_request(id, &prompt, &net)).await?;
             let first = frame::read::<InferFrame, _>(&mut stream, MAX_FRAME_BYTES).await?;
             let elapsed = started.elapsed().as_secs_f64() * 1000.0;
             anyhow::ensure!(matches!(first, Some(InferFrame::Token { .. })), "{first:?}");

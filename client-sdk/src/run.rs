@@ -5,7 +5,7 @@ use crate::error::{ClientError, Result};
 use crate::models::{resolve, ModelRef};
 use crate::Client;
 use agora_chain_client::{types, AccountId, ModelRelease, Quote, Receipt};
-use agora_primitives::wire::{token_hash, InferFrame, InferRequest, StopReason};
+use agora_primitives::wire::{token_hash, InferFrame, InferRequest, StopReason, Use};
 use agora_primitives::{pricing, Hash256, MAX_REDUNDANCY};
 use agora_tokenizer::{ChatTurn, Tokenizer};
 use crate::location_of as location;
@@ -265,14 +265,15 @@ impl Client {
         on_event(RunEvent::Assigned { request, providers: assignment.providers.0.clone() });
 
         let streams_at = Instant::now();
+        let signed = self.signed_request(request, &prepared.prompt);
         let (tx, mut rx) = mpsc::unbounded_channel();
         for (slot, provider) in assignment.providers.0.iter().enumerate() {
             let (chain, net, tx) = (self.chain.clone(), self.net.clone(), tx.clone());
-            let (provider, prompt, timeouts) = (provider.clone(), prepared.prompt.clone(), self.timeouts.clone());
+            let (provider, signed, timeouts) = (provider.clone(), signed.clone(), self.timeouts.clone());
             let known = prepared.locations.get(&provider.0).cloned();
             tokio::spawn(async move {
                 let target = Target { chain: &chain, provider: &provider, known };
-                let result = stream_from(target, &net, request, prompt, &timeouts, slot, &tx).await;
+                let result = stream_from(target, &net, &signed, &timeouts, slot, &tx).await;
                 let _ = tx.send((slot, StreamEvent::Ended(result.err())));
             });
         }
@@ -398,6 +399,14 @@ impl Client {
         })
     }
 
+    /// The request providers serve: the prompt under this account's signature, for this
+    /// client's libp2p peer only.
+    fn signed_request(&self, request: u64, prompt: &[u32]) -> InferRequest {
+        let client_peer = self.net.peer_id().to_bytes();
+        let signature = self.signer.sign(&Use::new(request, prompt, client_peer.clone()).signing_payload()).0;
+        InferRequest { request, prompt: prompt.to_vec(), client_peer, signature }
+    }
+
     /// Returns once the best block is past `seen` (or at `deadline`). Asking for the block
     /// number is cheap; the runtime calls that follow are not, so they run once per block.
     pub(crate) async fn next_block(&self, seen: u32, deadline: Instant) -> Result<u32> {
@@ -500,8 +509,7 @@ struct Target<'a> {
 async fn stream_from(
     target: Target<'_>,
     net: &Network,
-    request: u64,
-    prompt: Vec<u32>,
+    signed: &InferRequest,
     timeouts: &Timeouts,
     slot: usize,
     events: &mpsc::UnboundedSender<(usize, StreamEvent)>,
@@ -515,7 +523,7 @@ async fn stream_from(
     };
     let mut call = InferCall::open(net, &location, timeouts.first_token).await.map_err(|e| e.to_string())?;
     let _ = events.send((slot, StreamEvent::Dialed));
-    call.send(&InferRequest { request, prompt }).await.map_err(|e| e.to_string())?;
+    call.send(signed).await.map_err(|e| e.to_string())?;
     let mut wait = timeouts.first_token;
     let result = loop {
         let next = call.next(wait).await;

@@ -64,7 +64,7 @@ mod tests {
     #[test]
     fn frames_round_trip_back_to_back() {
         let mut buf = Cursor::new(Vec::new());
-        let request = InferRequest { request: 9, prompt: vec![1, 2, 3] };
+        let request = InferRequest { request: 9, prompt: vec![1, 2, 3], client_peer: vec![4; 38], signature: [5; 64] };
         let done = InferFrame::Done { output_hash: [4; 32], token_count: 2, stop: agora_primitives::wire::StopReason::MaxTokens };
         block_on(write(&mut buf, &request)).unwrap();
         block_on(write(&mut buf, &done)).unwrap();
@@ -83,7 +83,7 @@ mod tests {
         let mut garbage = Cursor::new([3u8, 0, 0, 0, 0xff, 0xff, 0xff].to_vec());
         assert!(matches!(block_on(read::<InferRequest, _>(&mut garbage, MAX_FRAME_BYTES)), Err(FrameError::Decode(_))));
         let mut trailing = Vec::new();
-        let body = InferRequest { request: 1, prompt: vec![] }.encode();
+        let body = InferRequest { request: 1, prompt: vec![], client_peer: vec![], signature: [0; 64] }.encode();
         trailing.extend_from_slice(&(body.len() as u32 + 1).to_le_bytes());
         trailing.extend_from_slice(&body);
         trailing.push(0);

@@ -26,6 +26,37 @@ pub fn token_hash(tokens: &[u32]) -> Hash256 {
     sha2_256(&tokens.encode())
 }
 
+/// Domain of a client's signature over a [`Use`], so that it is valid as no other message.
+pub const USE_DOMAIN: &[u8] = b"agora/use/1";
+
+/// Longest libp2p PeerId the protocol carries, in bytes (an ed25519 one is 38).
+pub const MAX_PEER_ID_BYTES: usize = 64;
+
+/// What a client authorises a request's providers to run, and for whom, signed with its account
+/// key (sr25519: the request's `client` on-chain). A provider serves a request only under its
+/// client's `Use`, and only to the libp2p peer the `Use` names (the Noise handshake
+/// authenticates the peer), so nobody else who learns the request id and the prompt, a
+/// co-assigned provider among them, can take the answer or be served before the client.
+#[derive(Clone, Encode, Decode, PartialEq, Eq, Debug)]
+pub struct Use {
+    pub request: RequestId,
+    pub prompt_hash: Hash256,
+    pub prompt_tokens: u32,
+    /// The client's libp2p PeerId, as bytes.
+    pub client_peer: Vec<u8>,
+}
+
+impl Use {
+    pub fn new(request: RequestId, prompt: &[u32], client_peer: Vec<u8>) -> Self {
+        Self { request, prompt_hash: token_hash(prompt), prompt_tokens: prompt.len() as u32, client_peer }
+    }
+
+    /// The bytes the client signs: the domain, then the `Use`.
+    pub fn signing_payload(&self) -> Vec<u8> {
+        (USE_DOMAIN, self).encode()
+    }
+}
+
 /// The first and only frame a client sends on an inference stream.
 #[derive(Clone, Encode, Decode, PartialEq, Eq, Debug)]
 pub struct InferRequest {
@@ -33,6 +64,17 @@ pub struct InferRequest {
     /// The prompt as token ids of the release's tokenizer; its hash and length must match the
     /// request on-chain.
     pub prompt: Vec<u32>,
+    /// The peer the client reads the answer on: its libp2p PeerId, as bytes.
+    pub client_peer: Vec<u8>,
+    /// The client's sr25519 signature over [`InferRequest::authorised_use`].
+    pub signature: [u8; 64],
+}
+
+impl InferRequest {
+    /// The [`Use`] this request stands for; its signature must be the client's over it.
+    pub fn authorised_use(&self) -> Use {
+        Use::new(self.request, &self.prompt, self.client_peer.clone())
+    }
 }
 
 /// Why generation stopped.
@@ -67,6 +109,8 @@ pub enum InferErrorKind {
     AlreadyServed,
     /// Inference failed inside the engine.
     Internal,
+    /// The request is not signed by the request's client for the peer that sent it.
+    Unauthorized,
 }
 
 /// A frame from provider to client. A stream is `Token* (Done | Error)`.
@@ -225,8 +269,23 @@ mod tests {
 
     #[test]
     fn a_full_size_prompt_fits_in_a_frame() {
-        let request = InferRequest { request: u64::MAX, prompt: alloc::vec![u32::MAX; MAX_PROMPT_TOKENS as usize] };
+        let request = InferRequest {
+            request: u64::MAX,
+            prompt: alloc::vec![u32::MAX; MAX_PROMPT_TOKENS as usize],
+            client_peer: alloc::vec![0xff; MAX_PEER_ID_BYTES],
+            signature: [0xff; 64],
+        };
         assert!(request.encode().len() as u32 <= MAX_FRAME_BYTES);
+    }
+
+    #[test]
+    fn a_use_binds_request_prompt_and_peer() {
+        let base = Use::new(1, &[1, 2, 3], alloc::vec![9; 38]);
+        assert_eq!(base.signing_payload(), Use::new(1, &[1, 2, 3], alloc::vec![9; 38]).signing_payload());
+        for other in [Use::new(2, &[1, 2, 3], alloc::vec![9; 38]), Use::new(1, &[1, 2, 4], alloc::vec![9; 38]), Use::new(1, &[1, 2, 3], alloc::vec![8; 38])] {
+            assert_ne!(base.signing_payload(), other.signing_payload());
+        }
+        assert!(base.signing_payload().starts_with(&(USE_DOMAIN).encode()));
     }
 
     #[test]

@@ -49,6 +49,8 @@ impl JobState {
 /// without a chain round trip on the way to the first token.
 #[derive(Clone, Encode, Decode, PartialEq, Eq, Debug)]
 pub struct JobParams {
+    /// The request's client: the account whose signed `Use` alone is served.
+    pub client: [u8; 32],
     pub runtime_profile: Hash256,
     pub prompt_hash: Hash256,
     pub prompt_tokens: u32,
@@ -118,6 +120,10 @@ pub enum JournalError {
         hex::encode(.journal), hex::encode(.chain)
     )]
     OtherChain { journal: [u8; 32], chain: [u8; 32] },
+    #[error(
+        "this journal's records have layout {found}, and this provider reads layout {FORMAT}: finish its jobs with the provider that wrote it, or move the journal directory away to start afresh"
+    )]
+    OtherFormat { found: u32 },
 }
 
 pub struct Journal {
@@ -133,6 +139,9 @@ const LAST_BLOCK_KEY: &[u8] = b"m/last_block";
 /// The genesis hash of the chain the jobs belong to: request ids and block numbers mean
 /// nothing on another chain.
 const GENESIS_KEY: &[u8] = b"m/genesis";
+/// The layout of the records. 2: a job's params name its client.
+const FORMAT_KEY: &[u8] = b"m/format";
+const FORMAT: u32 = 2;
 
 fn key(request: RequestId) -> [u8; 9] {
     prefixed(JOB_PREFIX, request)
@@ -148,7 +157,20 @@ impl Journal {
     pub fn open(path: &Path) -> Result<Self, JournalError> {
         let mut options = rocksdb::Options::default();
         options.create_if_missing(true);
-        Ok(Self { db: rocksdb::DB::open(&options, path)? })
+        let journal = Self { db: rocksdb::DB::open(&options, path)? };
+        journal.check_format()?;
+        Ok(journal)
+    }
+
+    /// A new journal takes this layout; one with records of another layout (or of the first,
+    /// which wrote no layout key) is refused, so that no job is misread.
+    fn check_format(&self) -> Result<(), JournalError> {
+        match self.db.get(FORMAT_KEY)? {
+            Some(v) if v.as_slice() == FORMAT.to_le_bytes() => Ok(()),
+            Some(v) => Err(JournalError::OtherFormat { found: v.as_slice().try_into().map(u32::from_le_bytes).unwrap_or(0) }),
+            None if self.db.iterator(rocksdb::IteratorMode::Start).next().is_some() => Err(JournalError::OtherFormat { found: 1 }),
+            None => self.put_synced(FORMAT_KEY, &FORMAT.to_le_bytes()),
+        }
     }
 
     pub fn get(&self, request: RequestId) -> Result<Option<JobRecord>, JournalError> {
@@ -274,12 +296,23 @@ mod tests {
 
     fn params() -> JobParams {
         JobParams {
+            client: [4; 32],
             runtime_profile: [2; 32],
             prompt_hash: [3; 32],
             prompt_tokens: 2,
             max_output_tokens: 8,
             sampling: SamplingParams::default(),
         }
+    }
+
+    #[test]
+    fn a_journal_of_another_layout_is_refused_by_name() {
+        let old = tempfile::tempdir().unwrap();
+        rocksdb::DB::open_default(old.path()).unwrap().put(key(5), b"a record of the first layout").unwrap();
+        assert!(matches!(Journal::open(old.path()), Err(JournalError::OtherFormat { found: 1 })));
+        let fresh = tempfile::tempdir().unwrap();
+        Journal::open(fresh.path()).unwrap().put(&JobRecord::assigned(1, [1; 32], 10, 20, params())).unwrap();
+        assert!(Journal::open(fresh.path()).unwrap().get(1).unwrap().is_some());
     }
 
     #[test]

@@ -5,7 +5,7 @@ mod support;
 
 use agora_chain_client::types;
 use agora_devnet::demo::{self, UNIT};
-use agora_primitives::wire::{token_hash, InferErrorKind, InferFrame, InferRequest, MAX_FRAME_BYTES, MAX_PROMPT_TOKENS};
+use agora_primitives::wire::{token_hash, InferErrorKind, InferFrame, MAX_FRAME_BYTES, MAX_PROMPT_TOKENS};
 use agora_primitives::SamplingParams;
 use agora_engine::GenerateRequest;
 use agora_net::frame;
@@ -119,7 +119,7 @@ async fn a_provider_killed_at_any_point_finishes_its_jobs_after_a_restart() {
     bob.restart(price);
     wait_online(&chain, &bob).await;
     let mut stream = open(&net, &chain, &bob.account()).await;
-    frame::write(&mut stream, &InferRequest { request: second, prompt: long_prompt.clone() }).await.unwrap();
+    frame::write(&mut stream, &signed_request(second, &long_prompt, &net)).await.unwrap();
     for _ in 0..5 {
         let frame = frame::read::<InferFrame, _>(&mut stream, MAX_FRAME_BYTES).await.unwrap();
         assert!(matches!(frame, Some(InferFrame::Token { .. })), "{frame:?}");
@@ -176,7 +176,7 @@ async fn bad_input_over_the_wire_is_refused_and_the_node_keeps_serving() {
 
     // An oversized prompt, a frame announcing more than the limit, and garbage: an error or a
     // dropped stream each, never a crash.
-    let oversized = InferRequest { request: ours, prompt: vec![1; MAX_PROMPT_TOKENS as usize * 2] };
+    let oversized = signed_request(ours, &vec![1; MAX_PROMPT_TOKENS as usize * 2], &net);
     let mut stream = open(&net, &chain, &bob.account()).await;
     let _ = frame::write(&mut stream, &oversized).await;
     let frames = read_all(&mut stream).await;
@@ -190,14 +190,27 @@ async fn bad_input_over_the_wire_is_refused_and_the_node_keeps_serving() {
         assert!(frames.is_empty() || error_kind(&frames) == Some(InferErrorKind::Malformed), "{frames:?}");
     }
 
-    // Still serving: the right prompt for the right request streams the expected tokens.
-    let net = client_network().await;
+    // Hole: whoever learned a request id and its prompt (a co-assigned provider) was served, and
+    // could copy the answer or be served before the client. The client's own signed request,
+    // forwarded from another peer, is refused; so is one signed for that peer by another key.
+    let client_net = client_network().await;
+    let intruder = client_network().await;
+    let forwarded = signed_request(ours, &prompt, &client_net);
+    let forged = signed_request_by(&demo::Actors::dev().providers[2], ours, &prompt, &intruder);
+    for request in [forwarded, forged] {
+        let frames = send(&intruder, &chain, &bob.account(), &request).await;
+        assert_eq!(error_kind(&frames), Some(InferErrorKind::Unauthorized), "{frames:?}");
+    }
+
+    // Still serving: the right prompt for the right request, from its client, streams the
+    // expected tokens.
+    let net = client_net;
     let frames = infer(&net, &chain, &bob.account(), ours, &prompt).await;
     let (tokens, end) = tokens_and_end(&frames);
     assert_eq!(tokens, expected_greedy(&prompt, 4).await);
     assert!(matches!(end, Some(InferFrame::Done { token_count: 4, .. })), "{frames:?}");
     let metrics = bob.metrics();
-    for kind in ["unknown_request", "not_assigned", "prompt_mismatch", "malformed"] {
+    for kind in ["unknown_request", "not_assigned", "prompt_mismatch", "malformed", "unauthorized"] {
         assert!(metrics.contains(&format!("agora_provider_protocol_errors_total{{kind=\"{kind}\"}}")), "{kind}: {metrics}");
     }
     assert_eq!(chain.request(ours).await.unwrap().unwrap().status, types::RequestStatus::Assigned);
@@ -267,7 +280,7 @@ async fn a_provider_is_found_in_the_dht_shuts_down_gracefully_and_leaves() {
     let prompt = local_engine().tokenize("Once upon a time, in a lighthouse by the sea, there lived", false);
     let (id, _) = open_request(&chain, params(profile, &prompt, 48, 1)).await;
     let mut stream = open(&net, &chain, &bob.account()).await;
-    frame::write(&mut stream, &InferRequest { request: id, prompt: prompt.clone() }).await.unwrap();
+    frame::write(&mut stream, &signed_request(id, &prompt, &net)).await.unwrap();
     let first = frame::read::<InferFrame, _>(&mut stream, MAX_FRAME_BYTES).await.unwrap();
     assert!(matches!(first, Some(InferFrame::Token { index: 0, .. })), "{first:?}");
     bob.send_term();

@@ -2,6 +2,8 @@
 //! copy of its terms) before it runs; a finished job is replayed to a client that reconnects.
 
 use super::*;
+use agora_chain_client::subxt_signer::sr25519;
+use agora_primitives::wire::MAX_PEER_ID_BYTES;
 
 pub(super) fn kind_name(kind: InferErrorKind) -> &'static str {
     match kind {
@@ -14,7 +16,21 @@ pub(super) fn kind_name(kind: InferErrorKind) -> &'static str {
         InferErrorKind::Busy => "busy",
         InferErrorKind::AlreadyServed => "already_served",
         InferErrorKind::Internal => "internal",
+        InferErrorKind::Unauthorized => "unauthorized",
     }
+}
+
+/// A request is served only under its client's signature, and only to the peer the client
+/// signed for: the one on the other end of this (Noise-authenticated) stream.
+fn authorised(request: &InferRequest, peer: &PeerId, client: &[u8; 32]) -> Result<(), Refusal> {
+    if request.client_peer.len() > MAX_PEER_ID_BYTES || request.client_peer != peer.to_bytes() {
+        return Err((InferErrorKind::Unauthorized, "the request names another peer than the one that sent it".into()));
+    }
+    let signature = sr25519::Signature(request.signature);
+    if !sr25519::verify(&signature, request.authorised_use().signing_payload(), &sr25519::PublicKey(*client)) {
+        return Err((InferErrorKind::Unauthorized, "the request is not signed by its client's account".into()));
+    }
+    Ok(())
 }
 
 pub(super) fn sampling(params: &types::SamplingParams) -> SamplingParams {
@@ -49,7 +65,7 @@ impl Inner {
                 return;
             },
         };
-        let mut frames = match self.admit(request).await {
+        let mut frames = match self.admit(request, peer).await {
             Ok(frames) => frames,
             Err(refusal) => return self.refuse(stream, refusal).await,
         };
@@ -65,6 +81,7 @@ impl Inner {
     pub(super) fn record_from_chain(&self, id: RequestId, request: &agora_chain_client::Request) -> JobRecord {
         let p = &request.params;
         let params = JobParams {
+            client: request.client.0,
             runtime_profile: p.runtime_profile,
             prompt_hash: p.prompt_hash,
             prompt_tokens: p.prompt_tokens,
@@ -77,7 +94,7 @@ impl Inner {
     /// Checks a client's request and starts (or replays) its generation. The request's terms
     /// come from the journal, where the chain worker copied them when it read the assignment;
     /// only a prompt that outruns the worker costs a chain query.
-    pub(super) async fn admit(self: &Arc<Self>, request: InferRequest) -> Result<mpsc::UnboundedReceiver<InferFrame>, Refusal> {
+    pub(super) async fn admit(self: &Arc<Self>, request: InferRequest, peer: PeerId) -> Result<mpsc::UnboundedReceiver<InferFrame>, Refusal> {
         let id = request.request;
         let started = Instant::now();
         let internal = |e: &dyn std::fmt::Display| (InferErrorKind::Internal, e.to_string());
@@ -105,6 +122,7 @@ impl Inner {
                 self.record_from_chain(id, &on_chain)
             },
         };
+        authorised(&request, &peer, &record.params.client)?;
         if record.release != self.release || record.params.runtime_profile != self.profile_hash {
             return Err((InferErrorKind::UnsupportedRelease, "this provider does not serve that release and runtime profile".into()));
         }

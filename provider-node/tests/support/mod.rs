@@ -5,7 +5,7 @@
 
 use agora_chain_client::{agora, subxt_signer::sr25519::Keypair, types, AccountId, ChainClient};
 use agora_devnet::demo::{self, UNIT};
-use agora_primitives::wire::{token_hash, InferFrame, InferRequest, MAX_FRAME_BYTES};
+use agora_primitives::wire::{token_hash, InferFrame, InferRequest, Use, MAX_FRAME_BYTES};
 use agora_fixtures::models::{fetch_smollm2, smollm2_sha256};
 use agora_engine::{Engine, EngineConfig, Progress};
 use agora_net::{frame, NetConfig, Network};
@@ -303,11 +303,28 @@ pub async fn open(net: &Network, chain: &ChainClient, provider: &AccountId) -> l
     net.control().open_stream(peer, agora_net::infer_protocol()).await.unwrap()
 }
 
-/// Sends a request and reads every frame until the stream ends.
-pub async fn infer(net: &Network, chain: &ChainClient, provider: &AccountId, request: u64, prompt: &[u32]) -> Vec<InferFrame> {
+/// `prompt` for `request` under `key`'s signature, to be read on `net`'s peer.
+pub fn signed_request_by(key: &Keypair, request: u64, prompt: &[u32], net: &Network) -> InferRequest {
+    let client_peer = net.peer_id().to_bytes();
+    let signature = key.sign(&Use::new(request, prompt, client_peer.clone()).signing_payload()).0;
+    InferRequest { request, prompt: prompt.to_vec(), client_peer, signature }
+}
+
+/// The request as its client (the dev client, who opens every test request) sends it from `net`.
+pub fn signed_request(request: u64, prompt: &[u32], net: &Network) -> InferRequest {
+    signed_request_by(&demo::Actors::dev().client, request, prompt, net)
+}
+
+/// Sends `request` from `net` and reads every frame until the stream ends.
+pub async fn send(net: &Network, chain: &ChainClient, provider: &AccountId, request: &InferRequest) -> Vec<InferFrame> {
     let mut stream = open(net, chain, provider).await;
-    frame::write(&mut stream, &InferRequest { request, prompt: prompt.to_vec() }).await.unwrap();
+    frame::write(&mut stream, request).await.unwrap();
     read_all(&mut stream).await
+}
+
+/// Sends the client's signed request and reads every frame until the stream ends.
+pub async fn infer(net: &Network, chain: &ChainClient, provider: &AccountId, request: u64, prompt: &[u32]) -> Vec<InferFrame> {
+    send(net, chain, provider, &signed_request(request, prompt, net)).await
 }
 
 pub async fn read_all(stream: &mut libp2p::Stream) -> Vec<InferFrame> {
