@@ -73,7 +73,8 @@ impl<T: Config> Pallet<T> {
         if r.status == RequestStatus::AwaitingAudit {
             let reveals = Self::reveals_of(request, &r);
             let (_, revealed) = *reveals.first().ok_or(Error::<T>::NotActive)?;
-            if Self::drawn_for_audit(request, &r, &revealed, audit_seed) {
+            let audited = Self::drawn_for_audit(request, &r, &revealed, audit_seed);
+            if audited {
                 let now = frame_system::Pallet::<T>::block_number();
                 let mut dispute = DisputeOf::<T> {
                     kind: DisputeKind::Audit,
@@ -87,11 +88,10 @@ impl<T: Config> Pallet<T> {
                     Disputes::<T>::insert(request, dispute);
                     return Ok(with_verifiers);
                 }
-                Self::close_with(request, &r, &reveals, |o| Some(*o == revealed), Some(revealed))?;
-                return Ok(with_verifiers);
             }
+            // Not audited, or nobody is left to audit it: it stands as revealed.
             Self::close_with(request, &r, &reveals, |o| Some(*o == revealed), Some(revealed))?;
-            return Ok(Self::unaudited_draw_weight());
+            return Ok(if audited { with_verifiers } else { Self::unaudited_draw_weight() });
         }
         let mut dispute = Disputes::<T>::get(request).ok_or(Error::<T>::NoDispute)?;
         if Self::draw_verifiers(request, &r, &mut dispute, verifier_seed) {
