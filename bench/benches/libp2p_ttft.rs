@@ -54,6 +54,8 @@ fn main() -> anyhow::Result<()> {
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             let started = Instant::now();
             frame::write(&mut stream, &signed_request(id, &prompt, &net)).await?;
+            let accepted = frame::read::<InferFrame, _>(&mut stream, MAX_FRAME_BYTES).await?;
+            anyhow::ensure!(matches!(accepted, Some(InferFrame::Accepted { .. })), "{accepted:?}");
             let first = frame::read::<InferFrame, _>(&mut stream, MAX_FRAME_BYTES).await?;
             let elapsed = started.elapsed().as_secs_f64() * 1000.0;
             anyhow::ensure!(matches!(first, Some(InferFrame::Token { .. })), "{first:?}");

@@ -318,6 +318,13 @@ impl ChainClient {
             .ok_or_else(|| Error::Unexpected("the call succeeded without a RequestCreated event".into()))
     }
 
+    /// Proves that `provider` acknowledged `request`'s `Use` for `client_peer` (its sr25519
+    /// `signature` over `Use::ack_payload`): if it then reveals nothing, it is a no-show.
+    pub async fn prove_ack(&self, request: u64, provider: &AccountId, client_peer: Vec<u8>, signature: [u8; 64], caller: &Keypair) -> Result<Events, Error> {
+        let signature = agora::runtime_types::sp_runtime::MultiSignature::Sr25519(signature);
+        self.submit(&agora::tx().verifier().prove_ack(request, provider.clone(), bounded(client_peer), signature), caller).await
+    }
+
     /// Settles a request whose reveal window has closed (anyone may).
     pub async fn settle(&self, request: u64, caller: &Keypair) -> Result<Events, Error> {
         self.submit(&agora::tx().verifier().settle(request), caller).await

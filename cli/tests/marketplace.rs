@@ -211,7 +211,10 @@ async fn a_liar_is_outvoted_and_slashed_and_a_dead_provider_is_a_no_show() {
     assert_eq!((result.agreeing, result.verified), (2, true));
     let bob_report = result.providers.iter().find(|p| p.provider == bob).unwrap();
     assert!(bob_report.failure.is_some(), "{bob_report:?}");
+    // Bob signed for the prompt before he died: the client proved it, so he is a no-show.
+    assert!(bob_report.acknowledgement.is_some(), "{bob_report:?}");
     let receipt = result.receipt.expect("settled");
+    assert!(receipt.reserved.0.is_empty(), "{receipt:?}");
     assert_eq!(receipt.paid.0.len(), 2);
     assert_eq!(receipt.slashed.0.iter().map(|s| (s.0.clone(), s.2.clone())).collect::<Vec<_>>(), vec![(bob.clone(), types::JobOutcome::NoShow)]);
     assert_eq!(chain.provider(&bob).await.unwrap().unwrap().reputation.no_shows, 1);

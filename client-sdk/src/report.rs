@@ -181,6 +181,8 @@ pub struct ReceiptView {
     pub token_count: Option<u32>,
     pub paid: Vec<PaidView>,
     pub slashed: Vec<SlashedView>,
+    /// Providers never shown to have had the prompt, and the reservation fee each was paid.
+    pub reserved: Vec<PaidView>,
     pub refunded: String,
     pub settled_at: u32,
 }
@@ -200,6 +202,7 @@ impl From<&Receipt> for ReceiptView {
                 .iter()
                 .map(|(who, amount, why)| SlashedView { provider: who.to_string(), amount: amount.to_string(), reason: lower_debug(why) })
                 .collect(),
+            reserved: r.reserved.0.iter().map(|(who, amount)| PaidView { provider: who.to_string(), amount: amount.to_string() }).collect(),
             refunded: r.refunded.to_string(),
             settled_at: r.settled_at,
         }
@@ -218,6 +221,9 @@ impl fmt::Display for ReceiptView {
         }
         for s in &self.slashed {
             writeln!(f, "  slashed  {}  {} ({})", s.provider, s.amount, s.reason)?;
+        }
+        for p in &self.reserved {
+            writeln!(f, "  reserved {}  {} (never shown to have had the prompt)", p.provider, p.amount)?;
         }
         writeln!(f, "  refunded {}", self.refunded)
     }

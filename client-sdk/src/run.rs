@@ -4,6 +4,7 @@
 use crate::error::{ClientError, Result};
 use crate::models::{resolve, ModelRef};
 use crate::Client;
+use agora_chain_client::subxt_signer::sr25519;
 use agora_chain_client::{types, AccountId, ModelRelease, Quote, Receipt};
 use agora_primitives::wire::{token_hash, InferFrame, InferRequest, StopReason, Use};
 use agora_primitives::{pricing, Hash256, MAX_REDUNDANCY};
@@ -97,6 +98,11 @@ pub struct ProviderReport {
     /// Why it gave no complete answer (unreachable, refused, cut off, too slow), if it did not.
     pub failure: Option<String>,
     pub time_to_first_token: Option<Duration>,
+    /// Its signature acknowledging this client's `Use`, checked: proof on-chain that it had the
+    /// prompt, so that if it reveals nothing it is a no-show.
+    pub acknowledgement: Option<[u8; 64]>,
+    /// Its signature over its closing frame's result for this client's `Use`, checked.
+    pub outcome_signature: Option<[u8; 64]>,
 }
 
 impl ProviderReport {
@@ -284,7 +290,15 @@ impl Client {
             .providers
             .0
             .iter()
-            .map(|p| ProviderReport { provider: p.clone(), tokens: vec![], done: None, failure: None, time_to_first_token: None })
+            .map(|p| ProviderReport {
+                provider: p.clone(),
+                tokens: vec![],
+                done: None,
+                failure: None,
+                time_to_first_token: None,
+                acknowledgement: None,
+                outcome_signature: None,
+            })
             .collect();
         let mut ended = vec![false; k];
         let mut leader: Option<usize> = None;
@@ -307,7 +321,11 @@ impl Client {
                         timings.first_token = streams_at.elapsed();
                     }
                 },
-                StreamEvent::Done(hash, count, stop) => reports[slot].done = Some((hash, count, stop)),
+                StreamEvent::Accepted(signature) => reports[slot].acknowledgement = Some(signature),
+                StreamEvent::Done(hash, count, stop, signature) => {
+                    reports[slot].done = Some((hash, count, stop));
+                    reports[slot].outcome_signature = Some(signature);
+                },
                 StreamEvent::Ended(failure) => {
                     ended[slot] = true;
                     let report = &mut reports[slot];
@@ -343,9 +361,9 @@ impl Client {
         }
         let best = groups.values().max_by_key(|slots| (slots.len(), std::cmp::Reverse(slots[0]))).cloned();
         let Some(best) = best else {
-            // Nobody answered: settling after the reveal window slashes the no-shows and returns
-            // the escrow, so the client loses nothing but the fee.
-            if let Err(e) = self.wait_settled(request).await {
+            // Nobody answered: settling after the reveal window slashes the providers that took
+            // the job and returns the escrow, so the client loses nothing but the fees.
+            if let Err(e) = self.wait_settled(request, &signed, &reports).await {
                 tracing::warn!(request, error = %e, "settling an unanswered request");
             }
             return Err(ClientError::NoAnswer(request));
@@ -353,7 +371,7 @@ impl Client {
         let mut tokens = reports[best[0]].tokens.clone();
 
         let settling = Instant::now();
-        let (mut status, mut receipt) = self.wait_settled(request).await?;
+        let (mut status, mut receipt) = self.wait_settled(request, &signed, &reports).await?;
         let mut dispute = None;
         if status == types::RequestStatus::Disputed {
             let cause = match self.chain.dispute(request).await?.map(|d| d.kind) {
@@ -433,11 +451,14 @@ impl Client {
         }
     }
 
-    /// Waits for the providers' commit–reveal to settle the request; once the reveal window has
-    /// closed the client settles it itself, so that providers who never answered are slashed.
-    async fn wait_settled(&self, request: u64) -> Result<(types::RequestStatus, Option<Receipt>)> {
+    /// Waits for the providers' commit–reveal to settle the request. Once the commit deadline
+    /// has passed, the acknowledgement of every provider that took the job and did not commit
+    /// goes on-chain; once the reveal window has closed the client settles it itself, so that
+    /// those providers are slashed as no-shows.
+    async fn wait_settled(&self, request: u64, signed: &InferRequest, reports: &[ProviderReport]) -> Result<(types::RequestStatus, Option<Receipt>)> {
         let deadline = Instant::now() + self.timeouts.settlement;
         let mut settle_tried = false;
+        let mut acks_proven = false;
         let mut seen = 0;
         loop {
             let r = self.chain.request(request).await?.ok_or(ClientError::UnknownRequest(request))?;
@@ -449,6 +470,10 @@ impl Client {
                 status => return Ok((status, None)),
             };
             let best = self.chain.best_block_number().await?;
+            if !acks_proven && !awaiting_audit && best > r.commit_deadline && best < r.reveal_deadline {
+                acks_proven = true;
+                self.prove_silent_acks(request, signed, reports).await;
+            }
             if !settle_tried && !awaiting_audit && best > r.reveal_deadline {
                 settle_tried = true;
                 let settled = {
@@ -464,6 +489,33 @@ impl Client {
                 return Err(ClientError::SettlementTimeout { request, seconds: self.timeouts.settlement.as_secs(), status: status_name(r.status) });
             }
             seen = self.next_block(seen.max(best), deadline).await?;
+        }
+    }
+}
+
+impl Client {
+    /// Puts on-chain the acknowledgement of each provider that signed for the prompt and has no
+    /// commitment once the commit deadline is past. A failure is logged, not returned: the
+    /// answer does not depend on it.
+    async fn prove_silent_acks(&self, request: u64, signed: &InferRequest, reports: &[ProviderReport]) {
+        for report in reports {
+            let Some(signature) = report.acknowledgement else { continue };
+            match self.chain.commitment(request, &report.provider).await {
+                Ok(Some(_)) => continue,
+                Ok(None) => {},
+                Err(e) => {
+                    tracing::warn!(request, provider = %report.provider, error = %e, "cannot read a commitment");
+                    continue;
+                },
+            }
+            let proven = {
+                let _one_at_a_time = self.submitting.lock().await;
+                self.chain.prove_ack(request, &report.provider, signed.client_peer.clone(), signature, &self.signer).await
+            };
+            match proven {
+                Ok(_) => tracing::info!(request, provider = %report.provider, "proved the acknowledgement of a provider that did not commit"),
+                Err(e) => tracing::warn!(request, provider = %report.provider, error = %e, "cannot prove an acknowledgement"),
+            }
         }
     }
 }
@@ -493,8 +545,11 @@ impl Default for Timeouts {
 
 enum StreamEvent {
     Dialed,
+    /// The provider's checked acknowledgement of the `Use`.
+    Accepted([u8; 64]),
     Token(u32),
-    Done(Hash256, u32, StopReason),
+    /// The closing frame, its signature checked.
+    Done(Hash256, u32, StopReason, [u8; 64]),
     /// The stream is over; `Some` says why it gave no answer.
     Ended(Option<String>),
 }
@@ -524,18 +579,38 @@ async fn stream_from(
     let mut call = InferCall::open(net, &location, timeouts.first_token).await.map_err(|e| e.to_string())?;
     let _ = events.send((slot, StreamEvent::Dialed));
     call.send(signed).await.map_err(|e| e.to_string())?;
+    let authorised = signed.authorised_use();
+    let signed_by_provider = |signature: &[u8; 64], payload: Vec<u8>| {
+        sr25519::verify(&sr25519::Signature(*signature), payload, &sr25519::PublicKey(target.provider.0))
+    };
+    let mut acknowledged = false;
     let mut wait = timeouts.first_token;
     let result = loop {
-        let next = call.next(wait).await;
-        wait = timeouts.stall;
-        match next {
+        // Up to the first token the provider may be queueing or prefilling; then it streams.
+        match call.next(wait).await {
             Err(e) => break Err(e.to_string()),
             Ok(None) => break Ok(()),
+            Ok(Some(InferFrame::Accepted { signature })) if !acknowledged => {
+                if !signed_by_provider(&signature, authorised.ack_payload()) {
+                    break Err("its acknowledgement is not signed by its account".into());
+                }
+                acknowledged = true;
+                let _ = events.send((slot, StreamEvent::Accepted(signature)));
+            },
+            Ok(Some(InferFrame::Accepted { .. })) => break Err("it acknowledged the request twice".into()),
+            Ok(Some(InferFrame::Token { .. } | InferFrame::Done { .. })) if !acknowledged => {
+                break Err("it answered without acknowledging the request".into());
+            },
             Ok(Some(InferFrame::Token { token, .. })) => {
+                wait = timeouts.stall;
                 let _ = events.send((slot, StreamEvent::Token(token)));
             },
-            Ok(Some(InferFrame::Done { output_hash, token_count, stop })) => {
-                let _ = events.send((slot, StreamEvent::Done(output_hash, token_count, stop)));
+            Ok(Some(InferFrame::Done { output_hash, token_count, stop, signature })) => {
+                let outcome = agora_primitives::Outcome { output_hash, token_count };
+                if !signed_by_provider(&signature, authorised.outcome_payload(&outcome)) {
+                    break Err("its result is not signed by its account".into());
+                }
+                let _ = events.send((slot, StreamEvent::Done(output_hash, token_count, stop, signature)));
                 break Ok(());
             },
             Ok(Some(InferFrame::Error { kind, message })) => {

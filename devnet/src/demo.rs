@@ -287,6 +287,9 @@ pub async fn describe(chain: &ChainClient, request: Option<u64>) -> Result<Strin
             for (who, amount, why) in &receipt.slashed.0 {
                 out.push_str(&format!("  slashed {} {} ({why:?})\n", short(who), units(*amount)));
             }
+            for (who, amount) in &receipt.reserved.0 {
+                out.push_str(&format!("  reserved {} {} (never shown to have had the prompt)\n", short(who), units(*amount)));
+            }
             out.push_str(&format!("  refunded to the client {}\n", units(receipt.refunded)));
         }
     }

@@ -65,7 +65,7 @@ mod tests {
     fn frames_round_trip_back_to_back() {
         let mut buf = Cursor::new(Vec::new());
         let request = InferRequest { request: 9, prompt: vec![1, 2, 3], client_peer: vec![4; 38], signature: [5; 64] };
-        let done = InferFrame::Done { output_hash: [4; 32], token_count: 2, stop: agora_primitives::wire::StopReason::MaxTokens };
+        let done = InferFrame::Done { output_hash: [4; 32], token_count: 2, stop: agora_primitives::wire::StopReason::MaxTokens, signature: [5; 64] };
         block_on(write(&mut buf, &request)).unwrap();
         block_on(write(&mut buf, &done)).unwrap();
         buf.set_position(0);

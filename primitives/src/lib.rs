@@ -132,7 +132,7 @@ pub enum JobOutcome {
     Agreed,
     /// Revealed a result the majority did not share.
     Wrong,
-    /// Did not commit or did not reveal in time.
+    /// Took the job (committed, or acknowledged the client's `Use`) and did not reveal in time.
     NoShow,
 }
 
@@ -333,6 +333,9 @@ pub struct Receipt<AccountId, Balance, BlockNumber> {
     pub paid: BoundedVec<(AccountId, Balance), MaxRedundancy>,
     /// Each loser or no-show, what it lost and why.
     pub slashed: BoundedVec<(AccountId, Balance, JobOutcome), MaxRedundancy>,
+    /// Each provider that never acknowledged a `Use` nor committed (the client may never have
+    /// sent one: nobody can tell), and the reservation fee it was paid instead of a slash.
+    pub reserved: BoundedVec<(AccountId, Balance), MaxRedundancy>,
     pub refunded: Balance,
     pub settled_at: BlockNumber,
 }

@@ -9,7 +9,7 @@
 use crate::{Hash256, Outcome, RequestId};
 use alloc::vec::Vec;
 use codec::{Decode, Encode};
-use polkadot_sdk::sp_crypto_hashing::sha2_256;
+use polkadot_sdk::sp_crypto_hashing::{blake2_256, sha2_256};
 
 /// The libp2p protocol name of the inference stream.
 pub const INFER_PROTOCOL: &str = "/agora/infer/1";
@@ -28,6 +28,13 @@ pub fn token_hash(tokens: &[u32]) -> Hash256 {
 
 /// Domain of a client's signature over a [`Use`], so that it is valid as no other message.
 pub const USE_DOMAIN: &[u8] = b"agora/use/1";
+
+/// Domain of a provider's acknowledgement of a [`Use`]: it has the prompt and takes the job,
+/// so from now on not answering is its fault (a no-show, slashable with this signature).
+pub const ACK_DOMAIN: &[u8] = b"agora/ack/1";
+
+/// Domain of a provider's signed outcome: the result it stands by for one [`Use`].
+pub const OUTCOME_DOMAIN: &[u8] = b"agora/outcome/1";
 
 /// Longest libp2p PeerId the protocol carries, in bytes (an ed25519 one is 38).
 pub const MAX_PEER_ID_BYTES: usize = 64;
@@ -54,6 +61,23 @@ impl Use {
     /// The bytes the client signs: the domain, then the `Use`.
     pub fn signing_payload(&self) -> Vec<u8> {
         (USE_DOMAIN, self).encode()
+    }
+
+    /// `H(Use)`: what a provider's acknowledgement and outcome are bound to (blake2-256 of the
+    /// SCALE encoding, which the runtime recomputes from the request and the client's peer).
+    pub fn hash(&self) -> Hash256 {
+        blake2_256(&self.encode())
+    }
+
+    /// The bytes a provider signs (sr25519, its account key) to acknowledge this `Use` before
+    /// prefill.
+    pub fn ack_payload(&self) -> Vec<u8> {
+        (ACK_DOMAIN, self.hash()).encode()
+    }
+
+    /// The bytes a provider signs over the result it returns for this `Use`.
+    pub fn outcome_payload(&self, outcome: &Outcome) -> Vec<u8> {
+        (OUTCOME_DOMAIN, self.request, self.hash(), outcome).encode()
     }
 }
 
@@ -113,9 +137,14 @@ pub enum InferErrorKind {
     Unauthorized,
 }
 
-/// A frame from provider to client. A stream is `Token* (Done | Error)`.
+/// A frame from provider to client. A stream is `Accepted Token* (Done | Error)`, or one
+/// `Error` when the request is refused.
 #[derive(Clone, Encode, Decode, PartialEq, Eq, Debug)]
 pub enum InferFrame {
+    /// The provider took the job: its sr25519 signature over [`Use::ack_payload`], sent before
+    /// prefill. With it the client can prove on-chain that a provider which then stays silent
+    /// had the prompt (`Verifier::prove_ack`); without it nobody is a no-show.
+    Accepted { signature: [u8; 64] },
     Token {
         /// Position in the output, from 0.
         index: u32,
@@ -127,6 +156,8 @@ pub enum InferFrame {
         output_hash: Hash256,
         token_count: u32,
         stop: StopReason,
+        /// The provider's sr25519 signature over [`Use::outcome_payload`] of this result.
+        signature: [u8; 64],
     },
     Error {
         kind: InferErrorKind,
@@ -286,6 +317,24 @@ mod tests {
             assert_ne!(base.signing_payload(), other.signing_payload());
         }
         assert!(base.signing_payload().starts_with(&(USE_DOMAIN).encode()));
+    }
+
+    #[test]
+    fn acknowledgements_and_outcomes_are_bound_to_their_use_and_domain() {
+        let base = Use::new(1, &[1, 2, 3], alloc::vec![9; 38]);
+        let peer = Use::new(1, &[1, 2, 3], alloc::vec![8; 38]);
+        assert_ne!(base.ack_payload(), peer.ack_payload());
+        let outcome = Outcome { output_hash: [1; 32], token_count: 4 };
+        assert_ne!(base.outcome_payload(&outcome), peer.outcome_payload(&outcome));
+        assert_ne!(base.outcome_payload(&outcome), base.outcome_payload(&Outcome { token_count: 5, ..outcome }));
+        // No signed message of one kind is a valid message of another.
+        let payloads = [base.signing_payload(), base.ack_payload(), base.outcome_payload(&outcome)];
+        for (i, a) in payloads.iter().enumerate() {
+            for b in &payloads[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        assert!(base.ack_payload().starts_with(&ACK_DOMAIN.encode()));
     }
 
     #[test]

@@ -48,17 +48,19 @@ async fn three_providers_serve_a_k3_request_end_to_end() {
 
     let net = client_network().await;
     let streams = futures::future::join_all(assigned.iter().map(|p| infer(&net, &chain, p, id, &prompt))).await;
-    for frames in &streams {
+    let authorised = signed_request(id, &prompt, &net).authorised_use();
+    for (frames, provider) in streams.iter().zip(&assigned) {
         let (tokens, end) = tokens_and_end(frames);
         assert_eq!(tokens, expected, "every provider streams the tokens this process computes");
-        assert_eq!(
-            end,
-            Some(InferFrame::Done {
-                output_hash: token_hash(&expected),
-                token_count: 8,
-                stop: agora_primitives::wire::StopReason::MaxTokens
-            })
-        );
+        let Some(InferFrame::Done { output_hash, token_count, stop, signature }) = end else { panic!("{frames:?}") };
+        assert_eq!((output_hash, token_count, stop), (token_hash(&expected), 8, agora_primitives::wire::StopReason::MaxTokens));
+        // The stream opens with the provider's acknowledgement and closes with its signed
+        // outcome, both by its account over this `Use`.
+        let Some(InferFrame::Accepted { signature: ack }) = frames.first() else { panic!("{frames:?}") };
+        assert!(signed_by(provider, ack, &authorised.ack_payload()));
+        let outcome = agora_primitives::Outcome { output_hash, token_count };
+        assert!(signed_by(provider, &signature, &authorised.outcome_payload(&outcome)));
+        assert!(!signed_by(provider, &signature, &authorised.outcome_payload(&agora_primitives::Outcome { token_count: 7, ..outcome })));
     }
     assert!(local_engine().detokenize(&expected).contains("Paris"));
 
@@ -120,6 +122,8 @@ async fn a_provider_killed_at_any_point_finishes_its_jobs_after_a_restart() {
     wait_online(&chain, &bob).await;
     let mut stream = open(&net, &chain, &bob.account()).await;
     frame::write(&mut stream, &signed_request(second, &long_prompt, &net)).await.unwrap();
+    let accepted = frame::read::<InferFrame, _>(&mut stream, MAX_FRAME_BYTES).await.unwrap();
+    assert!(matches!(accepted, Some(InferFrame::Accepted { .. })), "{accepted:?}");
     for _ in 0..5 {
         let frame = frame::read::<InferFrame, _>(&mut stream, MAX_FRAME_BYTES).await.unwrap();
         assert!(matches!(frame, Some(InferFrame::Token { .. })), "{frame:?}");
@@ -216,6 +220,50 @@ async fn bad_input_over_the_wire_is_refused_and_the_node_keeps_serving() {
     assert_eq!(chain.request(ours).await.unwrap().unwrap().status, types::RequestStatus::Assigned);
 }
 
+/// Issue 13, hole 1: a client that never sends its prompt got every drawn provider slashed as a
+/// no-show, and held their job slots until someone settled (nothing off-chain did). Now the
+/// providers settle it themselves after the reveal window: nobody is slashed, each is paid the
+/// reservation fee, and their slots are free again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withheld_prompt_slashes_nobody_and_the_providers_close_it_for_their_fee() {
+    let _serial = serial();
+    let (chain_guard, chain) = agora_e2e::start_chain("serve-withheld").await.unwrap();
+    publish_smollm2(&chain).await;
+    let root = tempfile::tempdir().unwrap();
+    let price = 2 * UNIT / 1000;
+    let providers = [Provider::start(&chain_guard.ws_url(), root.path(), "bob", "//Bob", price), Provider::start(&chain_guard.ws_url(), root.path(), "charlie", "//Charlie", price)];
+    let profile = wait_online(&chain, &providers[0]).await.manifest.offers.0[0].runtime_profile;
+    wait_online(&chain, &providers[1]).await;
+
+    let prompt = local_engine().tokenize("Never sent.", false);
+    let mut terms = params(profile, &prompt, 8, 2);
+    terms.commit_blocks = 2;
+    let (id, assigned) = open_request(&chain, terms).await;
+    assert_eq!(assigned.len(), 2);
+    let request = chain.request(id).await.unwrap().unwrap();
+    for provider in &assigned {
+        assert_eq!(chain.provider(provider).await.unwrap().unwrap().open_jobs, 1);
+    }
+    let best = chain.best_block_number().await.unwrap();
+    chain.new_blocks(request.reveal_deadline + 3 - best).await.unwrap();
+
+    let all: Vec<&Provider> = providers.iter().collect();
+    let receipt = wait_receipt(&chain, id, &all).await;
+    assert!(receipt.winning.is_none() && receipt.paid.0.is_empty());
+    assert!(receipt.slashed.0.is_empty(), "nobody can tell who failed: {receipt:?}");
+    let fee = (price * (prompt.len() as u128 + 8)).div_ceil(1000) * 5 / 100;
+    let mut reserved = receipt.reserved.0.clone();
+    reserved.sort();
+    let mut expected: Vec<_> = assigned.iter().map(|p| (p.clone(), fee)).collect();
+    expected.sort();
+    assert_eq!(reserved, expected);
+    assert_eq!(chain.request(id).await.unwrap().unwrap().status, types::RequestStatus::Refunded);
+    for provider in &assigned {
+        let record = chain.provider(provider).await.unwrap().unwrap();
+        assert_eq!((record.open_jobs, record.reputation.no_shows, record.reputation.score_ppm), (0, 0, 500_000));
+    }
+}
+
 fn local_smollm2_release() -> [u8; 32] {
     agora_fixtures::models::smollm2_sha256()
 }
@@ -281,6 +329,8 @@ async fn a_provider_is_found_in_the_dht_shuts_down_gracefully_and_leaves() {
     let (id, _) = open_request(&chain, params(profile, &prompt, 48, 1)).await;
     let mut stream = open(&net, &chain, &bob.account()).await;
     frame::write(&mut stream, &signed_request(id, &prompt, &net)).await.unwrap();
+    let accepted = frame::read::<InferFrame, _>(&mut stream, MAX_FRAME_BYTES).await.unwrap();
+    assert!(matches!(accepted, Some(InferFrame::Accepted { .. })), "{accepted:?}");
     let first = frame::read::<InferFrame, _>(&mut stream, MAX_FRAME_BYTES).await.unwrap();
     assert!(matches!(first, Some(InferFrame::Token { index: 0, .. })), "{first:?}");
     bob.send_term();

@@ -225,5 +225,34 @@ impl pallet_agora_verifier::Config for Runtime {
     /// A block's k = 1 settlements and dispute openings, drawn in the next block: each draw is
     /// charged as a settlement that looks for verifiers in that block's `on_initialize`.
     type MaxPendingDraws = ConstU32<32>;
+    /// A provider that was never sent the prompt is paid 5 % of its pay for the whole output:
+    /// withholding a `Use` costs the client, and never acknowledging earns a provider little.
+    type ReservationShare = ReservationShare;
+    type OffchainSignature = crate::Signature;
+    #[cfg(feature = "runtime-benchmarks")]
+    type BenchmarkHelper = AckSigner;
     type WeightInfo = pallet_agora_verifier::weights::SubstrateWeight<Runtime>;
+}
+
+parameter_types! {
+    pub const ReservationShare: Perbill = Perbill::from_percent(5);
+}
+
+/// Signs as a provider in the benchmarks, with an sr25519 key of the benchmark's keystore.
+#[cfg(feature = "runtime-benchmarks")]
+pub struct AckSigner;
+
+#[cfg(feature = "runtime-benchmarks")]
+impl pallet_agora_verifier::BenchmarkHelper<AccountId, crate::Signature> for AckSigner {
+    fn signer() -> AccountId {
+        let key_type = polkadot_sdk::sp_core::crypto::KeyTypeId(*b"agbn");
+        polkadot_sdk::sp_io::crypto::sr25519_generate(key_type, Some(b"//AgoraBench".to_vec())).into()
+    }
+
+    fn sign(signer: &AccountId, message: &[u8]) -> crate::Signature {
+        let key_type = polkadot_sdk::sp_core::crypto::KeyTypeId(*b"agbn");
+        let raw: &[u8; 32] = signer.as_ref();
+        let public = polkadot_sdk::sp_core::sr25519::Public::from_raw(*raw);
+        polkadot_sdk::sp_io::crypto::sr25519_sign(key_type, &public, message).expect("the benchmark's keystore holds the key").into()
+    }
 }

@@ -61,7 +61,11 @@ pub type Executive = frame_executive::Executive<
     frame_system::ChainContext<Runtime>,
     Runtime,
     AllPalletsWithSystem,
+    Migrations,
 >;
+
+/// Storage migrations run at the next runtime upgrade; each checks its pallet's version first.
+pub type Migrations = (pallet_agora_verifier::migrations::v2::MigrateV1ToV2<Runtime>,);
 
 impl_opaque_keys! {
     pub struct SessionKeys {

@@ -1,6 +1,7 @@
 //! Benchmarks (v2) for commit, reveal, settlement and disputes.
 
 use super::*;
+use agora_primitives::wire::{Use, MAX_PEER_ID_BYTES};
 use agora_primitives::{DisputeKind, Outcome, OutcomeVerdict, RequestId, RequestStatus, MAX_REDUNDANCY, MAX_VERIFIERS};
 use agora_verifier::commitment::commitment;
 use alloc::vec::Vec;
@@ -128,6 +129,28 @@ mod benchmarks {
         settle(RawOrigin::Signed(client), id);
 
         assert_eq!(Requests::<T>::get(id).unwrap().status, RequestStatus::Disputed);
+    }
+
+    /// The dearest acknowledgement: a `Use` naming the longest peer id.
+    #[benchmark]
+    fn prove_ack() {
+        let client: T::AccountId = whitelisted_caller();
+        let (id, _) = assigned_request::<T>(&client, MAX_REDUNDANCY);
+        let signer = <T as Config>::BenchmarkHelper::signer();
+        Requests::<T>::mutate(id, |r| {
+            if let Some(first) = r.as_mut().and_then(|r| r.providers.iter_mut().next()) {
+                *first = signer.clone();
+            }
+        });
+        let r = Requests::<T>::get(id).expect("the request exists");
+        let peer: PeerIdOf = BoundedVec::truncate_from(alloc::vec![7u8; MAX_PEER_ID_BYTES]);
+        let authorised = Use { request: id, prompt_hash: r.params.prompt_hash, prompt_tokens: r.params.prompt_tokens, client_peer: peer.to_vec() };
+        let signature = <T as Config>::BenchmarkHelper::sign(&signer, &authorised.ack_payload());
+
+        #[extrinsic_call]
+        _(RawOrigin::Signed(client), id, signer.clone(), peer, signature);
+
+        assert!(Acknowledged::<T>::contains_key(id, &signer));
     }
 
     #[benchmark]

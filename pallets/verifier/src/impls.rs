@@ -23,6 +23,7 @@ impl<T: Config> pallet_agora_escrow::OnRequestClosed for Pallet<T> {
     fn on_request_closed(request: RequestId) {
         let _ = Commitments::<T>::clear_prefix(request, agora_primitives::MAX_REDUNDANCY, None);
         let _ = Reveals::<T>::clear_prefix(request, agora_primitives::MAX_REDUNDANCY, None);
+        let _ = Acknowledged::<T>::clear_prefix(request, agora_primitives::MAX_REDUNDANCY, None);
     }
 }
 
@@ -108,8 +109,9 @@ impl<T: Config> Pallet<T> {
 
     /// Closes an assigned or disputed request. `judge` says of each revealed result whether it
     /// is right (paid, reputation up), wrong (slashed, reputation down) or undecided (neither);
-    /// providers that revealed nothing are no-shows. The rest of the escrow goes back to the
-    /// client and the receipt names `winning`.
+    /// providers that revealed nothing are no-shows if they took the job, and are paid the
+    /// reservation fee if nobody can tell they had the prompt. The rest of the escrow goes
+    /// back to the client and the receipt names `winning`.
     pub(crate) fn close_with(
         request: RequestId,
         r: &RequestOf<T>,
@@ -119,6 +121,7 @@ impl<T: Config> Pallet<T> {
     ) -> DispatchResult {
         let mut paid: BoundedVec<(T::AccountId, BalanceOf<T>), _> = BoundedVec::new();
         let mut slashed: BoundedVec<(T::AccountId, BalanceOf<T>, JobOutcome), _> = BoundedVec::new();
+        let mut reserved: BoundedVec<(T::AccountId, BalanceOf<T>), _> = BoundedVec::new();
         let mut paid_total: BalanceOf<T> = Zero::zero();
         for (provider, (price_in, price_out)) in r.providers.iter().zip(r.prices.iter()) {
             let revealed = reveals.iter().find(|(p, _)| p == provider).map(|(_, o)| *o);
@@ -137,7 +140,15 @@ impl<T: Config> Pallet<T> {
                 },
                 Some((_, Some(false))) => JobOutcome::Wrong,
                 Some((_, None)) => continue,
-                None => JobOutcome::NoShow,
+                None if Self::took_the_job(request, provider) => JobOutcome::NoShow,
+                None => {
+                    let fee = Self::reservation_fee(r, (*price_in, *price_out));
+                    if !fee.is_zero() {
+                        Escrow::<T>::pay(request, provider, fee)?;
+                    }
+                    let _ = reserved.try_push((provider.clone(), fee));
+                    continue;
+                },
             };
             Providers::<T>::record_outcome(provider, job);
             if job != JobOutcome::Agreed {
@@ -163,6 +174,7 @@ impl<T: Config> Pallet<T> {
                 winning,
                 paid,
                 slashed,
+                reserved,
                 refunded,
                 settled_at: now,
             },
@@ -192,8 +204,8 @@ impl<T: Config> Pallet<T> {
 
     /// Invariants: commitments and reveals exist only for requests in their commit–reveal
     /// phase, waiting for their audit draw or under dispute, and only from their providers; every reveal has a commitment;
-    /// receipts exist only for closed requests and account for the escrow to the last unit;
-    /// and those of disputes (`disputes_try_state`).
+    /// receipts exist only for closed requests and account for the escrow to the last unit
+    /// (paid, reservation fees and refund); and those of disputes, acknowledgements and draws.
     pub fn do_try_state() -> Result<(), polkadot_sdk::sp_runtime::TryRuntimeError> {
         for (request, who, _) in Commitments::<T>::iter() {
             let r = Requests::<T>::get(request).ok_or("a commitment for an unknown request")?;
@@ -212,13 +224,14 @@ impl<T: Config> Pallet<T> {
                 matches!(r.status, RequestStatus::Settled | RequestStatus::Refunded),
                 "a receipt for an open request"
             );
-            let paid = receipt.paid.iter().fold(BalanceOf::<T>::zero(), |acc, (_, a)| acc.saturating_add(*a));
+            let paid = receipt.paid.iter().chain(receipt.reserved.iter()).fold(BalanceOf::<T>::zero(), |acc, (_, a)| acc.saturating_add(*a));
             let original = pricing::max_cost(r.params.prompt_tokens, r.params.max_output_tokens, r.params.max_price_per_1k)
                 .map(|c| c.saturating_mul(BalanceOf::<T>::from(r.params.redundancy)))
                 .ok_or("escrow overflow in a stored request")?;
             ensure!(paid.saturating_add(receipt.refunded) == original, "a receipt does not account for the escrow");
         }
         Self::disputes_try_state()?;
+        Self::acks_try_state()?;
         Self::draws_try_state()
     }
 }

@@ -17,8 +17,12 @@
 //!   weight stake × score;
 //! - the rest of the escrow returns to the client and a [`Receipt`] is stored.
 //!
-//! With no reveal at all the client gets everything back and every provider counts as a
-//! no-show.
+//! A provider that revealed nothing is a no-show only if it took the job: it committed, or
+//! the client proved its signed acknowledgement of the client's `Use` before the reveal
+//! deadline (`prove_ack`). One that did neither may never have been sent the prompt: it is not
+//! slashed and its reputation does not move; it is paid `ReservationShare` of its maximum pay
+//! for the capacity it held (the receipt's `reserved`). With no reveal at all the client gets
+//! the rest back.
 //!
 //! ## Disputes (re-scoring verifiers, docs/DESIGN.md section 4, tier 1)
 //!
@@ -60,6 +64,7 @@ extern crate alloc;
 pub use pallet::*;
 use polkadot_sdk::frame_system;
 
+mod acks;
 #[cfg(feature = "runtime-benchmarks")]
 mod benchmarking;
 mod disputes;
@@ -71,9 +76,19 @@ mod mock;
 mod proptests;
 #[cfg(test)]
 mod tests;
+pub mod migrations;
 pub mod weights;
 
 pub use weights::WeightInfo;
+
+/// What the benchmarks need of the runtime: an account whose off-chain signatures they can make.
+#[cfg(feature = "runtime-benchmarks")]
+pub trait BenchmarkHelper<AccountId, Signature> {
+    /// An account whose key the benchmark holds.
+    fn signer() -> AccountId;
+    /// `signer`'s signature over `message`.
+    fn sign(signer: &AccountId, message: &[u8]) -> Signature;
+}
 
 #[polkadot_sdk::frame_support::pallet]
 pub mod pallet {
@@ -85,6 +100,7 @@ pub mod pallet {
     use pallet_agora_providers::BalanceOf;
     use polkadot_sdk::frame_support::pallet_prelude::*;
     use polkadot_sdk::frame_system::pallet_prelude::*;
+    use polkadot_sdk::sp_runtime::traits::{IdentifyAccount, Verify};
     use polkadot_sdk::sp_runtime::Perbill;
 
     pub type ReceiptOf<T> =
@@ -95,10 +111,13 @@ pub mod pallet {
     pub type ResolutionOf<T> =
         Resolution<<T as frame_system::Config>::AccountId, BalanceOf<T>, BlockNumberFor<T>>;
     pub type VerdictsOf = BoundedVec<OutcomeVerdict, MaxRedundancy>;
+    /// A client's libp2p PeerId, as the `Use` a provider acknowledged names it.
+    pub type PeerIdOf = BoundedVec<u8, ConstU32<{ agora_primitives::wire::MAX_PEER_ID_BYTES as u32 }>>;
 
     /// 1: `PendingDraws`; undrawn disputes; requests `AwaitingAudit` (no migration: nothing
-    /// stored changes its encoding).
-    const STORAGE_VERSION: StorageVersion = StorageVersion::new(1);
+    /// stored changed its encoding). 2: `Acknowledged`; receipts name the providers paid a
+    /// reservation fee ([`crate::migrations::v2`]).
+    pub const STORAGE_VERSION: StorageVersion = StorageVersion::new(2);
 
     #[pallet::pallet]
     #[pallet::storage_version(STORAGE_VERSION)]
@@ -146,6 +165,15 @@ pub mod pallet {
         /// Audit draws and verifier draws that may wait at once for randomness of a later block.
         #[pallet::constant]
         type MaxPendingDraws: Get<u32>;
+        /// Share of its pay for the request's whole output that an assigned provider gets when it
+        /// neither acknowledged a `Use` nor committed: the price of the capacity it held.
+        #[pallet::constant]
+        type ReservationShare: Get<Perbill>;
+        /// A provider's signature over an off-chain message, its acknowledgement of a `Use`
+        /// (sr25519 through `MultiSignature` in the runtime).
+        type OffchainSignature: Verify<Signer: IdentifyAccount<AccountId = Self::AccountId>> + Parameter + DecodeWithMemTracking;
+        #[cfg(feature = "runtime-benchmarks")]
+        type BenchmarkHelper: crate::BenchmarkHelper<Self::AccountId, Self::OffchainSignature>;
         type WeightInfo: WeightInfo;
     }
 
@@ -162,6 +190,11 @@ pub mod pallet {
     #[pallet::storage]
     pub type Reveals<T: Config> =
         StorageDoubleMap<_, Twox64Concat, RequestId, Blake2_128Concat, T::AccountId, Outcome>;
+
+    /// Providers proven to have acknowledged their request's `Use`: not revealing is a no-show.
+    #[pallet::storage]
+    pub type Acknowledged<T: Config> =
+        StorageDoubleMap<_, Twox64Concat, RequestId, Blake2_128Concat, T::AccountId, (), OptionQuery>;
 
     #[pallet::storage]
     pub type Receipts<T: Config> = StorageMap<_, Twox64Concat, RequestId, ReceiptOf<T>>;
@@ -193,6 +226,8 @@ pub mod pallet {
     #[pallet::generate_deposit(pub(super) fn deposit_event)]
     pub enum Event<T: Config> {
         Committed { request: RequestId, provider: T::AccountId },
+        /// A provider's acknowledgement of the request's `Use` was proven: it had the prompt.
+        Acknowledged { request: RequestId, provider: T::AccountId },
         Revealed { request: RequestId, provider: T::AccountId, outcome: Outcome },
         Settled { request: RequestId, winning: Outcome, paid: BalanceOf<T>, refunded: BalanceOf<T> },
         /// Nobody revealed: everything went back to the client.
@@ -262,6 +297,12 @@ pub mod pallet {
         NoVerifiers,
         /// This block's queue of audit and verifier draws is full: settle or challenge in the next.
         TooManyPendingDraws,
+        /// Acknowledgements are proven up to the request's reveal deadline.
+        AckClosed,
+        /// The provider's acknowledgement was proven already.
+        AlreadyAcknowledged,
+        /// The signature is not the provider's over the request's `Use` for that client peer.
+        BadAcknowledgement,
     }
 
     #[pallet::hooks]
@@ -283,6 +324,9 @@ pub mod pallet {
             assert!(T::DisputeVerifiers::get() >= 1 && T::AuditVerifiers::get() >= 1, "a dispute needs a verifier");
             assert!(T::AuditFloor::get() <= T::AuditCeiling::get(), "AuditFloor must not exceed AuditCeiling");
             assert!(T::MaxPendingDraws::get() > 0, "MaxPendingDraws must be positive");
+            // A provider that never acknowledges earns this share for nothing: it must stay a
+            // small part of the pay for serving.
+            assert!(T::ReservationShare::get() < Perbill::from_percent(50), "ReservationShare must stay well under the pay for serving");
         }
 
         #[cfg(feature = "try-runtime")]
@@ -357,6 +401,23 @@ pub mod pallet {
         pub fn resolve_dispute(origin: OriginFor<T>, request: RequestId) -> DispatchResult {
             ensure_signed(origin)?;
             Self::do_resolve_after_deadline(request)
+        }
+
+        /// Proves that `provider` acknowledged the request's `Use` for the client's libp2p
+        /// `client_peer`: its `signature` over [`agora_primitives::wire::Use::ack_payload`].
+        /// If it then reveals nothing it is a no-show. Anyone may call it, until the reveal
+        /// deadline; the client has the reason to.
+        #[pallet::call_index(8)]
+        #[pallet::weight(<T as Config>::WeightInfo::prove_ack())]
+        pub fn prove_ack(
+            origin: OriginFor<T>,
+            request: RequestId,
+            provider: T::AccountId,
+            client_peer: PeerIdOf,
+            signature: T::OffchainSignature,
+        ) -> DispatchResult {
+            ensure_signed(origin)?;
+            Self::do_prove_ack(request, provider, client_peer, signature)
         }
     }
 }

@@ -111,7 +111,39 @@ impl pallet_agora_verifier::Config for Test {
     type AuditCeiling = AuditCeiling;
     type AuditSafetyPercent = ConstU32<200>;
     type MaxPendingDraws = ConstU32<8>;
+    type ReservationShare = ReservationShare;
+    type OffchainSignature = polkadot_sdk::sp_runtime::testing::TestSignature;
+    #[cfg(feature = "runtime-benchmarks")]
+    type BenchmarkHelper = TestSigner;
     type WeightInfo = ();
+}
+
+parameter_types! {
+    pub const ReservationShare: Perbill = Perbill::from_percent(10);
+}
+
+/// The test signature names its signer and carries the message: valid for exactly that pair.
+pub fn ack(provider: u64, request: u64, client_peer: &[u8]) -> polkadot_sdk::sp_runtime::testing::TestSignature {
+    let r = pallet_agora_escrow::Requests::<Test>::get(request).expect("the request exists");
+    let authorised = agora_primitives::wire::Use {
+        request,
+        prompt_hash: r.params.prompt_hash,
+        prompt_tokens: r.params.prompt_tokens,
+        client_peer: client_peer.to_vec(),
+    };
+    polkadot_sdk::sp_runtime::testing::TestSignature(provider, authorised.ack_payload())
+}
+
+#[cfg(feature = "runtime-benchmarks")]
+pub struct TestSigner;
+#[cfg(feature = "runtime-benchmarks")]
+impl crate::BenchmarkHelper<u64, polkadot_sdk::sp_runtime::testing::TestSignature> for TestSigner {
+    fn signer() -> u64 {
+        50
+    }
+    fn sign(signer: &u64, message: &[u8]) -> polkadot_sdk::sp_runtime::testing::TestSignature {
+        polkadot_sdk::sp_runtime::testing::TestSignature(*signer, message.to_vec())
+    }
 }
 
 pub const PUBLISHER: u64 = 1;

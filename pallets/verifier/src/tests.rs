@@ -39,6 +39,10 @@ fn reveal(who: u64, id: u64, outcome: Outcome) -> polkadot_sdk::sp_runtime::Disp
     Verifier::reveal(RuntimeOrigin::signed(who), id, outcome, SALT)
 }
 
+fn peer(bytes: &[u8]) -> crate::PeerIdOf {
+    bytes.to_vec().try_into().unwrap()
+}
+
 fn stake(who: u64) -> u64 {
     pallet_agora_providers::Providers::<Test>::get(who).unwrap().stake
 }
@@ -96,7 +100,9 @@ fn no_show_is_slashed_less_and_majority_still_wins() {
         let (id, p) = assigned_request(3);
         assert_ok!(commit(p[0], id, good()));
         assert_ok!(commit(p[1], id, good()));
-        // p[2] never commits: reveals open only after the commit deadline.
+        // p[2] acknowledged the client's `Use` and never commits: reveals open only after the
+        // commit deadline.
+        assert_ok!(Verifier::prove_ack(RuntimeOrigin::signed(CLIENT), id, p[2], peer(b"peer"), ack(p[2], id, b"peer")));
         assert_noop!(reveal(p[0], id, good()), Error::<Test>::RevealNotOpen);
         let r = Requests::<Test>::get(id).unwrap();
         run_to(r.commit_deadline + 1);
@@ -408,21 +414,59 @@ fn verifiers_opt_in_and_out() {
     });
 }
 
+/// Issue 13, hole 1: a client that never sends its prompt (or says it did) used to get every
+/// drawn provider slashed as a no-show. Without an acknowledgement or a commitment nobody can
+/// tell who failed: nobody is slashed, reputations stay, and each provider is paid the
+/// reservation fee from the client's escrow.
 #[test]
-fn nobody_reveals_refunds_everything() {
+fn a_withheld_use_slashes_nobody_and_pays_the_reservation_fee() {
     new_test_ext(|| {
         let (id, p) = assigned_request(2);
         let r = Requests::<Test>::get(id).unwrap();
         run_to(r.reveal_deadline + 1);
-        let before = Balances::balance(&CLIENT);
-        assert_ok!(Verifier::settle(RuntimeOrigin::signed(CLIENT), id));
-        assert_eq!(Balances::balance(&CLIENT), before + 40);
+        let client_before = Balances::balance(&CLIENT);
+        let before: Vec<u64> = p.iter().map(|a| Balances::balance(a)).collect();
+        assert_ok!(Verifier::settle(RuntimeOrigin::signed(p[0]), id));
+        // Full pay at price 10 for 1,000 + 1,000 tokens is 20; the reservation share, 10 %, 2.
+        assert_eq!(Balances::balance(&CLIENT), client_before + 40 - 4);
+        assert_eq!(p.iter().map(|a| Balances::balance(a)).collect::<Vec<_>>(), vec![before[0] + 2, before[1] + 2]);
+        assert!(p.iter().all(|a| stake(*a) == 1_000 && score(*a) == 500_000));
         assert_eq!(Requests::<Test>::get(id).unwrap().status, RequestStatus::Refunded);
         let receipt = Receipts::<Test>::get(id).unwrap();
         assert_eq!(receipt.winning, None);
-        assert_eq!(receipt.slashed.len(), 2);
-        assert!(p.iter().all(|a| stake(*a) == 980));
-        System::assert_last_event(Event::Abandoned { request: id, refunded: 40 }.into());
+        assert!(receipt.slashed.is_empty());
+        assert_eq!(receipt.reserved.to_vec(), vec![(p[0], 2), (p[1], 2)]);
+        assert!(p.iter().all(|a| pallet_agora_providers::Providers::<Test>::get(a).unwrap().open_jobs == 0));
+        System::assert_last_event(Event::Abandoned { request: id, refunded: 36 }.into());
+    });
+}
+
+#[test]
+fn an_acknowledgement_is_proven_once_by_the_right_signer_for_the_right_use_until_the_reveal_deadline() {
+    new_test_ext(|| {
+        let (id, p) = assigned_request(2);
+        let prove = |provider: u64, signature| Verifier::prove_ack(RuntimeOrigin::signed(CLIENT), id, provider, peer(b"peer"), signature);
+        // Another signer, another peer, another request: none is this provider's acknowledgement.
+        assert_noop!(prove(p[0], ack(p[1], id, b"peer")), Error::<Test>::BadAcknowledgement);
+        assert_noop!(prove(p[0], ack(p[0], id, b"other")), Error::<Test>::BadAcknowledgement);
+        assert_noop!(prove(PROVIDERS[3], ack(PROVIDERS[3], id, b"peer")), Error::<Test>::NotAssigned);
+        assert_noop!(
+            Verifier::prove_ack(RuntimeOrigin::signed(CLIENT), id + 1, p[0], peer(b"peer"), ack(p[0], id, b"peer")),
+            Error::<Test>::UnknownRequest
+        );
+        assert_ok!(prove(p[0], ack(p[0], id, b"peer")));
+        System::assert_last_event(Event::Acknowledged { request: id, provider: p[0] }.into());
+        assert_noop!(prove(p[0], ack(p[0], id, b"peer")), Error::<Test>::AlreadyAcknowledged);
+        let r = Requests::<Test>::get(id).unwrap();
+        run_to(r.reveal_deadline + 1);
+        assert_noop!(prove(p[1], ack(p[1], id, b"peer")), Error::<Test>::AckClosed);
+        assert_ok!(Verifier::settle(RuntimeOrigin::signed(CLIENT), id));
+        // The acknowledged provider is a no-show; the other may never have had the prompt.
+        let receipt = Receipts::<Test>::get(id).unwrap();
+        assert_eq!(receipt.slashed.to_vec(), vec![(p[0], 20, JobOutcome::NoShow)]);
+        assert_eq!(receipt.reserved.to_vec(), vec![(p[1], 2)]);
+        assert_eq!(crate::Acknowledged::<Test>::iter_prefix(id).count(), 0);
+        assert_noop!(prove(p[1], ack(p[1], id, b"peer")), Error::<Test>::NotActive);
     });
 }
 
@@ -674,4 +718,26 @@ fn the_mock_runtime_passes_the_integrity_tests() {
     use polkadot_sdk::frame_support::traits::Hooks;
     <Verifier as Hooks<u64>>::integrity_test();
     <Providers as Hooks<u64>>::integrity_test();
+}
+
+#[test]
+fn version_2_rewrites_the_receipts_of_version_1_with_no_reservation_fees() {
+    use crate::migrations::v2::MigrateV1ToV2;
+    use codec::Encode;
+    use polkadot_sdk::frame_support::traits::{GetStorageVersion, OnRuntimeUpgrade, StorageVersion};
+    new_test_ext(|| {
+        let (id, p) = assigned_request(1);
+        commit_and_reveal(id, &p, &[good()]);
+        assert_ok!(Verifier::settle(RuntimeOrigin::signed(CLIENT), id));
+        next_block();
+        let receipt = Receipts::<Test>::get(id).expect("settled");
+        // What version 1 stored: every field but `reserved`, in order.
+        let v1 = (receipt.request, receipt.client, receipt.release, receipt.winning, receipt.paid.clone(), receipt.slashed.clone(), receipt.refunded, receipt.settled_at).encode();
+        polkadot_sdk::frame_support::storage::unhashed::put_raw(&Receipts::<Test>::hashed_key_for(id), &v1);
+        assert!(Receipts::<Test>::get(id).is_none(), "a version 1 receipt does not decode as version 2");
+        StorageVersion::new(1).put::<Verifier>();
+        MigrateV1ToV2::<Test>::on_runtime_upgrade();
+        assert_eq!(Receipts::<Test>::get(id), Some(receipt));
+        assert_eq!(Verifier::on_chain_storage_version(), 2);
+    });
 }

@@ -101,6 +101,12 @@ impl Inner {
             self.closed(id).await;
             return Ok(());
         }
+        if record.state != JobState::Revealed && next > record.reveal_deadline + SETTLE_GRACE_BLOCKS {
+            // Nothing of this node's is on-chain to wait for (never sent the prompt, or it could
+            // not finish in time) and nobody settled: settle, so that the job's slot is freed and
+            // the client's escrow comes back.
+            return self.settle_abandoned(id).await;
+        }
         match record.state {
             JobState::Assigned | JobState::Closed => Ok(()),
             JobState::PromptReceived => self.resume_generation(record, next),
@@ -208,6 +214,15 @@ impl Inner {
         Ok(())
     }
 
+    pub(super) async fn settle_abandoned(&self, id: RequestId) -> anyhow::Result<()> {
+        match self.submit(&agora::tx().verifier().settle(id)).await {
+            Ok(_) => tracing::info!(request = id, "settled a request this node had nothing to reveal for"),
+            Err(e) if e.is_rejected(Rejection::Verifier(VerifierError::NotActive)) => {},
+            Err(e) => return Err(e.into()),
+        }
+        Ok(())
+    }
+
     /// After a request closed: report what settlement did to this provider and keep the stake
     /// at its configured level.
     pub(super) async fn closed(&self, id: RequestId) {
@@ -222,6 +237,8 @@ impl Inner {
             }
         } else if let Some((_, amount)) = receipt.paid.0.iter().find(|(who, _)| who == &self.account) {
             tracing::info!(request = id, amount, "paid");
+        } else if let Some((_, amount)) = receipt.reserved.0.iter().find(|(who, _)| who == &self.account) {
+            tracing::info!(request = id, amount, "paid the reservation fee: the client never sent its prompt here");
         }
     }
 }

@@ -2,12 +2,20 @@
 
 use super::*;
 
+/// The client a generation streams to, and the `Use` it signed.
+pub(super) struct Client {
+    pub frames: mpsc::UnboundedSender<InferFrame>,
+    pub authorised: Use,
+}
+
 impl Inner {
     /// Runs a job's generation. The prompt is journaled while the prefill runs (off the path to
-    /// the first token); the result (output, salt, commitment) is journaled before the client
-    /// hears `Done` and before anything goes on-chain. The caller has put the request into
-    /// `running`; this removes it when the job ends.
-    pub(super) fn generate(self: Arc<Self>, mut record: JobRecord, frames: Option<mpsc::UnboundedSender<InferFrame>>) -> Result<(), Refusal> {
+    /// the first token), and only then is the client's `Use` acknowledged: a provider that
+    /// signed for a prompt can always finish it after a restart. The result (output, salt,
+    /// commitment) is journaled before the client hears `Done`, signed over its `Use`, and
+    /// before anything goes on-chain. The caller has put the request into `running`; this
+    /// removes it when the job ends.
+    pub(super) fn generate(self: Arc<Self>, mut record: JobRecord, client: Option<Client>) -> Result<(), Refusal> {
         let id = record.request;
         let request = GenerateRequest {
             prompt: record.prompt.clone().unwrap_or_default(),
@@ -23,12 +31,18 @@ impl Inner {
         self.metrics.queue_depth.set(self.engine.queued() as i64);
         tokio::spawn(async move {
             let send = |frame| {
-                if let Some(frames) = &frames {
-                    let _ = frames.send(frame);
+                if let Some(client) = &client {
+                    let _ = client.frames.send(frame);
                 }
             };
             if let Err(e) = self.journal.put(&record) {
                 tracing::error!(request = id, error = %e, "cannot journal a received prompt");
+                send(InferFrame::Error { kind: InferErrorKind::Internal, message: e.to_string().into_bytes() });
+                self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                return;
+            }
+            if let Some(client) = &client {
+                send(InferFrame::Accepted { signature: self.signer.sign(&client.authorised.ack_payload()).0 });
             }
             let mut first_token: Option<Instant> = None;
             while let Some(event) = handle.next().await {
@@ -62,11 +76,11 @@ impl Inner {
                         record.stop = Some(generation.stop);
                         record.output = Some(generation.tokens);
                         match self.journal.put(&record) {
-                            Ok(()) => send(InferFrame::Done {
-                                output_hash: outcome.output_hash,
-                                token_count: outcome.token_count,
-                                stop: generation.stop,
-                            }),
+                            Ok(()) => {
+                                if let Some(client) = &client {
+                                    send(self.done(&client.authorised, &outcome, generation.stop));
+                                }
+                            },
                             Err(e) => {
                                 tracing::error!(request = id, error = %e, "cannot journal a finished job");
                                 send(InferFrame::Error { kind: InferErrorKind::Internal, message: e.to_string().into_bytes() });
@@ -84,6 +98,16 @@ impl Inner {
             self.metrics.queue_depth.set(self.engine.queued() as i64);
         });
         Ok(())
+    }
+
+    /// The closing frame of a stream: the result, signed over the `Use` it answers.
+    pub(super) fn done(&self, authorised: &Use, outcome: &Outcome, stop: StopReason) -> InferFrame {
+        InferFrame::Done {
+            output_hash: outcome.output_hash,
+            token_count: outcome.token_count,
+            stop,
+            signature: self.signer.sign(&authorised.outcome_payload(outcome)).0,
+        }
     }
 
     /// Whether this is a lying provider of the cheating tests (never in a release build).

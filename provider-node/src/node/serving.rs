@@ -70,7 +70,7 @@ impl Inner {
             Err(refusal) => return self.refuse(stream, refusal).await,
         };
         while let Some(frame) = frames.recv().await {
-            let last = !matches!(frame, InferFrame::Token { .. });
+            let last = matches!(frame, InferFrame::Done { .. } | InferFrame::Error { .. });
             if infer::send(stream, &frame).await.is_err() || last {
                 break;
             }
@@ -136,8 +136,9 @@ impl Inner {
         self.engine.validate_prompt(&request.prompt).map_err(|e| (InferErrorKind::PromptInvalid, e.to_string()))?;
 
         let (tx, rx) = mpsc::unbounded_channel();
+        let authorised = request.authorised_use();
         if record.output.is_some() {
-            self.replay(&record, &tx);
+            self.replay(&record, &authorised, &tx);
             return Ok(rx);
         }
         if !self.running.lock().unwrap_or_else(|p| p.into_inner()).insert(id) {
@@ -145,7 +146,7 @@ impl Inner {
         }
         let record = JobRecord { state: JobState::PromptReceived, prompt: Some(request.prompt), ..record };
         let checked = started.elapsed();
-        let result = self.clone().generate(record, Some(tx));
+        let result = self.clone().generate(record, Some(jobs::Client { frames: tx, authorised }));
         if result.is_err() {
             self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
         }
@@ -153,14 +154,16 @@ impl Inner {
         result.map(|()| rx)
     }
 
-    /// Streams a finished job's journaled output again (a client that reconnects).
-    pub(super) fn replay(&self, record: &JobRecord, tx: &mpsc::UnboundedSender<InferFrame>) {
+    /// Streams a finished job's journaled output again (a client that reconnects), under the
+    /// `Use` it came back with.
+    pub(super) fn replay(&self, record: &JobRecord, authorised: &Use, tx: &mpsc::UnboundedSender<InferFrame>) {
         let (Some(output), Some(outcome)) = (&record.output, &record.outcome) else { return };
+        let _ = tx.send(InferFrame::Accepted { signature: self.signer.sign(&authorised.ack_payload()).0 });
         for (index, &token) in output.iter().enumerate() {
             let _ = tx.send(InferFrame::Token { index: index as u32, token, piece: self.engine.piece(token) });
         }
         let stop = record.stop.unwrap_or(agora_primitives::wire::StopReason::MaxTokens);
-        let _ = tx.send(InferFrame::Done { output_hash: outcome.output_hash, token_count: outcome.token_count, stop });
+        let _ = tx.send(self.done(authorised, outcome, stop));
     }
 
 }

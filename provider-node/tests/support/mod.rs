@@ -310,6 +310,12 @@ pub fn signed_request_by(key: &Keypair, request: u64, prompt: &[u32], net: &Netw
     InferRequest { request, prompt: prompt.to_vec(), client_peer, signature }
 }
 
+/// Whether `signature` is `provider`'s (sr25519, its account key) over `payload`.
+pub fn signed_by(provider: &AccountId, signature: &[u8; 64], payload: &[u8]) -> bool {
+    use agora_chain_client::subxt_signer::sr25519;
+    sr25519::verify(&sr25519::Signature(*signature), payload, &sr25519::PublicKey(provider.0))
+}
+
 /// The request as its client (the dev client, who opens every test request) sends it from `net`.
 pub fn signed_request(request: u64, prompt: &[u32], net: &Network) -> InferRequest {
     signed_request_by(&demo::Actors::dev().client, request, prompt, net)
