@@ -150,6 +150,26 @@ async fn a_k3_request_is_answered_paid_and_verified_bad_input_costs_nothing_and_
     let streamed: u64 = seen["stream_request"].as_str().unwrap().parse().unwrap();
     assert_eq!(client.receipt(streamed).await.unwrap().paid.0.len(), 3);
 
+    // Issue 13, hole 6: four concurrent calls used to get one answer and three HTTP 503s (each
+    // provider offered one job, and a busy provider is not drawn). Eight at once now all get
+    // the answer, each as its own request: providers offer every job their engine takes at
+    // once, and a call waits for capacity instead of failing.
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/openai_concurrent.py");
+    let output = tokio::process::Command::new("python3").arg(script).arg(&base).arg("smollm2-135m-instruct").arg("8").output().await.unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let batch: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let calls = batch["calls"].as_array().unwrap();
+    let mut requests = std::collections::HashSet::new();
+    for call in calls {
+        assert!(call["error"].is_null() && call["text"].as_str().unwrap().contains("Paris"), "{batch}");
+        requests.insert(call["request"].as_str().unwrap().to_string());
+    }
+    assert_eq!((calls.len(), requests.len()), (8, 8), "{batch}");
+    let pieces: u64 = calls.iter().map(|c| c["pieces"].as_u64().unwrap()).sum();
+    let wall = batch["wall_s"].as_f64().unwrap();
+    let firsts: Vec<String> = calls.iter().map(|c| format!("{:.2}", c["first_piece_s"].as_f64().unwrap())).collect();
+    eprintln!("8 concurrent openai calls: {pieces} pieces in {wall:.1} s ({:.1}/s in all); first piece after {} s", pieces as f64 / wall, firsts.join(", "));
+
     // The dApp quickstart (`examples/quickstart`, which depends on the client library alone)
     // runs its request to a verified receipt.
     let quickstart = workspace_binary("agora-quickstart");

@@ -26,6 +26,8 @@ pub enum ClientError {
     PromptTooLong { prompt_tokens: u32, max_tokens: u32, max_context: u32 },
     #[error("k = {k} providers were asked for, but only {eligible} are eligible for this release now")]
     NotEnoughProviders { k: u32, eligible: usize },
+    #[error("{serving} providers serve this release, but fewer than k = {k} had a free job slot for {seconds} s; try again later or lower k")]
+    NoCapacity { k: u32, serving: usize, seconds: u64 },
     #[error("no {k} providers serve at {max_price_per_1k} per 1k tokens or less; the {k} cheapest need {needed} per 1k")]
     PriceTooLow { k: u32, max_price_per_1k: u128, needed: u128 },
     #[error("the request would escrow {needed} but the account has {free} free")]
@@ -36,7 +38,7 @@ pub enum ClientError {
     UnknownRequest(u64),
     #[error("request {request} has no receipt yet: it is {status}")]
     NotSettled { request: u64, status: String },
-    #[error("no assigned provider answered request {0}; it was settled as a no-show so that the escrow came back")]
+    #[error("no assigned provider answered request {0}; it was settled so that the escrow came back (those that had signed for the prompt were slashed as no-shows)")]
     NoAnswer(u64),
     #[error("request {request} did not settle within {seconds} s (status: {status})")]
     SettlementTimeout { request: u64, seconds: u64, status: String },

@@ -65,7 +65,7 @@ fn client_error(e: ClientError) -> Response {
         BadModelRef(_) | EmptyPrompt | ZeroMaxTokens | BadRedundancy { .. } | PromptTooLong { .. } | TokenOutOfVocabulary { .. } | Tokenizer(_) => {
             StatusCode::BAD_REQUEST
         },
-        NotEnoughProviders { .. } | PriceTooLow { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        NotEnoughProviders { .. } | NoCapacity { .. } | PriceTooLow { .. } => StatusCode::SERVICE_UNAVAILABLE,
         InsufficientFunds { .. } => StatusCode::PAYMENT_REQUIRED,
         NoAnswer(_) | SettlementTimeout { .. } | NotAssigned { .. } => StatusCode::GATEWAY_TIMEOUT,
         _ => StatusCode::BAD_GATEWAY,

@@ -5,7 +5,7 @@ use crate::error::{ClientError, Result};
 use crate::models::{resolve, ModelRef};
 use crate::Client;
 use agora_chain_client::subxt_signer::sr25519;
-use agora_chain_client::{types, AccountId, ModelRelease, Quote, Receipt};
+use agora_chain_client::{types, AccountId, EscrowError, ModelRelease, Quote, Receipt, Rejection};
 use agora_primitives::wire::{token_hash, InferFrame, InferRequest, StopReason, Use};
 use agora_primitives::{pricing, Hash256, MAX_REDUNDANCY};
 use agora_tokenizer::{ChatTurn, Tokenizer};
@@ -76,6 +76,8 @@ pub struct Prepared {
 /// What happens, in order, as a job runs.
 #[derive(Clone, Debug)]
 pub enum RunEvent {
+    /// The request is escrowed and drawn. One the chain refunded at its draw because too few
+    /// providers were free is made again, and only the one drawn is reported.
     Escrowed { request: u64, escrow: u128 },
     Assigned { request: u64, providers: Vec<AccountId> },
     /// A token of the answer, as the first provider to answer streams it.
@@ -209,16 +211,13 @@ impl Client {
                 }
             }
         }
-        let Some((&profile, _)) = profiles.iter().max_by_key(|(hash, n)| (**n, **hash)) else {
+        let Some((&profile, &serving)) = profiles.iter().max_by_key(|(hash, n)| (**n, **hash)) else {
             return Err(ClientError::NotEnoughProviders { k: job.k, eligible: 0 });
         };
         if prompt_tokens.saturating_add(job.max_tokens) > max_context {
             return Err(ClientError::PromptTooLong { prompt_tokens, max_tokens: job.max_tokens, max_context });
         }
-        let quotes = self.chain.quote(id, profile, prompt_tokens, job.max_tokens).await?;
-        if quotes.len() < job.k as usize {
-            return Err(ClientError::NotEnoughProviders { k: job.k, eligible: quotes.len() });
-        }
+        let quotes = self.free_quotes(id, profile, prompt_tokens, job, serving).await?;
         let mut asks: Vec<u128> = quotes.iter().map(|q| q.price_per_1k_input.max(q.price_per_1k_output)).collect();
         asks.sort_unstable();
         let needed = asks[job.k as usize - 1];
@@ -257,17 +256,8 @@ impl Client {
 
     pub async fn run_prepared(&self, prepared: Prepared, mut on_event: impl FnMut(RunEvent)) -> Result<RunResult> {
         let mut timings = Timings::default();
-        let started = Instant::now();
-        let request = {
-            let _one_at_a_time = self.submitting.lock().await;
-            self.chain.create_request(prepared.params.clone(), &self.signer).await?
-        };
-        timings.escrow = started.elapsed();
+        let (request, assignment) = self.escrow_until_drawn(&prepared, &mut timings).await?;
         on_event(RunEvent::Escrowed { request, escrow: prepared.escrow });
-
-        let assigned_at = Instant::now();
-        let assignment = self.wait_assigned(request).await?;
-        timings.assignment = assigned_at.elapsed();
         on_event(RunEvent::Assigned { request, providers: assignment.providers.0.clone() });
 
         let streams_at = Instant::now();
@@ -437,17 +427,75 @@ impl Client {
         }
     }
 
-    /// Waits for the draw at the start of the next block.
-    async fn wait_assigned(&self, request: u64) -> Result<agora_chain_client::Request> {
+    /// Escrows the request and waits for its draw. Free capacity can go between the quote and
+    /// the draw (other requests take it): a request the chain refuses for want of free
+    /// providers, or refunds at its draw for the same reason, is made again a block later,
+    /// until `timeouts.capacity`. Returns the request that was drawn.
+    async fn escrow_until_drawn(&self, prepared: &Prepared, timings: &mut Timings) -> Result<(u64, agora_chain_client::Request)> {
+        let deadline = Instant::now() + self.timeouts.capacity;
+        loop {
+            let started = Instant::now();
+            let created = {
+                let _one_at_a_time = self.submitting.lock().await;
+                self.chain.create_request(prepared.params.clone(), &self.signer).await
+            };
+            let request = match created {
+                Ok(request) => request,
+                Err(e) if e.is_rejected(Rejection::Escrow(EscrowError::NotEnoughProviders)) && Instant::now() < deadline => {
+                    tracing::debug!("every eligible provider is busy; asking again next block");
+                    let best = self.chain.best_block_number().await?;
+                    self.next_block(best, deadline).await?;
+                    continue;
+                },
+                Err(e) => return Err(e.into()),
+            };
+            timings.escrow = started.elapsed();
+            let drawn_at = Instant::now();
+            match self.wait_drawn(request).await? {
+                Some(assignment) => {
+                    timings.assignment = drawn_at.elapsed();
+                    return Ok((request, assignment));
+                },
+                None if Instant::now() < deadline => tracing::debug!(request, "refunded at its draw: too few providers were free"),
+                None => return Err(ClientError::NotAssigned { request, status: status_name(types::RequestStatus::Refunded) }),
+            }
+        }
+    }
+
+    /// Waits for the draw at the start of the next block; `None` if the request was refunded
+    /// there (fewer than k providers were free).
+    async fn wait_drawn(&self, request: u64) -> Result<Option<agora_chain_client::Request>> {
         let deadline = Instant::now() + self.timeouts.assignment;
         let mut seen = 0;
         loop {
             let r = self.chain.request(request).await?.ok_or(ClientError::UnknownRequest(request))?;
             match r.status {
-                types::RequestStatus::Assigned | types::RequestStatus::Settled | types::RequestStatus::Disputed => return Ok(r),
+                types::RequestStatus::Assigned | types::RequestStatus::Settled | types::RequestStatus::Disputed => return Ok(Some(r)),
+                types::RequestStatus::Refunded => return Ok(None),
                 types::RequestStatus::Pending if Instant::now() < deadline => seen = self.next_block(seen.max(r.created_at), deadline).await?,
                 status => return Err(ClientError::NotAssigned { request, status: status_name(status) }),
             }
+        }
+    }
+
+    /// The quotes of the providers free to take the job. When at least k online providers run
+    /// the profile but fewer are free (each offers as many jobs as its engine takes at once), a
+    /// call waits for capacity, block by block up to `timeouts.capacity`, instead of failing.
+    async fn free_quotes(&self, release: Hash256, profile: Hash256, prompt_tokens: u32, job: &Job, serving: usize) -> Result<Vec<Quote>> {
+        let deadline = Instant::now() + self.timeouts.capacity;
+        let mut seen = self.chain.best_block_number().await?;
+        loop {
+            let quotes = self.chain.quote(release, profile, prompt_tokens, job.max_tokens).await?;
+            if quotes.len() >= job.k as usize {
+                return Ok(quotes);
+            }
+            if serving < job.k as usize {
+                return Err(ClientError::NotEnoughProviders { k: job.k, eligible: quotes.len() });
+            }
+            if Instant::now() >= deadline {
+                return Err(ClientError::NoCapacity { k: job.k, serving, seconds: self.timeouts.capacity.as_secs() });
+            }
+            seen = self.next_block(seen, deadline).await?;
         }
     }
 
@@ -528,6 +576,8 @@ pub struct Timeouts {
     /// Between two frames of a stream.
     pub stall: Duration,
     pub settlement: Duration,
+    /// For enough providers to be free, when every one that could serve is busy.
+    pub capacity: Duration,
     pub poll: Duration,
 }
 
@@ -538,6 +588,7 @@ impl Default for Timeouts {
             first_token: Duration::from_secs(60),
             stall: Duration::from_secs(20),
             settlement: Duration::from_secs(600),
+            capacity: Duration::from_secs(120),
             poll: Duration::from_millis(100),
         }
     }

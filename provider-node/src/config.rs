@@ -50,7 +50,8 @@ pub struct ConfigLayer {
     /// Requests run at once, each in its own llama.cpp context.
     #[arg(long, env = "AGORA_PROVIDER_MAX_CONCURRENT")]
     pub max_concurrent: Option<usize>,
-    /// Requests that may wait for a free slot.
+    /// Requests that may wait for a free slot. The manifest offers slots plus queue as the jobs
+    /// this provider takes at once.
     #[arg(long, env = "AGORA_PROVIDER_QUEUE_DEPTH")]
     pub queue_depth: Option<usize>,
     /// Inference threads in all, split between the slots.

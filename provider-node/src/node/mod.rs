@@ -158,7 +158,10 @@ impl Node {
             price_per_1k_input: config.price_per_1k_input,
             price_per_1k_output: config.price_per_1k_output,
             max_context: engine.config().n_ctx,
-            max_concurrent_jobs: config.max_concurrent as u32,
+            // Every job the engine takes at once, running or queued for a slot. A job stays open
+            // on-chain until settlement, long after its generation: counting the slots alone
+            // would idle them while commitments and reveals go through.
+            max_concurrent_jobs: (config.max_concurrent + config.queue_depth) as u32,
             hardware_class: bounded(config.hardware_class.clone().into_bytes()),
             settlement_key: keys.settlement_public(),
         };
