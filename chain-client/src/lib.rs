@@ -26,6 +26,14 @@ use subxt::{
 pub type AgoraConfig = subxt::PolkadotConfig;
 pub type AccountId = subxt::utils::AccountId32;
 pub type Keypair = subxt_signer::sr25519::Keypair;
+
+/// Whether `signature` is `account`'s (sr25519, its account key) over `payload`: how every
+/// signed off-chain message of the protocol is checked (a client's `Use`, a provider's
+/// acknowledgement and outcome).
+pub fn signed_by(account: &[u8; 32], signature: &[u8; 64], payload: &[u8]) -> bool {
+    use subxt_signer::sr25519;
+    sr25519::verify(&sr25519::Signature(*signature), payload, &sr25519::PublicKey(*account))
+}
 pub type Events = subxt::extrinsics::ExtrinsicEvents<AgoraConfig>;
 pub type Balance = u128;
 pub type BlockNumber = u32;

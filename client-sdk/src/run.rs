@@ -4,7 +4,6 @@
 use crate::error::{ClientError, Result};
 use crate::models::{resolve, ModelRef};
 use crate::Client;
-use agora_chain_client::subxt_signer::sr25519;
 use agora_chain_client::{types, AccountId, EscrowError, ModelRelease, Quote, Receipt, Rejection};
 use agora_primitives::wire::{token_hash, InferFrame, InferRequest, StopReason, Use};
 use agora_primitives::{pricing, Hash256, MAX_REDUNDANCY};
@@ -261,15 +260,15 @@ impl Client {
         on_event(RunEvent::Assigned { request, providers: assignment.providers.0.clone() });
 
         let streams_at = Instant::now();
-        let signed = self.signed_request(request, &prepared.prompt);
+        let (signed, authorised) = self.signed_request(request, &prepared.prompt);
         let (tx, mut rx) = mpsc::unbounded_channel();
         for (slot, provider) in assignment.providers.0.iter().enumerate() {
             let (chain, net, tx) = (self.chain.clone(), self.net.clone(), tx.clone());
-            let (provider, signed, timeouts) = (provider.clone(), signed.clone(), self.timeouts.clone());
+            let (provider, signed, authorised, timeouts) = (provider.clone(), signed.clone(), authorised.clone(), self.timeouts.clone());
             let known = prepared.locations.get(&provider.0).cloned();
             tokio::spawn(async move {
                 let target = Target { chain: &chain, provider: &provider, known };
-                let result = stream_from(target, &net, &signed, &timeouts, slot, &tx).await;
+                let result = stream_from(target, &net, (&signed, &authorised), &timeouts, slot, &tx).await;
                 let _ = tx.send((slot, StreamEvent::Ended(result.err())));
             });
         }
@@ -408,11 +407,12 @@ impl Client {
     }
 
     /// The request providers serve: the prompt under this account's signature, for this
-    /// client's libp2p peer only.
-    fn signed_request(&self, request: u64, prompt: &[u32]) -> InferRequest {
+    /// client's libp2p peer only; and the `Use` it stands for.
+    fn signed_request(&self, request: u64, prompt: &[u32]) -> (InferRequest, Use) {
         let client_peer = self.net.peer_id().to_bytes();
-        let signature = self.signer.sign(&Use::new(request, prompt, client_peer.clone()).signing_payload()).0;
-        InferRequest { request, prompt: prompt.to_vec(), client_peer, signature }
+        let authorised = Use::new(request, prompt, client_peer.clone());
+        let signature = self.signer.sign(&authorised.signing_payload()).0;
+        (InferRequest { request, prompt: prompt.to_vec(), client_peer, signature }, authorised)
     }
 
     /// Returns once the best block is past `seen` (or at `deadline`). Asking for the block
@@ -615,7 +615,7 @@ struct Target<'a> {
 async fn stream_from(
     target: Target<'_>,
     net: &Network,
-    signed: &InferRequest,
+    (signed, authorised): (&InferRequest, &Use),
     timeouts: &Timeouts,
     slot: usize,
     events: &mpsc::UnboundedSender<(usize, StreamEvent)>,
@@ -630,10 +630,7 @@ async fn stream_from(
     let mut call = InferCall::open(net, &location, timeouts.first_token).await.map_err(|e| e.to_string())?;
     let _ = events.send((slot, StreamEvent::Dialed));
     call.send(signed).await.map_err(|e| e.to_string())?;
-    let authorised = signed.authorised_use();
-    let signed_by_provider = |signature: &[u8; 64], payload: Vec<u8>| {
-        sr25519::verify(&sr25519::Signature(*signature), payload, &sr25519::PublicKey(target.provider.0))
-    };
+    let signed_by_provider = |signature: &[u8; 64], payload: Vec<u8>| agora_chain_client::signed_by(&target.provider.0, signature, &payload);
     let mut acknowledged = false;
     let mut wait = timeouts.first_token;
     let result = loop {

@@ -35,7 +35,7 @@ use crate::metrics::{KindLabel, Metrics, StateLabel};
 use agora_net::limits::Admission;
 use agora_net::{infer, Location, NetConfig, Network, StreamError};
 use agora_chain_client::{agora, bounded, types, AccountId, BlockNumber, ChainClient, Keypair, Rejection, VerifierError};
-use agora_primitives::wire::{token_hash, InferErrorKind, InferFrame, InferRequest, StopReason, Use, VerifyReply, VerifyRequest};
+use agora_primitives::wire::{InferErrorKind, InferFrame, InferRequest, StopReason, Use, VerifyReply, VerifyRequest};
 use agora_verifier::commitment::commitment;
 use agora_primitives::{sampling_seed, Hash256, Outcome, ReleaseId, RequestId, SamplingParams};
 use anyhow::{anyhow, bail, Context};

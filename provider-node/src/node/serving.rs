@@ -2,7 +2,6 @@
 //! copy of its terms) before it runs; a finished job is replayed to a client that reconnects.
 
 use super::*;
-use agora_chain_client::subxt_signer::sr25519;
 use agora_primitives::wire::MAX_PEER_ID_BYTES;
 
 pub(super) fn kind_name(kind: InferErrorKind) -> &'static str {
@@ -22,12 +21,11 @@ pub(super) fn kind_name(kind: InferErrorKind) -> &'static str {
 
 /// A request is served only under its client's signature, and only to the peer the client
 /// signed for: the one on the other end of this (Noise-authenticated) stream.
-fn authorised(request: &InferRequest, peer: &PeerId, client: &[u8; 32]) -> Result<(), Refusal> {
-    if request.client_peer.len() > MAX_PEER_ID_BYTES || request.client_peer != peer.to_bytes() {
+fn check_authorised(authorised: &Use, signature: &[u8; 64], peer: &PeerId, client: &[u8; 32]) -> Result<(), Refusal> {
+    if authorised.client_peer.len() > MAX_PEER_ID_BYTES || authorised.client_peer != peer.to_bytes() {
         return Err((InferErrorKind::Unauthorized, "the request names another peer than the one that sent it".into()));
     }
-    let signature = sr25519::Signature(request.signature);
-    if !sr25519::verify(&signature, request.authorised_use().signing_payload(), &sr25519::PublicKey(*client)) {
+    if !agora_chain_client::signed_by(client, signature, &authorised.signing_payload()) {
         return Err((InferErrorKind::Unauthorized, "the request is not signed by its client's account".into()));
     }
     Ok(())
@@ -122,12 +120,14 @@ impl Inner {
                 self.record_from_chain(id, &on_chain)
             },
         };
-        authorised(&request, &peer, &record.params.client)?;
+        // Hashes the prompt once, for the signature check and the on-chain terms alike.
+        let authorised = request.authorised_use();
+        check_authorised(&authorised, &request.signature, &peer, &record.params.client)?;
         if record.release != self.release || record.params.runtime_profile != self.profile_hash {
             return Err((InferErrorKind::UnsupportedRelease, "this provider does not serve that release and runtime profile".into()));
         }
         let params = &record.params;
-        if request.prompt.len() != params.prompt_tokens as usize || token_hash(&request.prompt) != params.prompt_hash {
+        if authorised.prompt_tokens != params.prompt_tokens || authorised.prompt_hash != params.prompt_hash {
             return Err((
                 InferErrorKind::PromptMismatch,
                 format!("the prompt ({} tokens) does not match the hash and length on-chain", request.prompt.len()),
@@ -136,7 +136,6 @@ impl Inner {
         self.engine.validate_prompt(&request.prompt).map_err(|e| (InferErrorKind::PromptInvalid, e.to_string()))?;
 
         let (tx, rx) = mpsc::unbounded_channel();
-        let authorised = request.authorised_use();
         if record.output.is_some() {
             self.replay(&record, &authorised, &tx);
             return Ok(rx);

@@ -312,8 +312,7 @@ pub fn signed_request_by(key: &Keypair, request: u64, prompt: &[u32], net: &Netw
 
 /// Whether `signature` is `provider`'s (sr25519, its account key) over `payload`.
 pub fn signed_by(provider: &AccountId, signature: &[u8; 64], payload: &[u8]) -> bool {
-    use agora_chain_client::subxt_signer::sr25519;
-    sr25519::verify(&sr25519::Signature(*signature), payload, &sr25519::PublicKey(provider.0))
+    agora_chain_client::signed_by(&provider.0, signature, payload)
 }
 
 /// The request as its client (the dev client, who opens every test request) sends it from `net`.
