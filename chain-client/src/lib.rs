@@ -16,11 +16,9 @@ pub use agora::runtime_types::bounded_collections::bounded_vec::BoundedVec;
 pub use subxt;
 pub use subxt_signer;
 
-use subxt::{
-    error::{DispatchError, TransactionEventsError, TransactionFinalizedSuccessError},
-    transactions::Payload,
-    OnlineClient,
-};
+mod submit;
+
+use subxt::OnlineClient;
 
 /// The runtime's transaction format is Polkadot's: `MultiAddress<AccountId32, ()>`, u32 blocks.
 pub type AgoraConfig = subxt::PolkadotConfig;
@@ -99,6 +97,9 @@ pub enum Error {
     /// The node answered with something this client does not understand (an old or foreign node?).
     #[error("unexpected answer from the chain node: {0}")]
     Unexpected(String),
+    /// The node dropped the transaction before any block included it; sending it again is safe.
+    #[error("the transaction was not included in a block ({0}); send it again")]
+    NotIncluded(String),
     #[error(transparent)]
     Subxt(#[from] subxt::Error),
 }
@@ -141,6 +142,7 @@ fn subxt_err(e: impl Into<subxt::Error>) -> Error {
 pub struct ChainClient {
     api: OnlineClient<AgoraConfig>,
     rpc: subxt::rpcs::RpcClient,
+    nonces: std::sync::Arc<submit::Nonces>,
 }
 
 impl ChainClient {
@@ -164,35 +166,15 @@ impl ChainClient {
         };
         let config = PolkadotConfigBuilder::new().use_historic_types(false).set_spec_version_for_block_ranges([pinned]).build();
         let api = OnlineClient::<AgoraConfig>::from_rpc_client_with_config(config, rpc.clone()).await.map_err(subxt_err)?;
-        Ok(Self { api, rpc })
+        Ok(Self { api, rpc, nonces: Default::default() })
     }
 
     pub fn api(&self) -> &OnlineClient<AgoraConfig> {
         &self.api
     }
 
-    /// Signs `call` with `signer`, submits it and waits until its block is final. A dispatch
-    /// failure comes back as [`Error::Rejected`] with the pallet's error, decoded.
-    pub async fn submit<C: Payload>(&self, call: &C, signer: &Keypair) -> Result<Events, Error> {
-        let at = self.api.at_current_block().await.map_err(subxt_err)?;
-        let progress = at.transactions().sign_and_submit_then_watch_default(call, signer).await.map_err(subxt_err)?;
-        match progress.wait_for_finalized_success().await {
-            Ok(events) => Ok(events),
-            Err(TransactionFinalizedSuccessError::SuccessError(TransactionEventsError::ExtrinsicFailed(e))) =>
-                Err(match e {
-                    DispatchError::Module(m) => match m.as_root_error::<Rejection>() {
-                        Ok(rejection) => Error::Rejected { rejection: Box::new(rejection), name: m.details_string() },
-                        // Still the chain's refusal, of an error this metadata does not know.
-                        Err(_) => Error::Dispatch(m.details_string()),
-                    },
-                    other => Error::Dispatch(other.to_string()),
-                }),
-            Err(e) => Err(subxt_err(e)),
-        }
-    }
-
-    /// Asks a chopsticks dev chain to build a block now (it builds one per transaction
-    /// otherwise). Used to reach deadlines and to run `on_initialize` work such as the draw.
+    /// Asks a chopsticks dev chain to build a block now (otherwise it builds one only for
+    /// waiting transactions). Used to reach deadlines and to run `on_initialize` work such as the draw.
     pub async fn new_blocks(&self, count: u32) -> Result<(), Error> {
         let params = subxt::rpcs::rpc_params![serde_json::json!({ "count": count })];
         let _: serde_json::Value = self.rpc.request("dev_newBlock", params).await.map_err(subxt_err)?;

@@ -21,7 +21,7 @@ const PROVIDERS: [(&str, &str, u128); 3] = [("bob", "//Bob", 2), ("charlie", "//
 pub struct DevnetConfig {
     pub dir: PathBuf,
     pub port: u16,
-    /// Time between blocks (chopsticks also builds one per transaction).
+    /// Time between blocks (chopsticks also builds one soon after transactions arrive).
     pub block_time: Duration,
     /// The `agora-provider` binary.
     pub provider_binary: PathBuf,

@@ -210,7 +210,8 @@ async fn a_liar_is_outvoted_and_slashed_and_a_dead_provider_is_a_no_show() {
     assert!(reputation.score_ppm < reputation_before.score_ppm, "{reputation:?}");
     assert_eq!(reputation.wrong, 1);
 
-    // Dave comes back honest; Bob is killed while the answer streams. The others answer.
+    // Dave comes back honest; Bob is killed once he has signed for the prompt. The others
+    // answer. (Killing him at the streamed answer's third token raced his acknowledgement.)
     providers[2].kill();
     providers[2] = Provider::start_with(&url, root.path(), "dave", "//Dave", 4 * UNIT / 1000, smollm2(), &[]);
     wait_online(&chain, &providers[2]).await;
@@ -220,7 +221,7 @@ async fn a_liar_is_outvoted_and_slashed_and_a_dead_provider_is_a_no_show() {
     let mut killed = false;
     let result = client
         .run(&job(long, 48, 3), |event| {
-            if matches!(event, RunEvent::Token { index: 2, .. }) && !killed {
+            if matches!(&event, RunEvent::Acknowledged { provider } if *provider == bob) && !killed {
                 killed = std::process::Command::new("kill").args(["-9", &bob_pid.to_string()]).status().unwrap().success();
             }
         })

@@ -134,10 +134,7 @@ impl Client {
             };
             if !resolve_tried && !dispute.verifiers.0.is_empty() && best > dispute.verdict_deadline {
                 resolve_tried = true;
-                let resolved = {
-                    let _one_at_a_time = self.submitting.lock().await;
-                    self.chain.submit(&agora::tx().verifier().resolve_dispute(request), &self.signer).await
-                };
+                let resolved = self.chain.submit(&agora::tx().verifier().resolve_dispute(request), &self.signer).await;
                 if let Err(e) = resolved {
                     tracing::info!(error = %e, "resolve_dispute (someone may have resolved it first)");
                 }
@@ -173,10 +170,7 @@ impl Client {
         if output.len() != winning.token_count as usize || token_hash(output) != winning.output_hash {
             return Err(ClientError::NotChallengeable { request, reason: "the output is not the settled result".into() });
         }
-        {
-            let _one_at_a_time = self.submitting.lock().await;
-            self.chain.submit(&agora::tx().verifier().challenge(request), &self.signer).await?;
-        }
+        self.chain.submit(&agora::tx().verifier().challenge(request), &self.signer).await?;
         self.see_dispute_through(request, prompt, vec![output.to_vec()]).await
     }
 }

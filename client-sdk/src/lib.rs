@@ -106,9 +106,6 @@ pub struct Client {
     pub(crate) net: Network,
     pub(crate) models: ModelFiles,
     pub(crate) timeouts: Timeouts,
-    /// One transaction of this account at a time: each takes the next nonce from the chain, so
-    /// two in flight at once (concurrent gateway calls) would collide.
-    pub(crate) submitting: tokio::sync::Mutex<()>,
 }
 
 impl Client {
@@ -121,7 +118,6 @@ impl Client {
             net,
             models: ModelFiles::new(config.model_files),
             timeouts: config.timeouts,
-            submitting: tokio::sync::Mutex::new(()),
         })
     }
 

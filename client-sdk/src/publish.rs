@@ -93,10 +93,7 @@ impl Client {
             parent: meta.parent,
             metadata_hash: meta.metadata_hash,
         };
-        {
-            let _one_at_a_time = self.submitting.lock().await;
-            self.chain.submit(&agora::tx().models().publish(info), &self.signer).await?;
-        }
+        self.chain.submit(&agora::tx().models().publish(info), &self.signer).await?;
         self.chain.release(sha256).await?.ok_or(ClientError::Unpublished(sha256))
     }
 }

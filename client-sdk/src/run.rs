@@ -79,6 +79,9 @@ pub enum RunEvent {
     /// providers were free is made again, and only the one drawn is reported.
     Escrowed { request: u64, escrow: u128 },
     Assigned { request: u64, providers: Vec<AccountId> },
+    /// A provider signed for this client's `Use` (checked): it has the prompt, and revealing
+    /// nothing now makes it a no-show.
+    Acknowledged { provider: AccountId },
     /// A token of the answer, as the first provider to answer streams it.
     Token { index: u32, token: u32, piece: Vec<u8> },
     /// One provider's stream ended (or never started).
@@ -310,7 +313,10 @@ impl Client {
                         timings.first_token = streams_at.elapsed();
                     }
                 },
-                StreamEvent::Accepted(signature) => reports[slot].acknowledgement = Some(signature),
+                StreamEvent::Accepted(signature) => {
+                    reports[slot].acknowledgement = Some(signature);
+                    on_event(RunEvent::Acknowledged { provider: reports[slot].provider.clone() });
+                },
                 StreamEvent::Done(hash, count, stop, signature) => {
                     reports[slot].done = Some((hash, count, stop));
                     reports[slot].outcome_signature = Some(signature);
@@ -435,10 +441,7 @@ impl Client {
         let deadline = Instant::now() + self.timeouts.capacity;
         loop {
             let started = Instant::now();
-            let created = {
-                let _one_at_a_time = self.submitting.lock().await;
-                self.chain.create_request(prepared.params.clone(), &self.signer).await
-            };
+            let created = self.chain.create_request(prepared.params.clone(), &self.signer).await;
             let request = match created {
                 Ok(request) => request,
                 Err(e) if e.is_rejected(Rejection::Escrow(EscrowError::NotEnoughProviders)) && Instant::now() < deadline => {
@@ -524,10 +527,7 @@ impl Client {
             }
             if !settle_tried && !awaiting_audit && best > r.reveal_deadline {
                 settle_tried = true;
-                let settled = {
-                    let _one_at_a_time = self.submitting.lock().await;
-                    self.chain.settle(request, &self.signer).await
-                };
+                let settled = self.chain.settle(request, &self.signer).await;
                 if let Err(e) = settled {
                     tracing::info!(error = %e, "settle (a provider may have settled first)");
                 }
@@ -556,10 +556,7 @@ impl Client {
                     continue;
                 },
             }
-            let proven = {
-                let _one_at_a_time = self.submitting.lock().await;
-                self.chain.prove_ack(request, &report.provider, signed.client_peer.clone(), signature, &self.signer).await
-            };
+            let proven = self.chain.prove_ack(request, &report.provider, signed.client_peer.clone(), signature, &self.signer).await;
             match proven {
                 Ok(_) => tracing::info!(request, provider = %report.provider, "proved the acknowledgement of a provider that did not commit"),
                 Err(e) => tracing::warn!(request, provider = %report.provider, error = %e, "cannot prove an acknowledgement"),

@@ -169,3 +169,27 @@ async fn bad_input_is_rejected_by_name_and_holds_nothing() {
     chain.submit(&revoke, &actors.publisher).await.unwrap();
     assert_eq!(rejected(create(params(SMOLLM2_SHA256, 6, UNIT, 1)).await).as_deref(), Some("Models::ReleaseRevoked"));
 }
+
+/// One account's transactions go out together, each with the next nonce, instead of one per
+/// block; a nonce another client of the same account took is read again, not fatal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_account_pipelines_its_transactions_and_survives_a_nonce_taken_elsewhere() {
+    let (test_chain, chain) = start_chain("nonces").await.unwrap();
+    let alice = agora_chain_client::subxt_signer::sr25519::dev::alice();
+    let remark = |i: u8| agora::tx().system().remark_with_event(vec![i; 8]);
+
+    let calls: Vec<_> = (0..6).map(remark).collect();
+    let results = futures::future::join_all(calls.iter().map(|call| chain.submit(call, &alice))).await;
+    for (i, result) in results.iter().enumerate() {
+        let events = result.as_ref().unwrap_or_else(|e| panic!("remark {i} of one account at once: {e}"));
+        assert!(events.find_first::<agora::system::events::Remarked>().is_some());
+    }
+
+    let elsewhere = ChainClient::connect(&test_chain.ws_url()).await.unwrap();
+    elsewhere.submit(&remark(6), &alice).await.unwrap();
+    chain.submit(&remark(7), &alice).await.expect("the nonce the other client took is read again");
+
+    let at = chain.api().at_current_block().await.unwrap();
+    let nonce = at.transactions().account_nonce(&account(&alice)).await.unwrap();
+    assert_eq!(nonce, 8, "every remark was included once");
+}

@@ -68,7 +68,7 @@ fn show(event: RunEvent) {
                 eprintln!("\nprovider {} gave no answer: {why}", report.provider);
             }
         },
-        RunEvent::Settled(_) => {},
+        RunEvent::Acknowledged { .. } | RunEvent::Settled(_) => {},
         RunEvent::Disputed { request, cause } => {
             eprintln!("\nrequest {request} went to verifiers ({}); bringing them the answers and waiting for their verdict", cause.name())
         },

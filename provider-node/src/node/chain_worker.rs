@@ -50,12 +50,15 @@ impl Inner {
             self.journal.set_last_block(block)?;
             last = block;
         }
-        for record in self.journal.pending()? {
+        // The jobs step side by side: their calls are pipelined by nonce, so a block takes all
+        // of this pass's commits and reveals instead of one per block.
+        let steps = self.journal.pending()?.into_iter().map(|record| async move {
             let id = record.request;
             if let Err(e) = self.step(record, best).await {
                 self.chain_error("job", &format!("request {id}: {e}"));
             }
-        }
+        });
+        futures::future::join_all(steps).await;
         if let Err(e) = self.verdicts_due(best).await {
             self.chain_error("verdicts", &format!("{e:#}"));
         }

@@ -73,8 +73,6 @@ struct Inner {
     metrics: Arc<Metrics>,
     /// Requests whose generation is running now.
     running: Mutex<HashSet<RequestId>>,
-    /// One signed call at a time, so nonces never collide.
-    submitting: tokio::sync::Mutex<()>,
     wake: Notify,
     /// Serialises changes to the journaled verifications.
     verifying: Mutex<()>,
@@ -177,7 +175,6 @@ impl Node {
             network: network.clone(),
             metrics: Metrics::new(),
             running: Mutex::new(HashSet::new()),
-            submitting: tokio::sync::Mutex::new(()),
             wake: Notify::new(),
             verifying: Mutex::new(()),
             judging: tokio::sync::Mutex::new(()),
@@ -279,7 +276,6 @@ impl Inner {
         &self,
         call: &C,
     ) -> Result<agora_chain_client::Events, agora_chain_client::Error> {
-        let _one_at_a_time = self.submitting.lock().await;
         self.chain.submit(call, &self.signer).await
     }
 

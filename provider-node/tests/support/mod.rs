@@ -44,8 +44,19 @@ pub fn local_engine() -> &'static Engine {
     })
 }
 
+/// A loopback port free now, and never handed out before in this test process: the OS may
+/// give a port back as soon as it is released, and two providers told the same port both
+/// listen on it (libp2p reuses ports), so a client dialing one reaches the other.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// The `agora-provider` binary: cargo's own in this crate's tests. Elsewhere (the client's tests
