@@ -273,12 +273,17 @@ impl ChainClient {
         Ok(BlockNews { assignments, disputes })
     }
 
-    /// The providers indexed as serving `release` (any status).
+    /// The providers listed as offering `release`, under any runtime profile, in any state.
     pub async fn servers_of(&self, release: [u8; 32]) -> Result<Vec<AccountId>, Error> {
         let at = self.api.at_current_block().await.map_err(subxt_err)?;
-        let entry = at.storage().entry(agora::storage().providers().servers_of()).map_err(subxt_err)?;
-        let servers = entry.fetch((release,)).await.map_err(subxt_err)?.decode().map_err(subxt_err)?;
-        Ok(servers.0)
+        let entry = at.storage().entry(agora::storage().providers().listings()).map_err(subxt_err)?;
+        let mut lists = entry.iter((release,)).await.map_err(subxt_err)?;
+        let mut servers = Vec::new();
+        while let Some(kv) = lists.next().await {
+            let listings = kv.map_err(subxt_err)?.value().decode().map_err(subxt_err)?;
+            servers.extend(listings.0.into_iter().map(|l| l.who));
+        }
+        Ok(servers)
     }
 
     /// Every registered provider with its record.

@@ -65,7 +65,10 @@ pub type Executive = frame_executive::Executive<
 >;
 
 /// Storage migrations run at the next runtime upgrade; each checks its pallet's version first.
-pub type Migrations = (pallet_agora_verifier::migrations::v2::MigrateV1ToV2<Runtime>,);
+pub type Migrations = (
+    pallet_agora_verifier::migrations::v2::MigrateV1ToV2<Runtime>,
+    pallet_agora_providers::migrations::v2::MigrateV1ToV2<Runtime>,
+);
 
 impl_opaque_keys! {
     pub struct SessionKeys {

@@ -52,7 +52,7 @@ pub fn served_release<T: Config>(p: u32) -> agora_primitives::ReleaseId {
 pub fn assigned_request<T: Config>(client: &T::AccountId, k: u32) -> (RequestId, Vec<T::AccountId>) {
     let release = served_release::<T>(k);
     fund::<T>(client);
-    let id = Pallet::<T>::do_create(client.clone(), params::<T>(release, k)).expect("the request is valid");
+    let id = Pallet::<T>::do_create(client.clone(), params::<T>(release, k)).expect("the request is valid").request;
     until_fresh_randomness::<T>(frame_system::Pallet::<T>::block_number());
     Pallet::<T>::draw_all();
     let drawn = Requests::<T>::get(id).expect("the request exists").providers.into_inner();

@@ -62,7 +62,7 @@ mod benchmarks {
         fund::<T>(&caller);
         let release = served_release::<T>(p);
         let k = p.min(MAX_REDUNDANCY);
-        let id = Pallet::<T>::do_create(caller, params::<T>(release, k)).unwrap();
+        let id = Pallet::<T>::do_create(caller, params::<T>(release, k)).unwrap().request;
         until_fresh_randomness::<T>(system::Pallet::<T>::block_number());
 
         #[block]

@@ -21,12 +21,21 @@ use polkadot_sdk::sp_runtime::{
 
 type Providers<T> = pallet_agora_providers::Pallet<T>;
 
+/// A request opened, and how many providers its release and profile list (what its check of
+/// eligibility read, and so the weight charged).
+pub struct Created {
+    // The dispatchable needs only `listed`; the benchmarks build on the id.
+    #[cfg_attr(not(feature = "runtime-benchmarks"), allow(dead_code))]
+    pub request: RequestId,
+    pub listed: u32,
+}
+
 impl<T: Config> Pallet<T> {
     fn hold_reason() -> <T as pallet_agora_providers::Config>::RuntimeHoldReason {
         HoldReason::RequestEscrow.into()
     }
 
-    pub(crate) fn do_create(client: T::AccountId, params: ParamsOf<T>) -> Result<RequestId, DispatchError> {
+    pub(crate) fn do_create(client: T::AccountId, params: ParamsOf<T>) -> Result<Created, DispatchError> {
         pallet_agora_models::Pallet::<T>::ensure_servable(&params.release)?;
         ensure!((1..=MAX_REDUNDANCY).contains(&params.redundancy), Error::<T>::BadRedundancy);
         ensure!(params.prompt_tokens > 0 && params.max_output_tokens > 0, Error::<T>::ZeroTokens);
@@ -46,7 +55,7 @@ impl<T: Config> Pallet<T> {
             params.max_price_per_1k,
             params.prompt_tokens.saturating_add(params.max_output_tokens),
         );
-        ensure!(eligible.len() as u32 >= params.redundancy, Error::<T>::NotEnoughProviders);
+        ensure!(eligible.listings.len() as u32 >= params.redundancy, Error::<T>::NotEnoughProviders);
 
         let id = NextRequestId::<T>::get();
         AwaitingDraw::<T>::try_append(id).map_err(|_| Error::<T>::TooManyRequests)?;
@@ -67,7 +76,7 @@ impl<T: Config> Pallet<T> {
             },
         );
         Self::deposit_event(Event::RequestCreated { request: id, client, escrow });
-        Ok(id)
+        Ok(Created { request: id, listed: eligible.listed })
     }
 
     pub(crate) fn do_cancel(client: T::AccountId, id: RequestId) -> DispatchResult {
@@ -115,8 +124,8 @@ impl<T: Config> Pallet<T> {
             let Some(request) = Requests::<T>::get(id).filter(|r| r.status == RequestStatus::Pending) else { continue };
             match Self::fresh_seed(&(b"agora/draw", id).encode(), request.created_at) {
                 Some(seed) => {
-                    weight.saturating_accrue(<T as Config>::WeightInfo::draw(T::MaxProvidersPerRelease::get()));
-                    Self::draw(id, request, seed);
+                    let listed = Self::draw(id, request, seed);
+                    weight.saturating_accrue(<T as Config>::WeightInfo::draw(listed.max(1)));
                 },
                 // The bounds are equal and `still_waiting` holds a subset of `waiting`.
                 None => {
@@ -128,28 +137,35 @@ impl<T: Config> Pallet<T> {
         weight.saturating_add(T::DbWeight::get().writes(1))
     }
 
-    fn draw(id: RequestId, mut request: RequestOf<T>, seed: T::Hash) {
+    /// Draws `request`'s providers, or refunds it; returns how many providers were listed (the
+    /// weight of the draw is by that count).
+    fn draw(id: RequestId, mut request: RequestOf<T>, seed: T::Hash) -> u32 {
         let p = &request.params;
-        let mut candidates = Providers::<T>::eligible(
+        let eligible = Providers::<T>::eligible(
             &p.release,
             &p.runtime_profile,
             p.max_price_per_1k,
             p.prompt_tokens.saturating_add(p.max_output_tokens),
         );
+        let listed = eligible.listed;
+        let mut candidates: Vec<_> = eligible
+            .listings
+            .into_iter()
+            .map(|l| Candidate { who: (l.who, (l.price_per_1k_input, l.price_per_1k_output)), weight: l.weight })
+            .collect();
         if (candidates.len() as u32) < p.redundancy {
             // Eligibility changed since creation: give the money back rather than keep it.
             if Self::finish(id, request, RequestStatus::Refunded).is_ok() {
                 Self::deposit_event(Event::AssignmentFailed { request: id });
             }
-            return;
+            return listed;
         }
         let chosen = weighted_sample(&mut candidates, p.redundancy as usize, seed.as_ref());
         let now = frame_system::Pallet::<T>::block_number();
         request.commit_deadline = now.saturating_add(p.commit_blocks);
         request.reveal_deadline = request.commit_deadline.saturating_add(T::RevealWindow::get());
         request.status = RequestStatus::Assigned;
-        for who in chosen {
-            let prices = Providers::<T>::prices(&who).unwrap_or_default();
+        for (who, prices) in chosen {
             Providers::<T>::note_assigned(&who);
             // Both bounds are MaxRedundancy and chosen.len() <= redundancy <= MAX_REDUNDANCY.
             let _ = request.providers.try_push(who);
@@ -162,6 +178,7 @@ impl<T: Config> Pallet<T> {
             reveal_deadline: request.reveal_deadline,
         });
         Requests::<T>::insert(id, request);
+        listed
     }
 
     /// Pays `amount` of a request's escrow to `to`.

@@ -180,9 +180,10 @@ pub mod pallet {
         /// Open a request and hold `k ×` its maximum cost.
         #[pallet::call_index(0)]
         #[pallet::weight(<T as Config>::WeightInfo::create_request(T::MaxProvidersPerRelease::get()))]
-        pub fn create_request(origin: OriginFor<T>, params: ParamsOf<T>) -> DispatchResult {
+        pub fn create_request(origin: OriginFor<T>, params: ParamsOf<T>) -> DispatchResultWithPostInfo {
             let client = ensure_signed(origin)?;
-            Self::do_create(client, params).map(|_| ())
+            let created = Self::do_create(client, params)?;
+            Ok(Some(<T as Config>::WeightInfo::create_request(created.listed.max(1))).into())
         }
 
         /// Withdraw a request before its providers are drawn.

@@ -127,7 +127,19 @@ pub fn next_block() {
     Escrow::on_initialize(n);
 }
 
-pub fn new_test_ext(test: impl FnOnce()) {
+/// A manifest as large as its bounds allow: what the draw must not read for every provider.
+pub fn full_manifest(price: u64) -> CapabilityManifest<u64> {
+    let address: Vec<u8> = b"/ip4/127.0.0.1/tcp/1/".iter().copied().cycle().take(128).collect();
+    CapabilityManifest {
+        peer_id: vec![b'p'; 64].try_into().unwrap(),
+        multiaddrs: BoundedVec::truncate_from(vec![address.try_into().unwrap(); 8]),
+        hardware_class: vec![b'h'; 32].try_into().unwrap(),
+        ..manifest(price)
+    }
+}
+
+/// The mock's genesis, a published release and four registered providers, before any test.
+pub fn test_ext() -> sp_io::TestExternalities {
     let mut storage = frame_system::GenesisConfig::<Test>::default().build_storage().unwrap();
     let mut balances = vec![(PUBLISHER, 1_000), (CLIENT, 100_000), (POOR_CLIENT, 50)];
     balances.extend(PROVIDERS.iter().map(|p| (*p, 10_000)));
@@ -152,6 +164,12 @@ pub fn new_test_ext(test: impl FnOnce()) {
         for p in PROVIDERS {
             Providers::register(RuntimeOrigin::signed(p), 1_000, manifest(PRICE)).unwrap();
         }
+    });
+    ext
+}
+
+pub fn new_test_ext(test: impl FnOnce()) {
+    test_ext().execute_with(|| {
         test();
         Models::do_try_state().expect("model invariants hold");
         Providers::do_try_state().expect("provider invariants hold");

@@ -8,7 +8,7 @@
 //! challenge or a dispute ([`Exposure`]), the stake is released.
 //!
 //! The escrow and verifier pallets use this pallet's interface: [`Pallet::eligible`] to draw
-//! providers, [`Pallet::note_assigned`]/[`Pallet::note_released`] to count open jobs,
+//! providers (from [`Listings`], a packed index the draw reads instead of full records), [`Pallet::note_assigned`]/[`Pallet::note_released`] to count open jobs,
 //! [`Pallet::slash`] to punish, and [`Pallet::record_outcome`] to move reputation (the formula
 //! is [`agora_primitives::Reputation::record`]).
 #![cfg_attr(not(feature = "std"), no_std)]
@@ -24,8 +24,11 @@ pub mod benchmark_helpers;
 mod benchmarking;
 mod impls;
 pub use impls::Candidate;
+mod listings;
+pub use listings::ListingOf;
+pub mod migrations;
 mod types;
-pub use types::Exposure;
+pub use types::{Eligible, Exposure, Listing};
 #[cfg(test)]
 mod mock;
 #[cfg(test)]
@@ -37,7 +40,7 @@ pub use weights::WeightInfo;
 #[polkadot_sdk::frame_support::pallet]
 pub mod pallet {
     use super::*;
-    use agora_primitives::{CapabilityManifest, ProviderRecord, ReleaseId};
+    use agora_primitives::{CapabilityManifest, Hash256, ProviderRecord, ReleaseId};
     use polkadot_sdk::frame_support::{
         pallet_prelude::*,
         traits::fungible::{Inspect, Mutate, MutateHold},
@@ -51,7 +54,8 @@ pub mod pallet {
     pub type ProviderOf<T> = ProviderRecord<BalanceOf<T>, BlockNumberFor<T>>;
 
     /// 1: [`Exposure`] added (no migration: an absent entry is no exposure).
-    const STORAGE_VERSION: StorageVersion = StorageVersion::new(1);
+    /// 2: [`Listings`] replace `ServersOf` ([`migrations::v2`]).
+    pub(crate) const STORAGE_VERSION: StorageVersion = StorageVersion::new(2);
 
     #[pallet::pallet]
     #[pallet::storage_version(STORAGE_VERSION)]
@@ -69,7 +73,7 @@ pub mod pallet {
         /// Blocks between `unbond` and `withdraw`, so late slashes still find the stake.
         #[pallet::constant]
         type UnbondingDelay: Get<BlockNumberFor<Self>>;
-        /// Bound of the per-release index of providers (and so of one assignment's work).
+        /// Most providers listed under one release and runtime profile (and so one draw's work).
         #[pallet::constant]
         type MaxProvidersPerRelease: Get<u32>;
         /// Where slashed stake goes.
@@ -86,10 +90,18 @@ pub mod pallet {
     #[pallet::storage]
     pub type Providers<T: Config> = StorageMap<_, Blake2_128Concat, T::AccountId, ProviderOf<T>>;
 
-    /// For each release, the providers whose manifest offers it.
+    /// For each release and runtime profile, a [`Listing`] of each provider offering it: all a
+    /// draw reads.
     #[pallet::storage]
-    pub type ServersOf<T: Config> =
-        StorageMap<_, Identity, ReleaseId, BoundedVec<T::AccountId, T::MaxProvidersPerRelease>, ValueQuery>;
+    pub type Listings<T: Config> = StorageDoubleMap<
+        _,
+        Identity,
+        ReleaseId,
+        Identity,
+        Hash256,
+        BoundedVec<ListingOf<T>, T::MaxProvidersPerRelease>,
+        ValueQuery,
+    >;
 
     /// What still holds each stake after its jobs closed: challengeable results, open disputes.
     #[pallet::storage]
@@ -124,7 +136,7 @@ pub mod pallet {
         ZeroLimit,
         /// The manifest needs a PeerId and at least one multiaddr.
         NoAddress,
-        /// So many providers already serve this release.
+        /// So many providers already offer this release under this runtime profile.
         TooManyProviders,
         /// The provider is unbonding and can no longer go online.
         Unbonding,

@@ -14,3 +14,26 @@ pub struct Exposure<BlockNumber> {
     /// Open disputes that can still slash it.
     pub disputes: u32,
 }
+
+/// One provider's offer of a release, as the draw reads it: tens of bytes, where its full
+/// record (manifest, addresses, offers) is kilobytes. Kept in [`crate::Listings`] under the
+/// release and the runtime profile of the offer, and rewritten whenever its record changes.
+#[derive(Clone, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo, PartialEq, Eq, Debug)]
+pub struct Listing<AccountId, Balance> {
+    pub who: AccountId,
+    pub price_per_1k_input: Balance,
+    pub price_per_1k_output: Balance,
+    pub max_context: u32,
+    /// Jobs it can take now: its manifest's limit less its open jobs; none while it is not
+    /// online or its stake is under `MinStake`.
+    pub free_jobs: u32,
+    /// Its draw weight: stake in units of `MinStake`, times reputation in parts per million.
+    pub weight: u128,
+}
+
+/// The providers free to take a request, and how many the index listed for its release and
+/// profile (what reading it cost, and so the weight charged).
+pub struct Eligible<AccountId, Balance> {
+    pub listings: alloc::vec::Vec<Listing<AccountId, Balance>>,
+    pub listed: u32,
+}

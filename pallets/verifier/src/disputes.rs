@@ -45,14 +45,18 @@ impl<T: Config> Pallet<T> {
     /// runtime profile, context, online, not full), other than its client and providers.
     pub(crate) fn verifier_candidates(r: &RequestOf<T>) -> Vec<Candidate<T::AccountId>> {
         let p = &r.params;
-        let mut candidates = Providers::<T>::eligible(
+        let eligible = Providers::<T>::eligible(
             &p.release,
             &p.runtime_profile,
             BalanceOf::<T>::max_value(),
             p.prompt_tokens.saturating_add(p.max_output_tokens),
         );
-        candidates.retain(|c| Verifiers::<T>::contains_key(&c.who) && c.who != r.client && !r.providers.contains(&c.who));
-        candidates
+        eligible
+            .listings
+            .into_iter()
+            .filter(|l| Verifiers::<T>::contains_key(&l.who) && l.who != r.client && !r.providers.contains(&l.who))
+            .map(|l| Candidate { who: l.who, weight: l.weight })
+            .collect()
     }
 
     /// Opens a dispute over `outcomes` of `request`. Its verifiers are drawn in a later block

@@ -79,7 +79,7 @@ fn apply(op: &Op, liars: &mut std::collections::BTreeSet<(u64, u64)>) {
         Op::Create { k, max_price, commit_blocks } => {
             let mut p = params(k, max_price);
             p.commit_blocks = commit_blocks;
-            Escrow::create_request(signed(CLIENT), p)
+            Escrow::create_request(signed(CLIENT), p).map(|_| ()).map_err(|e| e.error)
         },
         Op::Cancel { request } => Escrow::cancel_request(signed(CLIENT), request),
         Op::Commit { request, slot, lie } => match provider_of(request, slot) {
