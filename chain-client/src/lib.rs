@@ -17,6 +17,8 @@ pub use subxt;
 pub use subxt_signer;
 
 mod submit;
+mod tickets;
+pub use tickets::{Purchase, Ticket, TicketSpec, TicketStatus};
 
 use subxt::OnlineClient;
 

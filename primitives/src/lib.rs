@@ -9,7 +9,10 @@ extern crate alloc;
 
 pub mod pricing;
 pub mod runtime_api;
+pub mod tickets;
 pub mod wire;
+
+pub use tickets::{Ticket, TicketId, TicketSpec, TicketStatus};
 
 use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
 use polkadot_sdk::sp_core::ConstU32;

@@ -165,6 +165,8 @@ impl frame_support::traits::Randomness<Hash, BlockNumber> for ParentBlockRandomn
 
 parameter_types! {
     pub const TreasuryPalletId: PalletId = PalletId(*b"agora/tr");
+    /// Holds every client deposit, ticket escrow and unwithdrawn provider earning.
+    pub const EscrowPalletId: PalletId = PalletId(*b"agora/es");
     pub TreasuryAccount: AccountId = TreasuryPalletId::get().into_account_truncating();
     pub const MinProviderStake: Balance = 100 * UNIT;
     pub const WrongResultSlash: Perbill = Perbill::from_percent(10);
@@ -205,6 +207,13 @@ impl pallet_agora_escrow::Config for Runtime {
     /// proof in the next block's `on_initialize`; more requests wait a block.
     type MaxAssignmentsPerBlock = ConstU32<24>;
     type OnClose = Verifier;
+    type PalletId = EscrowPalletId;
+    /// A client's pool refill: a block's draw of 16 purchases is 1,024 tickets.
+    type MaxTicketsPerPurchase = ConstU32<64>;
+    type MaxPurchasesAwaitingDraw = ConstU32<16>;
+    /// Half an hour in a client's pool.
+    type TicketLifetime = ConstU32<{ 30 * MINUTES }>;
+    type TicketReservationFee = ReservationShare;
     type WeightInfo = pallet_agora_escrow::weights::SubstrateWeight<Runtime>;
 }
 

@@ -68,6 +68,7 @@ pub type Executive = frame_executive::Executive<
 pub type Migrations = (
     pallet_agora_verifier::migrations::v2::MigrateV1ToV2<Runtime>,
     pallet_agora_providers::migrations::v2::MigrateV1ToV2<Runtime>,
+    pallet_agora_escrow::migrations::v2::MigrateV1ToV2<Runtime>,
 );
 
 impl_opaque_keys! {

@@ -193,3 +193,60 @@ async fn one_account_pipelines_its_transactions_and_survives_a_nonce_taken_elsew
     let nonce = at.transactions().account_nonce(&account(&alice)).await.unwrap();
     assert_eq!(nonce, 8, "every remark was included once");
 }
+
+/// Issue 13, deposits and tickets on the real runtime: a deposit moves money into the ledger,
+/// a purchase takes `count × k × max cost` from it, a later block draws each ticket's k
+/// providers (no job slots taken), and what is left comes back out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deposit_buys_tickets_drawn_in_a_later_block_and_the_rest_withdraws() {
+    let (_chain, chain) = start_chain("tickets").await.unwrap();
+    let actors = Actors::dev();
+    setup(&chain, &actors).await;
+    let client = account(&actors.client);
+    let free_before = chain.free_balance(&client).await.unwrap();
+
+    chain.deposit(10 * UNIT, &actors.client).await.unwrap();
+    assert_eq!(chain.ledger_balance(&client).await.unwrap(), 10 * UNIT);
+    let spec = agora_chain_client::TicketSpec {
+        release: SMOLLM2_SHA256,
+        runtime_profile: demo::dev_runtime_profile(),
+        redundancy: 3,
+        max_prompt_tokens: 64,
+        max_output_tokens: 64,
+        max_price_per_1k: UNIT / 100,
+    };
+    let purchase = chain.buy_tickets(spec, 4, &actors.client).await.unwrap();
+    // 3 × (64 + 64 tokens at 0.01 unit per 1k) a ticket.
+    assert_eq!((purchase.first, purchase.count, purchase.escrow_each), (0, 4, 3 * (128 * UNIT / 100).div_ceil(1000)));
+    assert_eq!(chain.ledger_balance(&client).await.unwrap(), 10 * UNIT - 4 * purchase.escrow_each);
+    let err = chain.buy_tickets(agora_chain_client::TicketSpec { redundancy: 4, ..chain.ticket(0).await.unwrap().unwrap().spec }, 1, &actors.client).await.unwrap_err();
+    assert!(err.is_rejected(agora_chain_client::Rejection::Escrow(agora_chain_client::EscrowError::NotEnoughProviders)), "{err}");
+
+    let mut providers: Vec<AccountId> = actors.providers.iter().map(account).collect();
+    providers.sort();
+    let mut drawn = Vec::new();
+    for _ in 0..10 {
+        drawn = futures::future::join_all(purchase.ids().map(|id| chain.ticket(id))).await.into_iter().map(|t| t.unwrap().unwrap()).collect();
+        if drawn.iter().all(|t| t.status == agora_chain_client::TicketStatus::Drawn) {
+            break;
+        }
+        chain.new_blocks(1).await.unwrap();
+    }
+    for ticket in &drawn {
+        assert_eq!(ticket.status, agora_chain_client::TicketStatus::Drawn, "drawn within ten blocks");
+        let mut these = ticket.providers.0.clone();
+        these.sort();
+        assert_eq!(these, providers, "with exactly k eligible providers, all are drawn");
+        assert!(ticket.expires_at > ticket.bought_at);
+    }
+    for p in &providers {
+        assert_eq!(chain.provider(p).await.unwrap().unwrap().open_jobs, 0, "tickets take no job slots");
+    }
+
+    let left = chain.ledger_balance(&client).await.unwrap();
+    chain.withdraw(left, &actors.client).await.unwrap();
+    assert_eq!(chain.ledger_balance(&client).await.unwrap(), 0);
+    let spent = free_before - chain.free_balance(&client).await.unwrap();
+    assert!(spent >= 4 * purchase.escrow_each, "the tickets' escrow stays in the pallet");
+    assert!(spent < 4 * purchase.escrow_each + UNIT, "only the escrow and fees left the account: {spent}");
+}

@@ -1,7 +1,7 @@
 //! Setup shared with the verifier's benchmarks.
 
-use crate::{Config, Pallet, ParamsOf, Requests};
-use agora_primitives::{RequestId, RequestParams, SamplingParams};
+use crate::{Config, Pallet, ParamsOf, Requests, TicketSpecOf};
+use agora_primitives::{RequestId, RequestParams, SamplingParams, TicketSpec};
 use alloc::vec::Vec;
 use pallet_agora_models::benchmark_helpers::publish_releases;
 use pallet_agora_providers::benchmark_helpers::{fund, register_provider, PROFILE};
@@ -39,11 +39,25 @@ pub fn params<T: Config>(release: agora_primitives::ReleaseId, k: u32) -> Params
     }
 }
 
-/// A release served by `p` registered providers.
+/// Tickets for `release` with `k` providers, for prompts and outputs of up to 1,000 tokens at
+/// up to 1,000 per 1k tokens.
+pub fn ticket_spec<T: Config>(release: agora_primitives::ReleaseId, k: u32) -> TicketSpecOf<T> {
+    TicketSpec {
+        release,
+        runtime_profile: PROFILE,
+        redundancy: k,
+        max_prompt_tokens: 1000,
+        max_output_tokens: 1000,
+        max_price_per_1k: 1_000u32.into(),
+    }
+}
+
+/// A release served by `p` registered providers, each with its own peer id and price.
 pub fn served_release<T: Config>(p: u32) -> agora_primitives::ReleaseId {
     let release = publish_releases::<T>(1)[0];
     for i in 0..p {
-        register_provider::<T>(&account("provider", i, 0), &[release], 10u32.into());
+        // Each at its own price: the draw fixes every drawn provider's.
+        register_provider::<T>(&account("provider", i, 0), &[release], (10 + i).into());
     }
     release
 }

@@ -1,8 +1,8 @@
 //! Benchmarks (v2) for the request escrow.
 
 use super::*;
-use crate::benchmark_helpers::{assigned_request, params, served_release, until_fresh_randomness};
-use agora_primitives::{RequestStatus, MAX_REDUNDANCY};
+use crate::benchmark_helpers::{assigned_request, params, served_release, ticket_spec, until_fresh_randomness};
+use agora_primitives::{RequestStatus, TicketStatus, MAX_REDUNDANCY};
 use pallet_agora_providers::benchmark_helpers::fund;
 use polkadot_sdk::frame_benchmarking::v2::*;
 use polkadot_sdk::frame_support::traits::Get;
@@ -71,6 +71,89 @@ mod benchmarks {
         }
 
         assert_eq!(Requests::<T>::get(id).unwrap().providers.len() as u32, k);
+    }
+
+    #[benchmark]
+    fn deposit() {
+        let caller: T::AccountId = whitelisted_caller();
+        fund::<T>(&caller);
+        let amount = 1_000_000u32.into();
+
+        #[extrinsic_call]
+        _(RawOrigin::Signed(caller.clone()), amount);
+
+        assert_eq!(Deposits::<T>::get(&caller), amount);
+    }
+
+    #[benchmark]
+    fn withdraw() {
+        let caller: T::AccountId = whitelisted_caller();
+        fund::<T>(&caller);
+        Pallet::<T>::do_deposit(caller.clone(), 1_000_000u32.into()).unwrap();
+
+        #[extrinsic_call]
+        _(RawOrigin::Signed(caller.clone()), 400_000u32.into());
+
+        assert_eq!(Deposits::<T>::get(&caller), 600_000u32.into());
+    }
+
+    /// `n` tickets bought at once; `p` providers listed for the release, each checked.
+    #[benchmark]
+    fn buy_tickets(n: Linear<1, { T::MaxTicketsPerPurchase::get() }>, p: Linear<1, { T::MaxProvidersPerRelease::get() }>) {
+        let caller: T::AccountId = whitelisted_caller();
+        fund::<T>(&caller);
+        let release = served_release::<T>(p);
+        let spec = ticket_spec::<T>(release, 1);
+        let each = Pallet::<T>::ticket_escrow(&spec).unwrap();
+        Pallet::<T>::do_deposit(caller.clone(), each.saturating_mul(n.into())).unwrap();
+
+        #[extrinsic_call]
+        _(RawOrigin::Signed(caller), spec, n);
+
+        assert_eq!(NextTicketId::<T>::get(), u64::from(n));
+    }
+
+    /// One purchase of `n` tickets drawn in `on_initialize` from `p` listed providers, each
+    /// ticket drawing the most providers.
+    #[benchmark]
+    fn draw_tickets(n: Linear<1, { T::MaxTicketsPerPurchase::get() }>, p: Linear<1, { T::MaxProvidersPerRelease::get() }>) {
+        let caller: T::AccountId = whitelisted_caller();
+        fund::<T>(&caller);
+        let release = served_release::<T>(p);
+        let spec = ticket_spec::<T>(release, p.min(MAX_REDUNDANCY));
+        let each = Pallet::<T>::ticket_escrow(&spec).unwrap();
+        Pallet::<T>::do_deposit(caller.clone(), each.saturating_mul(n.into())).unwrap();
+        Pallet::<T>::do_buy_tickets(caller, spec, n).unwrap();
+        until_fresh_randomness::<T>(system::Pallet::<T>::block_number());
+
+        #[block]
+        {
+            Pallet::<T>::draw_purchases();
+        }
+
+        assert_eq!(Tickets::<T>::get(u64::from(n) - 1).unwrap().status, TicketStatus::Drawn);
+    }
+
+    /// The most providers to pay a reservation fee.
+    #[benchmark]
+    fn expire_ticket() {
+        let caller: T::AccountId = whitelisted_caller();
+        fund::<T>(&caller);
+        let k = MAX_REDUNDANCY.min(T::MaxProvidersPerRelease::get());
+        let release = served_release::<T>(k);
+        let spec = ticket_spec::<T>(release, k);
+        Pallet::<T>::do_deposit(caller.clone(), Pallet::<T>::ticket_escrow(&spec).unwrap()).unwrap();
+        Pallet::<T>::do_buy_tickets(caller.clone(), spec, 1).unwrap();
+        until_fresh_randomness::<T>(system::Pallet::<T>::block_number());
+        Pallet::<T>::draw_purchases();
+        let ticket = Tickets::<T>::get(0).unwrap();
+        let expired = ticket.expires_at.saturating_add(T::SettleWindow::get()).saturating_add(1u32.into());
+        system::Pallet::<T>::set_block_number(expired);
+
+        #[extrinsic_call]
+        _(RawOrigin::Signed(caller), 0);
+
+        assert!(Tickets::<T>::get(0).is_none());
     }
 
     impl_benchmark_test_suite!(Pallet, crate::mock::bench_ext(), crate::mock::Test);

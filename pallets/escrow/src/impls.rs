@@ -30,6 +30,9 @@ pub struct Created {
     pub listed: u32,
 }
 
+/// A provider a draw may pick, with its (input, output) prices per 1k tokens.
+pub(crate) type Drawable<T> = Candidate<(<T as frame_system::Config>::AccountId, (BalanceOf<T>, BalanceOf<T>))>;
+
 impl<T: Config> Pallet<T> {
     fn hold_reason() -> <T as pallet_agora_providers::Config>::RuntimeHoldReason {
         HoldReason::RequestEscrow.into()
@@ -137,22 +140,34 @@ impl<T: Config> Pallet<T> {
         weight.saturating_add(T::DbWeight::get().writes(1))
     }
 
+    /// The providers a draw may pick for `release` under `profile` (free, priced at or under
+    /// `max_price_per_1k`, with `context` tokens of context), each with its prices; and how
+    /// many the index listed, which the draw's weight is charged by.
+    pub(crate) fn drawable(
+        release: &agora_primitives::ReleaseId,
+        profile: &agora_primitives::Hash256,
+        max_price_per_1k: BalanceOf<T>,
+        context: u32,
+    ) -> (Vec<Drawable<T>>, u32) {
+        let eligible = Providers::<T>::eligible(release, profile, max_price_per_1k, context);
+        let candidates = eligible
+            .listings
+            .into_iter()
+            .map(|l| Candidate { who: (l.who, (l.price_per_1k_input, l.price_per_1k_output)), weight: l.weight })
+            .collect();
+        (candidates, eligible.listed)
+    }
+
     /// Draws `request`'s providers, or refunds it; returns how many providers were listed (the
     /// weight of the draw is by that count).
     fn draw(id: RequestId, mut request: RequestOf<T>, seed: T::Hash) -> u32 {
         let p = &request.params;
-        let eligible = Providers::<T>::eligible(
+        let (mut candidates, listed) = Self::drawable(
             &p.release,
             &p.runtime_profile,
             p.max_price_per_1k,
             p.prompt_tokens.saturating_add(p.max_output_tokens),
         );
-        let listed = eligible.listed;
-        let mut candidates: Vec<_> = eligible
-            .listings
-            .into_iter()
-            .map(|l| Candidate { who: (l.who, (l.price_per_1k_input, l.price_per_1k_output)), weight: l.weight })
-            .collect();
         if (candidates.len() as u32) < p.redundancy {
             // Eligibility changed since creation: give the money back rather than keep it.
             if Self::finish(id, request, RequestStatus::Refunded).is_ok() {
@@ -276,7 +291,8 @@ impl<T: Config> Pallet<T> {
                 "held escrow differs from the open requests' escrow"
             );
         }
-        Ok(())
+        Self::ledger_try_state()?;
+        Self::tickets_try_state()
     }
 }
 

@@ -28,10 +28,17 @@ pub mod benchmark_helpers;
 #[cfg(feature = "runtime-benchmarks")]
 mod benchmarking;
 mod impls;
+mod ledger;
+pub mod migrations;
+mod tickets;
+pub use tickets::{TicketOf, TicketSpecOf};
+pub mod types;
 #[cfg(test)]
 mod mock;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod ticket_tests;
 pub mod weights;
 
 pub use weights::WeightInfo;
@@ -50,7 +57,9 @@ impl OnRequestClosed for () {
 #[polkadot_sdk::frame_support::pallet]
 pub mod pallet {
     use super::*;
-    use agora_primitives::{Request, RequestId, RequestParams};
+    use agora_primitives::{Request, RequestId, RequestParams, TicketId};
+    use polkadot_sdk::frame_support::PalletId;
+    use polkadot_sdk::sp_runtime::Perbill;
     use pallet_agora_providers::BalanceOf;
     use polkadot_sdk::frame_support::{pallet_prelude::*, traits::Randomness};
     use polkadot_sdk::frame_system::pallet_prelude::*;
@@ -62,7 +71,9 @@ pub mod pallet {
 
     /// 1: requests wait in `AwaitingDraw` for fresh randomness; `RequestStatus::AwaitingAudit`
     /// (no migration: appended variant, same encoding of the others).
-    const STORAGE_VERSION: StorageVersion = StorageVersion::new(1);
+    /// 2: the deposit ledger and tickets ([`Deposits`], [`Tickets`]); the pallet's account is
+    /// given its existential deposit ([`migrations::v2`]).
+    pub(crate) const STORAGE_VERSION: StorageVersion = StorageVersion::new(2);
 
     #[pallet::pallet]
     #[pallet::storage_version(STORAGE_VERSION)]
@@ -95,6 +106,22 @@ pub mod pallet {
         type MaxAssignmentsPerBlock: Get<u32>;
         /// Cleans up other pallets' per-request state when a request closes.
         type OnClose: OnRequestClosed;
+        /// Names the account that holds every deposit and ticket escrow.
+        #[pallet::constant]
+        type PalletId: Get<PalletId>;
+        /// Most tickets one `buy_tickets` buys (and so one purchase's draw).
+        #[pallet::constant]
+        type MaxTicketsPerPurchase: Get<u32>;
+        /// Most purchases waiting for their draw at once.
+        #[pallet::constant]
+        type MaxPurchasesAwaitingDraw: Get<u32>;
+        /// Blocks from a ticket's draw to its expiry: how long it may wait in a client's pool.
+        #[pallet::constant]
+        type TicketLifetime: Get<BlockNumberFor<Self>>;
+        /// What an expired, unused ticket pays each drawn provider: this share of the most the
+        /// ticket could have paid it, for keeping capacity for a prompt that never came.
+        #[pallet::constant]
+        type TicketReservationFee: Get<Perbill>;
         type WeightInfo: WeightInfo;
     }
 
@@ -114,6 +141,38 @@ pub mod pallet {
     #[pallet::storage]
     pub type AwaitingDraw<T: Config> = StorageValue<_, BoundedVec<RequestId, T::MaxAssignmentsPerBlock>, ValueQuery>;
 
+    /// Each account's balance in the ledger: deposits not yet spent on tickets, refunds, and
+    /// providers' earnings, all held in the pallet's account ([`Pallet::account_id`]).
+    #[pallet::storage]
+    pub type Deposits<T: Config> = StorageMap<_, Blake2_128Concat, T::AccountId, BalanceOf<T>, ValueQuery>;
+
+    /// The id the next ticket bought gets.
+    #[pallet::storage]
+    pub type NextTicketId<T> = StorageValue<_, TicketId, ValueQuery>;
+
+    /// Tickets bought and not yet used up or expired.
+    #[pallet::storage]
+    pub type Tickets<T: Config> = StorageMap<_, Twox64Concat, TicketId, TicketOf<T>>;
+
+    /// Purchases waiting for randomness that became known after their block.
+    #[pallet::storage]
+    pub type PurchasesAwaitingDraw<T: Config> =
+        StorageValue<_, BoundedVec<types::Purchase<BlockNumberFor<T>>, T::MaxPurchasesAwaitingDraw>, ValueQuery>;
+
+    #[pallet::genesis_config]
+    #[derive(polkadot_sdk::frame_support::DefaultNoBound)]
+    pub struct GenesisConfig<T: Config> {
+        #[serde(skip)]
+        pub _config: core::marker::PhantomData<T>,
+    }
+
+    #[pallet::genesis_build]
+    impl<T: Config> BuildGenesisConfig for GenesisConfig<T> {
+        fn build(&self) {
+            Pallet::<T>::ensure_account_exists();
+        }
+    }
+
     #[pallet::event]
     #[pallet::generate_deposit(pub(super) fn deposit_event)]
     pub enum Event<T: Config> {
@@ -128,6 +187,20 @@ pub mod pallet {
         AssignmentFailed { request: RequestId },
         RequestCancelled { request: RequestId },
         RequestRefunded { request: RequestId, amount: BalanceOf<T> },
+        /// `amount` moved from `who`'s balance into its ledger entry.
+        Deposited { who: T::AccountId, amount: BalanceOf<T> },
+        /// `amount` moved from `who`'s ledger entry back to its balance.
+        Withdrawn { who: T::AccountId, amount: BalanceOf<T> },
+        /// Tickets `first .. first + count` bought, each holding `escrow_each`; drawn later.
+        TicketsBought { buyer: T::AccountId, first: TicketId, count: u32, escrow_each: BalanceOf<T> },
+        /// Tickets `first .. first + count` have their providers (in `Tickets`), usable until
+        /// `expires_at`.
+        TicketsDrawn { first: TicketId, count: u32, expires_at: BlockNumberFor<T> },
+        /// Too few providers were eligible at the draw: tickets `first .. first + count` are gone
+        /// and their escrow is back in the buyer's ledger entry.
+        TicketsRefunded { first: TicketId, count: u32 },
+        /// An unused ticket closed: `fees` went to its providers, `refund` to its buyer.
+        TicketExpired { ticket: TicketId, fees: BalanceOf<T>, refund: BalanceOf<T> },
     }
 
     #[pallet::error]
@@ -155,18 +228,33 @@ pub mod pallet {
         NotOpen,
         /// The settle window has not passed yet.
         NotExpired,
+        /// An amount of zero moves nothing.
+        ZeroAmount,
+        /// The ledger entry holds less than that: deposit more, or buy fewer tickets.
+        InsufficientDeposit,
+        /// A purchase is between 1 and `MaxTicketsPerPurchase` tickets.
+        BadTicketCount,
+        /// Enough purchases wait for their draw; try the next block.
+        TooManyPurchases,
+        /// No such ticket (never bought, used up, or expired).
+        UnknownTicket,
+        /// The ticket's providers are not drawn yet.
+        NotDrawn,
     }
 
     #[pallet::hooks]
     impl<T: Config> Hooks<BlockNumberFor<T>> for Pallet<T> {
         fn on_initialize(_now: BlockNumberFor<T>) -> Weight {
-            Self::draw_all()
+            Self::draw_all().saturating_add(Self::draw_purchases())
         }
 
         fn integrity_test() {
             assert!(T::MinCommitBlocks::get() <= T::MaxCommitBlocks::get(), "MinCommitBlocks must not exceed MaxCommitBlocks");
             assert!(T::MinCommitBlocks::get() > Zero::zero(), "a commit window needs a block");
             assert!(T::MaxAssignmentsPerBlock::get() > 0, "MaxAssignmentsPerBlock must be positive");
+            assert!(T::MaxTicketsPerPurchase::get() > 0, "MaxTicketsPerPurchase must be positive");
+            assert!(T::MaxPurchasesAwaitingDraw::get() > 0, "MaxPurchasesAwaitingDraw must be positive");
+            assert!(T::TicketLifetime::get() > Zero::zero(), "a ticket must live at least a block");
         }
 
         #[cfg(feature = "try-runtime")]
@@ -200,6 +288,42 @@ pub mod pallet {
         pub fn refund_expired(origin: OriginFor<T>, request: RequestId) -> DispatchResult {
             ensure_signed(origin)?;
             Self::do_refund_expired(request)
+        }
+
+        /// Move `amount` of the caller's balance into its ledger entry, to buy tickets with.
+        #[pallet::call_index(3)]
+        #[pallet::weight(<T as Config>::WeightInfo::deposit())]
+        pub fn deposit(origin: OriginFor<T>, amount: BalanceOf<T>) -> DispatchResult {
+            let who = ensure_signed(origin)?;
+            Self::do_deposit(who, amount)
+        }
+
+        /// Move `amount` of the caller's ledger entry (unspent deposit, refunds, earnings) back
+        /// to its balance.
+        #[pallet::call_index(4)]
+        #[pallet::weight(<T as Config>::WeightInfo::withdraw())]
+        pub fn withdraw(origin: OriginFor<T>, amount: BalanceOf<T>) -> DispatchResult {
+            let who = ensure_signed(origin)?;
+            Self::do_withdraw(who, amount)
+        }
+
+        /// Buy `count` tickets of `spec` from the caller's ledger entry (each `k ×` the most
+        /// the spec can cost); their providers are drawn in a later block.
+        #[pallet::call_index(5)]
+        #[pallet::weight(<T as Config>::WeightInfo::buy_tickets(*count, T::MaxProvidersPerRelease::get()))]
+        pub fn buy_tickets(origin: OriginFor<T>, spec: TicketSpecOf<T>, count: u32) -> DispatchResultWithPostInfo {
+            let buyer = ensure_signed(origin)?;
+            let listed = Self::do_buy_tickets(buyer, spec, count)?;
+            Ok(Some(<T as Config>::WeightInfo::buy_tickets(count, listed.max(1))).into())
+        }
+
+        /// Close `ticket`, drawn and never used, once the settle window after its expiry has
+        /// passed: its providers get their reservation fees, its buyer the rest. Anyone may.
+        #[pallet::call_index(6)]
+        #[pallet::weight(<T as Config>::WeightInfo::expire_ticket())]
+        pub fn expire_ticket(origin: OriginFor<T>, ticket: TicketId) -> DispatchResult {
+            ensure_signed(origin)?;
+            Self::do_expire(ticket).map(|_| ())
         }
     }
 }

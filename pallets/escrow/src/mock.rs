@@ -80,7 +80,17 @@ impl pallet_agora_escrow::Config for Test {
     type SettleWindow = ConstU64<10>;
     type MaxAssignmentsPerBlock = ConstU32<3>;
     type OnClose = ();
+    type PalletId = EscrowPalletId;
+    type MaxTicketsPerPurchase = ConstU32<16>;
+    type MaxPurchasesAwaitingDraw = ConstU32<4>;
+    type TicketLifetime = ConstU64<20>;
+    type TicketReservationFee = TicketReservationFee;
     type WeightInfo = ();
+}
+
+parameter_types! {
+    pub const EscrowPalletId: polkadot_sdk::frame_support::PalletId = polkadot_sdk::frame_support::PalletId(*b"agora/es");
+    pub const TicketReservationFee: polkadot_sdk::sp_runtime::Perbill = polkadot_sdk::sp_runtime::Perbill::from_percent(5);
 }
 
 pub const PUBLISHER: u64 = 1;
@@ -146,6 +156,7 @@ pub fn test_ext() -> sp_io::TestExternalities {
     pallet_balances::GenesisConfig::<Test> { balances, ..Default::default() }
         .assimilate_storage(&mut storage)
         .unwrap();
+    pallet_agora_escrow::GenesisConfig::<Test>::default().assimilate_storage(&mut storage).unwrap();
     let mut ext = sp_io::TestExternalities::new(storage);
     ext.execute_with(|| {
         System::set_block_number(1);

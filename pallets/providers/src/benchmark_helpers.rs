@@ -2,6 +2,7 @@
 
 use crate::{BalanceOf, Config, ManifestOf, Pallet};
 use agora_primitives::{CapabilityManifest, Offer, ReleaseId};
+use codec::Encode;
 use polkadot_sdk::frame_support::traits::{fungible::Mutate, Get};
 use polkadot_sdk::sp_runtime::{traits::Saturating, BoundedVec};
 
@@ -38,6 +39,10 @@ pub fn fund<T: Config>(who: &T::AccountId) {
 /// Registers `who` with the minimum stake, serving `releases` at `price`.
 pub fn register_provider<T: Config>(who: &T::AccountId, releases: &[ReleaseId], price: BalanceOf<T>) {
     fund::<T>(who);
-    Pallet::<T>::do_register(who.clone(), T::MinStake::get(), manifest::<T>(releases, price))
-        .expect("a funded provider registers");
+    // No two benchmark providers are byte-identical: each has its own peer id.
+    let mut manifest = manifest::<T>(releases, price);
+    let mut peer = who.encode();
+    peer.resize(38, 0x24);
+    manifest.peer_id = BoundedVec::truncate_from(peer);
+    Pallet::<T>::do_register(who.clone(), T::MinStake::get(), manifest).expect("a funded provider registers");
 }

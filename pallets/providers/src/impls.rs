@@ -18,6 +18,7 @@ use polkadot_sdk::sp_runtime::{
 };
 
 /// A provider that may be drawn, with its draw weight (stake × reputation).
+#[derive(Clone)]
 pub struct Candidate<AccountId> {
     pub who: AccountId,
     pub weight: u128,

@@ -83,7 +83,17 @@ impl pallet_agora_escrow::Config for Test {
     type SettleWindow = ConstU64<10>;
     type MaxAssignmentsPerBlock = ConstU32<3>;
     type OnClose = Verifier;
+    type PalletId = EscrowPalletId;
+    type MaxTicketsPerPurchase = ConstU32<16>;
+    type MaxPurchasesAwaitingDraw = ConstU32<4>;
+    type TicketLifetime = ConstU64<20>;
+    type TicketReservationFee = TicketReservationFee;
     type WeightInfo = ();
+}
+
+parameter_types! {
+    pub const EscrowPalletId: polkadot_sdk::frame_support::PalletId = polkadot_sdk::frame_support::PalletId(*b"agora/es");
+    pub const TicketReservationFee: polkadot_sdk::sp_runtime::Perbill = polkadot_sdk::sp_runtime::Perbill::from_percent(5);
 }
 
 parameter_types! {
@@ -208,13 +218,14 @@ pub fn check_invariants() {
     Providers::do_try_state().expect("provider invariants hold");
     Escrow::do_try_state().expect("escrow invariants hold");
     Verifier::do_try_state().expect("verifier invariants hold");
-    let accounts = [PUBLISHER, CLIENT, POOR_CLIENT, TREASURY, 10, 11, 12, 13, 20, 21, 22];
+    let accounts = [PUBLISHER, CLIENT, POOR_CLIENT, TREASURY, 10, 11, 12, 13, 20, 21, 22, pallet_agora_escrow::Pallet::<Test>::account_id()];
     let total: u64 = accounts.iter().map(|a| <Balances as polkadot_sdk::frame_support::traits::fungible::Inspect<u64>>::total_balance(a)).sum();
     assert_eq!(total, INITIAL_TOTAL, "value was created or lost");
     assert_eq!(Balances::total_issuance(), INITIAL_TOTAL, "issuance changed");
 }
 
-pub const INITIAL_TOTAL: u64 = 1_000 + 100_000 + 50 + 4 * 10_000 + 3 * 10_000 + 1_000;
+/// The genesis balances, and the escrow pallet account's existential deposit (1 in the mock).
+pub const INITIAL_TOTAL: u64 = 1_000 + 100_000 + 50 + 4 * 10_000 + 3 * 10_000 + 1_000 + 1;
 
 /// Registers `count` verifier accounts as providers of the release and opts them in. Called
 /// after a request's draw, so that the draw never picks them.
@@ -234,6 +245,7 @@ pub fn new_test_ext(test: impl FnOnce()) {
     pallet_balances::GenesisConfig::<Test> { balances, ..Default::default() }
         .assimilate_storage(&mut storage)
         .unwrap();
+    pallet_agora_escrow::GenesisConfig::<Test>::default().assimilate_storage(&mut storage).unwrap();
     let mut ext = sp_io::TestExternalities::new(storage);
     ext.execute_with(|| {
         System::set_block_number(1);

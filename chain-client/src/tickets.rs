@@ -1,0 +1,60 @@
+//! The deposit ledger and tickets: money in and out of the escrow pallet's account, tickets
+//! bought from it and drawn a block later.
+
+use crate::{agora, AccountId, Balance, BlockNumber, ChainClient, Error, Keypair};
+
+pub type TicketSpec = crate::types::tickets::TicketSpec<Balance>;
+pub type Ticket = crate::types::tickets::Ticket<AccountId, Balance, BlockNumber>;
+pub use crate::types::tickets::TicketStatus;
+
+/// Tickets bought in one call: ids `first .. first + count`, each holding `escrow_each`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Purchase {
+    pub first: u64,
+    pub count: u32,
+    pub escrow_each: Balance,
+}
+
+impl Purchase {
+    pub fn ids(&self) -> std::ops::Range<u64> {
+        self.first..self.first + u64::from(self.count)
+    }
+}
+
+impl ChainClient {
+    /// Moves `amount` of `who`'s balance into its ledger entry.
+    pub async fn deposit(&self, amount: Balance, who: &Keypair) -> Result<(), Error> {
+        self.submit(&agora::tx().escrow().deposit(amount), who).await.map(|_| ())
+    }
+
+    /// Moves `amount` of `who`'s ledger entry back to its balance.
+    pub async fn withdraw(&self, amount: Balance, who: &Keypair) -> Result<(), Error> {
+        self.submit(&agora::tx().escrow().withdraw(amount), who).await.map(|_| ())
+    }
+
+    /// What `who`'s ledger entry holds: unspent deposit, refunds and earnings.
+    pub async fn ledger_balance(&self, who: &AccountId) -> Result<Balance, Error> {
+        Ok(self.lookup(agora::storage().escrow().deposits(), (who.clone(),)).await?.unwrap_or(0))
+    }
+
+    /// Buys `count` tickets of `spec` from `buyer`'s ledger entry; their providers are drawn in
+    /// a later block ([`Self::ticket`] shows them).
+    pub async fn buy_tickets(&self, spec: TicketSpec, count: u32, buyer: &Keypair) -> Result<Purchase, Error> {
+        let events = self.submit(&agora::tx().escrow().buy_tickets(spec, count), buyer).await?;
+        events
+            .find_first::<agora::escrow::events::TicketsBought>()
+            .and_then(Result::ok)
+            .map(|e| Purchase { first: e.first, count: e.count, escrow_each: e.escrow_each })
+            .ok_or_else(|| Error::Unexpected("the purchase succeeded without a TicketsBought event".into()))
+    }
+
+    /// Ticket `id` as the chain keeps it, until it is used up or expires.
+    pub async fn ticket(&self, id: u64) -> Result<Option<Ticket>, Error> {
+        self.lookup(agora::storage().escrow().tickets(), (id,)).await
+    }
+
+    /// Closes ticket `id`, drawn and never used, once its settle window has passed (anyone may).
+    pub async fn expire_ticket(&self, id: u64, caller: &Keypair) -> Result<(), Error> {
+        self.submit(&agora::tx().escrow().expire_ticket(id), caller).await.map(|_| ())
+    }
+}

@@ -1,0 +1,186 @@
+//! Tickets: bought from a deposit, drawn in a later block, expired when unused.
+
+use super::*;
+use crate::types::{Expired, Purchase, PurchaseDrawn};
+use agora_primitives::{pricing, Ticket, TicketId, TicketSpec, TicketStatus, MAX_REDUNDANCY};
+use codec::Encode;
+use pallet_agora_providers::BalanceOf;
+use polkadot_sdk::frame_support::{ensure, pallet_prelude::*};
+use polkadot_sdk::frame_system::{self, pallet_prelude::BlockNumberFor};
+use polkadot_sdk::sp_runtime::{
+    traits::{CheckedMul, Saturating, Zero},
+    BoundedVec,
+};
+
+type Providers<T> = pallet_agora_providers::Pallet<T>;
+pub type TicketOf<T> = Ticket<<T as frame_system::Config>::AccountId, BalanceOf<T>, BlockNumberFor<T>>;
+pub type TicketSpecOf<T> = TicketSpec<BalanceOf<T>>;
+
+impl<T: Config> Pallet<T> {
+    /// The most one ticket of `spec` can cost its buyer: k × the whole prompt and output at
+    /// the highest price it accepts.
+    pub fn ticket_escrow(spec: &TicketSpecOf<T>) -> Result<BalanceOf<T>, Error<T>> {
+        let one = pricing::cost(spec.max_prompt_tokens, spec.max_price_per_1k, spec.max_output_tokens, spec.max_price_per_1k)
+            .ok_or(Error::<T>::PriceOverflow)?;
+        one.checked_mul(&spec.redundancy.into()).ok_or(Error::<T>::PriceOverflow)
+    }
+
+    /// Takes `count` tickets' escrow from `buyer`'s deposit and queues them for a draw.
+    /// Returns how many providers the release and profile listed (the weight charged).
+    pub(crate) fn do_buy_tickets(buyer: T::AccountId, spec: TicketSpecOf<T>, count: u32) -> Result<u32, DispatchError> {
+        pallet_agora_models::Pallet::<T>::ensure_servable(&spec.release)?;
+        ensure!((1..=MAX_REDUNDANCY).contains(&spec.redundancy), Error::<T>::BadRedundancy);
+        ensure!(spec.max_prompt_tokens > 0 && spec.max_output_tokens > 0, Error::<T>::ZeroTokens);
+        ensure!((1..=T::MaxTicketsPerPurchase::get()).contains(&count), Error::<T>::BadTicketCount);
+        let escrow = Self::ticket_escrow(&spec)?;
+        let total = escrow.checked_mul(&count.into()).ok_or(Error::<T>::PriceOverflow)?;
+        let eligible = Providers::<T>::eligible(
+            &spec.release,
+            &spec.runtime_profile,
+            spec.max_price_per_1k,
+            spec.max_prompt_tokens.saturating_add(spec.max_output_tokens),
+        );
+        ensure!(eligible.listings.len() as u32 >= spec.redundancy, Error::<T>::NotEnoughProviders);
+        Self::debit(&buyer, total)?;
+
+        let first = NextTicketId::<T>::get();
+        let now = frame_system::Pallet::<T>::block_number();
+        let purchase = Purchase { first, count, bought_at: now };
+        PurchasesAwaitingDraw::<T>::try_append(purchase).map_err(|_| Error::<T>::TooManyPurchases)?;
+        NextTicketId::<T>::put(first.saturating_add(count.into()));
+        for id in purchase.ids() {
+            let ticket = TicketOf::<T> {
+                buyer: buyer.clone(),
+                spec: spec.clone(),
+                escrow,
+                status: TicketStatus::AwaitingDraw,
+                providers: BoundedVec::new(),
+                prices: BoundedVec::new(),
+                bought_at: now,
+                expires_at: now,
+            };
+            Tickets::<T>::insert(id, ticket);
+        }
+        Self::deposit_event(Event::TicketsBought { buyer, first, count, escrow_each: escrow });
+        Ok(eligible.listed)
+    }
+
+    /// Draws every waiting purchase whose fresh randomness has arrived; the rest wait on.
+    /// Returns the weight used.
+    pub(crate) fn draw_purchases() -> Weight {
+        let waiting = PurchasesAwaitingDraw::<T>::get();
+        let mut weight = T::DbWeight::get().reads(1);
+        if waiting.is_empty() {
+            return weight;
+        }
+        let mut still_waiting = BoundedVec::<Purchase<BlockNumberFor<T>>, T::MaxPurchasesAwaitingDraw>::new();
+        for purchase in waiting {
+            match Self::fresh_seed(&(b"agora/tickets", purchase.first).encode(), purchase.bought_at) {
+                Some(seed) => {
+                    let drawn = Self::draw_purchase(purchase, seed);
+                    weight.saturating_accrue(<T as Config>::WeightInfo::draw_tickets(drawn.tickets.max(1), drawn.listed.max(1)));
+                },
+                // The bounds are equal and `still_waiting` holds a subset of `waiting`.
+                None => {
+                    let _ = still_waiting.try_push(purchase);
+                },
+            }
+        }
+        PurchasesAwaitingDraw::<T>::put(still_waiting);
+        weight.saturating_add(T::DbWeight::get().writes(1))
+    }
+
+    /// Draws each ticket of `purchase` from one read of the listings, each with its own seed;
+    /// or, if too few providers are eligible now, returns every ticket's escrow to the buyer.
+    fn draw_purchase(purchase: Purchase<BlockNumberFor<T>>, seed: T::Hash) -> PurchaseDrawn {
+        let Some(first) = Tickets::<T>::get(purchase.first) else {
+            return PurchaseDrawn { tickets: 0, listed: 0 };
+        };
+        let spec = &first.spec;
+        let (candidates, listed) = Self::drawable(
+            &spec.release,
+            &spec.runtime_profile,
+            spec.max_price_per_1k,
+            spec.max_prompt_tokens.saturating_add(spec.max_output_tokens),
+        );
+        if (candidates.len() as u32) < spec.redundancy {
+            for id in purchase.ids() {
+                if let Some(ticket) = Tickets::<T>::take(id) {
+                    Self::credit(&ticket.buyer, ticket.escrow);
+                }
+            }
+            Self::deposit_event(Event::TicketsRefunded { first: purchase.first, count: purchase.count });
+            return PurchaseDrawn { tickets: purchase.count, listed };
+        }
+        let expires_at = frame_system::Pallet::<T>::block_number().saturating_add(T::TicketLifetime::get());
+        for id in purchase.ids() {
+            Tickets::<T>::mutate(id, |slot| {
+                let Some(ticket) = slot.as_mut() else { return };
+                let chosen = weighted_sample(&mut candidates.clone(), ticket.spec.redundancy as usize, (seed, id).encode().as_slice());
+                for (who, prices) in chosen {
+                    // Both bounds are MaxRedundancy and chosen.len() <= redundancy <= MAX_REDUNDANCY.
+                    let _ = ticket.providers.try_push(who);
+                    let _ = ticket.prices.try_push(prices);
+                }
+                ticket.status = TicketStatus::Drawn;
+                ticket.expires_at = expires_at;
+            });
+        }
+        Self::deposit_event(Event::TicketsDrawn { first: purchase.first, count: purchase.count, expires_at });
+        PurchaseDrawn { tickets: purchase.count, listed }
+    }
+
+    /// Closes a drawn ticket nobody used, once the settle window after its expiry has passed:
+    /// each drawn provider is paid its reservation fee (its share of the most the ticket could
+    /// have paid it), and the rest goes back to the buyer's deposit. Nobody is slashed: an
+    /// unused ticket proves nothing about its providers.
+    pub(crate) fn do_expire(id: TicketId) -> Result<Expired<BalanceOf<T>>, DispatchError> {
+        let ticket = Tickets::<T>::get(id).ok_or(Error::<T>::UnknownTicket)?;
+        ensure!(ticket.status == TicketStatus::Drawn, Error::<T>::NotDrawn);
+        let now = frame_system::Pallet::<T>::block_number();
+        ensure!(now > ticket.expires_at.saturating_add(T::SettleWindow::get()), Error::<T>::NotExpired);
+        let mut fees = BalanceOf::<T>::zero();
+        for (who, (price_in, price_out)) in ticket.providers.iter().zip(ticket.prices.iter()) {
+            let full = pricing::cost(ticket.spec.max_prompt_tokens, *price_in, ticket.spec.max_output_tokens, *price_out)
+                .unwrap_or_default();
+            // The escrow covers k × the most any provider can cost, so the fees fit in it.
+            let fee = (T::TicketReservationFee::get() * full).min(ticket.escrow.saturating_sub(fees));
+            Self::credit(who, fee);
+            fees = fees.saturating_add(fee);
+        }
+        let refund = ticket.escrow.saturating_sub(fees);
+        Self::credit(&ticket.buyer, refund);
+        Tickets::<T>::remove(id);
+        Self::deposit_event(Event::TicketExpired { ticket: id, fees, refund });
+        Ok(Expired { fees, refund })
+    }
+
+    /// Every waiting purchase's tickets exist and await their draw, and every ticket awaiting
+    /// its draw is in a waiting purchase; a drawn ticket has k providers, each with a price.
+    pub(crate) fn tickets_try_state() -> Result<(), polkadot_sdk::sp_runtime::TryRuntimeError> {
+        let waiting = PurchasesAwaitingDraw::<T>::get();
+        let mut awaiting = 0usize;
+        for purchase in waiting.iter() {
+            for id in purchase.ids() {
+                let ticket = Tickets::<T>::get(id).ok_or("a waiting purchase's ticket is missing")?;
+                ensure!(ticket.status == TicketStatus::AwaitingDraw, "a waiting purchase's ticket was drawn");
+                awaiting += 1;
+            }
+        }
+        for (id, ticket) in Tickets::<T>::iter() {
+            ensure!(id < NextTicketId::<T>::get(), "a ticket id was never issued");
+            match ticket.status {
+                TicketStatus::AwaitingDraw => {
+                    ensure!(ticket.providers.is_empty(), "an undrawn ticket has providers");
+                    awaiting = awaiting.checked_sub(1).ok_or("a ticket awaits a draw outside any purchase")?;
+                },
+                TicketStatus::Drawn => {
+                    ensure!(ticket.providers.len() as u32 == ticket.spec.redundancy, "a drawn ticket has the wrong number of providers");
+                    ensure!(ticket.providers.len() == ticket.prices.len(), "a drawn provider has no price");
+                },
+            }
+        }
+        ensure!(awaiting == 0, "a waiting purchase counts a ticket twice");
+        Ok(())
+    }
+}

@@ -1,0 +1,34 @@
+//! The escrow pallet's own stored and returned types.
+
+use agora_primitives::TicketId;
+use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
+use scale_info::TypeInfo;
+
+/// One purchase's tickets, waiting for their draw: ids `first .. first + count`, bought in
+/// block `bought_at` (their draw takes randomness that became known after it).
+#[derive(Clone, Copy, Encode, Decode, DecodeWithMemTracking, PartialEq, Eq, Debug, TypeInfo, MaxEncodedLen)]
+pub struct Purchase<BlockNumber> {
+    pub first: TicketId,
+    pub count: u32,
+    pub bought_at: BlockNumber,
+}
+
+impl<BlockNumber> Purchase<BlockNumber> {
+    pub fn ids(&self) -> impl Iterator<Item = TicketId> {
+        self.first..self.first.saturating_add(self.count.into())
+    }
+}
+
+/// What drawing one purchase did, for its weight: how many tickets it drew (or refunded) and
+/// how many providers the release and profile listed.
+pub struct PurchaseDrawn {
+    pub tickets: u32,
+    pub listed: u32,
+}
+
+/// What an expired ticket paid: the reservation fees to its providers and the refund to its
+/// buyer.
+pub struct Expired<Balance> {
+    pub fees: Balance,
+    pub refund: Balance,
+}
