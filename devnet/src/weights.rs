@@ -75,6 +75,24 @@ pub fn dispute_steps(k: u32) -> Vec<(String, Weight)> {
     steps
 }
 
+/// One ticket's share of the ticket path at its bounds: a purchase of `MaxTicketsPerPurchase`
+/// tickets from a release listing `MaxProvidersPerRelease` providers, and that purchase's draw
+/// (each ticket drawing the most providers); and how many tickets a block buys and draws.
+pub fn ticket_path() -> (Vec<(String, Weight)>, u64) {
+    let n = <Runtime as pallet_agora_escrow::Config>::MaxTicketsPerPurchase::get();
+    let providers = <Runtime as pallet_agora_providers::Config>::MaxProvidersPerRelease::get();
+    let block = <Runtime as frame_system::Config>::BlockWeights::get();
+    let normal = block.get(DispatchClass::Normal);
+    let budget = normal.max_total.unwrap_or(block.max_block);
+    let per_ticket = |w: Weight| Weight::from_parts(w.ref_time() / u64::from(n), w.proof_size() / u64::from(n));
+    let steps = vec![
+        (format!("Escrow::buy_tickets({n}) ÷ {n}"), per_ticket(EscrowWeights::buy_tickets(n, providers) + normal.base_extrinsic)),
+        (format!("Escrow draw of {n} tickets (on_initialize) ÷ {n}"), per_ticket(EscrowWeights::draw_tickets(n, providers))),
+    ];
+    let total = steps.iter().fold(Weight::zero(), |acc, (_, w)| acc + *w);
+    (steps, fits(budget, total))
+}
+
 fn rows(out: &mut String, k: u32, steps: &[(String, Weight)]) {
     for (step, w) in steps {
         out.push_str(&format!("| {k} | {step} | {:.1} | {} |\n", w.ref_time() as f64 / 1e6, w.proof_size()));
@@ -95,7 +113,13 @@ pub fn table() -> String {
     for k in ks {
         rows(&mut disputes, k, &dispute_steps(k));
     }
-    out + &fits_rows + &disputes
+    let (ticket_steps, tickets) = ticket_path();
+    let mut ticket_rows = String::from("\n| ticket step | ref time (µs) | proof (bytes) |\n|---|---|---|\n");
+    for (step, w) in &ticket_steps {
+        ticket_rows.push_str(&format!("| {step} | {:.1} | {} |\n", w.ref_time() as f64 / 1e6, w.proof_size()));
+    }
+    ticket_rows.push_str(&format!("| tickets bought and drawn per block | {tickets} | |\n"));
+    out + &fits_rows + &disputes + &ticket_rows
 }
 
 #[cfg(test)]
@@ -110,7 +134,9 @@ mod tests {
         assert!(three.requests_per_block < one.requests_per_block);
         assert!(three.requests_per_block > 0);
         let (settle, dispute) = (&three.steps[4].1, &dispute_steps(3)[0].1);
-        assert!(dispute.ref_time() > settle.ref_time(), "drawing verifiers reads every provider record");
+        assert!(dispute.proof_size() > settle.proof_size(), "looking for verifiers reads every candidate's record");
+        let (draw, create) = (&three.steps[1].1, &three.steps[0].1);
+        assert!(draw.proof_size() < 64 * 1024 && create.proof_size() < 16 * 1024, "the draw reads listings, not every record");
     }
 
     #[test]

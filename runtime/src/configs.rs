@@ -202,9 +202,9 @@ impl pallet_agora_escrow::Config for Runtime {
     type MaxCommitBlocks = ConstU32<{ 10 * MINUTES }>;
     type RevealWindow = ConstU32<20>;
     type SettleWindow = ConstU32<{ HOURS }>;
-    /// About one block's worth of `create_request`s (each reads every provider of its release:
-    /// ~317 KB of proof at 64 providers). Measured, 12 draws take ~37 ms and at most ~3.8 MB of
-    /// proof in the next block's `on_initialize`; more requests wait a block.
+    /// Draws in the next block's `on_initialize`: 24 take ~40 ms and at most ~1.1 MB of proof
+    /// (each reads its release's listings and its drawn records, 44.5 KB at 64 providers, as
+    /// benchmarked); more requests wait a block.
     type MaxAssignmentsPerBlock = ConstU32<24>;
     type OnClose = Verifier;
     type PalletId = EscrowPalletId;
