@@ -20,7 +20,7 @@ impl<T: Config> Pallet<T> {
     /// The most one ticket of `spec` can cost its buyer: k × the whole prompt and output at
     /// the highest price it accepts.
     pub fn ticket_escrow(spec: &TicketSpecOf<T>) -> Result<BalanceOf<T>, Error<T>> {
-        let one = pricing::cost(spec.max_prompt_tokens, spec.max_price_per_1k, spec.max_output_tokens, spec.max_price_per_1k)
+        let one = pricing::max_cost(spec.max_prompt_tokens, spec.max_output_tokens, spec.max_price_per_1k)
             .ok_or(Error::<T>::PriceOverflow)?;
         one.checked_mul(&spec.redundancy.into()).ok_or(Error::<T>::PriceOverflow)
     }
