@@ -1,11 +1,16 @@
 //! The deposit ledger and tickets: money in and out of the escrow pallet's account, tickets
-//! bought from it and drawn a block later.
+//! bought from it and drawn a block later, settled from signed outcomes.
 
 use crate::{agora, AccountId, Balance, BlockNumber, ChainClient, Error, Keypair};
 
 pub type TicketSpec = crate::types::tickets::TicketSpec<Balance>;
 pub type Ticket = crate::types::tickets::Ticket<AccountId, Balance, BlockNumber>;
-pub use crate::types::tickets::TicketStatus;
+pub use crate::types::tickets::{TicketStatus, TicketUse};
+pub type Signature = agora::runtime_types::sp_runtime::MultiSignature;
+/// A ticket's signed `Use` and its providers' signed outcomes.
+pub type TicketBundle = crate::types::tickets::TicketBundle<Signature>;
+pub type SignedOutcome = crate::types::tickets::SignedOutcome<Signature>;
+pub type TicketReceipt = crate::types::tickets::TicketReceipt<AccountId, Balance, BlockNumber>;
 
 /// Tickets bought in one call: ids `first .. first + count`, each holding `escrow_each`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,6 +56,18 @@ impl ChainClient {
     /// Ticket `id` as the chain keeps it, until it is used up or expires.
     pub async fn ticket(&self, id: u64) -> Result<Option<Ticket>, Error> {
         self.lookup(agora::storage().escrow().tickets(), (id,)).await
+    }
+
+    /// Settles every ticket of `bundles` in one transaction, or none (the refusal names the
+    /// first bundle's fault); `accounts` is how many distinct accounts they credit or record
+    /// (every ticket's providers and buyer), the weight's witness. Returns each ticket's receipt.
+    pub async fn settle_tickets(&self, bundles: Vec<TicketBundle>, accounts: u32, caller: &Keypair) -> Result<Vec<TicketReceipt>, Error> {
+        let events = self.submit(&agora::tx().verifier().settle_tickets(crate::bounded(bundles), accounts), caller).await?;
+        Ok(events
+            .find::<agora::verifier::events::TicketSettled>()
+            .filter_map(Result::ok)
+            .map(|e| e.receipt)
+            .collect())
     }
 
     /// Closes ticket `id`, drawn and never used, once its settle window has passed (anyone may).

@@ -6,6 +6,7 @@
 //! chopsticks from npm and runs it on loopback in genesis mode: a real block-building engine
 //! executing the runtime's WASM, with the parachain inherents mocked.
 
+pub mod block_fill;
 pub mod chopsticks;
 #[cfg(feature = "demo")]
 pub mod demo;

@@ -75,19 +75,26 @@ pub fn dispute_steps(k: u32) -> Vec<(String, Weight)> {
     steps
 }
 
-/// One ticket's share of the ticket path at its bounds: a purchase of `MaxTicketsPerPurchase`
-/// tickets from a release listing `MaxProvidersPerRelease` providers, and that purchase's draw
-/// (each ticket drawing the most providers); and how many tickets a block buys and draws.
-pub fn ticket_path() -> (Vec<(String, Weight)>, u64) {
+/// One k-provider request's share of the ticket path at its bounds, and how many whole
+/// requests (bought, drawn, settled from signed outcomes) fit in a block: a purchase of
+/// `MaxTicketsPerPurchase` tickets from a release listing `MaxProvidersPerRelease` providers,
+/// that purchase's draw (each ticket drawing the most providers), and a `settle_tickets` of
+/// `MaxBundlesPerSettle` bundles of k outcomes, crediting all of the release's providers and
+/// one buyer (a dApp's or a relayer's batch).
+pub fn ticket_path(k: u32) -> (Vec<(String, Weight)>, u64) {
     let n = <Runtime as pallet_agora_escrow::Config>::MaxTicketsPerPurchase::get();
+    let bundles = <Runtime as pallet_agora_verifier::Config>::MaxBundlesPerSettle::get();
     let providers = <Runtime as pallet_agora_providers::Config>::MaxProvidersPerRelease::get();
     let block = <Runtime as frame_system::Config>::BlockWeights::get();
     let normal = block.get(DispatchClass::Normal);
     let budget = normal.max_total.unwrap_or(block.max_block);
-    let per_ticket = |w: Weight| Weight::from_parts(w.ref_time() / u64::from(n), w.proof_size() / u64::from(n));
+    let share = |w: Weight, of: u32| Weight::from_parts(w.ref_time() / u64::from(of), w.proof_size() / u64::from(of));
+    let settle = VerifierWeights::settle_tickets(bundles, providers + 1) + normal.base_extrinsic;
+    let extra = VerifierWeights::ticket_outcome().saturating_mul(k.saturating_sub(2).into());
     let steps = vec![
-        (format!("Escrow::buy_tickets({n}) ÷ {n}"), per_ticket(EscrowWeights::buy_tickets(n, providers) + normal.base_extrinsic)),
-        (format!("Escrow draw of {n} tickets (on_initialize) ÷ {n}"), per_ticket(EscrowWeights::draw_tickets(n, providers))),
+        (format!("Escrow::buy_tickets({n}) ÷ {n}"), share(EscrowWeights::buy_tickets(n, providers) + normal.base_extrinsic, n)),
+        (format!("Escrow draw of {n} tickets (on_initialize) ÷ {n}"), share(EscrowWeights::draw_tickets(n, providers), n)),
+        (format!("Verifier::settle_tickets({bundles} of k = {k}) ÷ {bundles}"), share(settle, bundles) + extra),
     ];
     let total = steps.iter().fold(Weight::zero(), |acc, (_, w)| acc + *w);
     (steps, fits(budget, total))
@@ -113,12 +120,12 @@ pub fn table() -> String {
     for k in ks {
         rows(&mut disputes, k, &dispute_steps(k));
     }
-    let (ticket_steps, tickets) = ticket_path();
-    let mut ticket_rows = String::from("\n| ticket step | ref time (µs) | proof (bytes) |\n|---|---|---|\n");
+    let (ticket_steps, tickets) = ticket_path(3);
+    let mut ticket_rows = String::from("\n| ticket step, k = 3 | ref time (µs) | proof (bytes) |\n|---|---|---|\n");
     for (step, w) in &ticket_steps {
         ticket_rows.push_str(&format!("| {step} | {:.1} | {} |\n", w.ref_time() as f64 / 1e6, w.proof_size()));
     }
-    ticket_rows.push_str(&format!("| tickets bought and drawn per block | {tickets} | |\n"));
+    ticket_rows.push_str(&format!("| whole k = 3 requests per block (bought, drawn, settled) | {tickets} | |\n"));
     out + &fits_rows + &disputes + &ticket_rows
 }
 
@@ -137,6 +144,14 @@ mod tests {
         assert!(dispute.proof_size() > settle.proof_size(), "looking for verifiers reads every candidate's record");
         let (draw, create) = (&three.steps[1].1, &three.steps[0].1);
         assert!(draw.proof_size() < 64 * 1024 && create.proof_size() < 16 * 1024, "the draw reads listings, not every record");
+    }
+
+    /// Issue 13's target: a block takes a thousand whole k = 3 requests on the ticket path.
+    #[test]
+    fn a_block_takes_a_thousand_whole_k3_requests_on_the_ticket_path() {
+        let (steps, per_block) = ticket_path(3);
+        assert!(per_block >= 1_000, "{per_block} whole k = 3 requests per block: {steps:?}");
+        assert!(ticket_path(8).1 < per_block, "each outcome is paid for");
     }
 
     #[test]

@@ -238,6 +238,9 @@ impl pallet_agora_verifier::Config for Runtime {
     /// withholding a `Use` costs the client, and never acknowledging earns a provider little.
     type ReservationShare = ReservationShare;
     type OffchainSignature = crate::Signature;
+    /// 1,024 bundles of k = 3 are some 470 KB of call data and 4,096 signature checks: within
+    /// a block's length and weight, and more than the tickets a block is expected to settle.
+    type MaxBundlesPerSettle = ConstU32<1024>;
     #[cfg(feature = "runtime-benchmarks")]
     type BenchmarkHelper = AckSigner;
     type WeightInfo = pallet_agora_verifier::weights::SubstrateWeight<Runtime>;
@@ -253,9 +256,10 @@ pub struct AckSigner;
 
 #[cfg(feature = "runtime-benchmarks")]
 impl pallet_agora_verifier::BenchmarkHelper<AccountId, crate::Signature> for AckSigner {
-    fn signer() -> AccountId {
+    fn signer(index: u32) -> AccountId {
         let key_type = polkadot_sdk::sp_core::crypto::KeyTypeId(*b"agbn");
-        polkadot_sdk::sp_io::crypto::sr25519_generate(key_type, Some(b"//AgoraBench".to_vec())).into()
+        let seed = alloc::format!("//AgoraBench/{index}").into_bytes();
+        polkadot_sdk::sp_io::crypto::sr25519_generate(key_type, Some(seed)).into()
     }
 
     fn sign(signer: &AccountId, message: &[u8]) -> crate::Signature {

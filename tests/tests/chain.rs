@@ -194,6 +194,31 @@ async fn one_account_pipelines_its_transactions_and_survives_a_nonce_taken_elsew
     assert_eq!(nonce, 8, "every remark was included once");
 }
 
+/// k = 3 tickets of the dev release for prompts and outputs of up to 64 tokens.
+fn ticket_spec() -> agora_chain_client::TicketSpec {
+    agora_chain_client::TicketSpec {
+        release: SMOLLM2_SHA256,
+        runtime_profile: demo::dev_runtime_profile(),
+        redundancy: 3,
+        max_prompt_tokens: 64,
+        max_output_tokens: 64,
+        max_price_per_1k: UNIT / 100,
+    }
+}
+
+/// The purchase's tickets once a block has drawn them (at most ten blocks on).
+async fn drawn_tickets(chain: &ChainClient, purchase: &agora_chain_client::Purchase) -> Vec<agora_chain_client::Ticket> {
+    let mut tickets = Vec::new();
+    for _ in 0..10 {
+        tickets = futures::future::join_all(purchase.ids().map(|id| chain.ticket(id))).await.into_iter().map(|t| t.unwrap().unwrap()).collect();
+        if tickets.iter().all(|t| t.status == agora_chain_client::TicketStatus::Drawn) {
+            break;
+        }
+        chain.new_blocks(1).await.unwrap();
+    }
+    tickets
+}
+
 /// Issue 13, deposits and tickets on the real runtime: a deposit moves money into the ledger,
 /// a purchase takes `count × k × max cost` from it, a later block draws each ticket's k
 /// providers (no job slots taken), and what is left comes back out.
@@ -207,14 +232,7 @@ async fn a_deposit_buys_tickets_drawn_in_a_later_block_and_the_rest_withdraws() 
 
     chain.deposit(10 * UNIT, &actors.client).await.unwrap();
     assert_eq!(chain.ledger_balance(&client).await.unwrap(), 10 * UNIT);
-    let spec = agora_chain_client::TicketSpec {
-        release: SMOLLM2_SHA256,
-        runtime_profile: demo::dev_runtime_profile(),
-        redundancy: 3,
-        max_prompt_tokens: 64,
-        max_output_tokens: 64,
-        max_price_per_1k: UNIT / 100,
-    };
+    let spec = ticket_spec();
     let purchase = chain.buy_tickets(spec, 4, &actors.client).await.unwrap();
     // 3 × (64 + 64 tokens at 0.01 unit per 1k) a ticket.
     assert_eq!((purchase.first, purchase.count, purchase.escrow_each), (0, 4, 3 * (128 * UNIT / 100).div_ceil(1000)));
@@ -224,14 +242,7 @@ async fn a_deposit_buys_tickets_drawn_in_a_later_block_and_the_rest_withdraws() 
 
     let mut providers: Vec<AccountId> = actors.providers.iter().map(account).collect();
     providers.sort();
-    let mut drawn = Vec::new();
-    for _ in 0..10 {
-        drawn = futures::future::join_all(purchase.ids().map(|id| chain.ticket(id))).await.into_iter().map(|t| t.unwrap().unwrap()).collect();
-        if drawn.iter().all(|t| t.status == agora_chain_client::TicketStatus::Drawn) {
-            break;
-        }
-        chain.new_blocks(1).await.unwrap();
-    }
+    let drawn = drawn_tickets(&chain, &purchase).await;
     for ticket in &drawn {
         assert_eq!(ticket.status, agora_chain_client::TicketStatus::Drawn, "drawn within ten blocks");
         let mut these = ticket.providers.0.clone();
@@ -250,3 +261,109 @@ async fn a_deposit_buys_tickets_drawn_in_a_later_block_and_the_rest_withdraws() 
     assert!(spent >= 4 * purchase.escrow_each, "the tickets' escrow stays in the pallet");
     assert!(spent < 4 * purchase.escrow_each + UNIT, "only the escrow and fees left the account: {spent}");
 }
+
+/// A bundle for ticket `id` (drawn to `ticket.providers`): `buyer`'s `Use` of a three-token
+/// prompt, and each `(position, result)` signed by the provider drawn at that position.
+fn signed_bundle(
+    id: u64,
+    ticket: &agora_chain_client::Ticket,
+    buyer: &agora_chain_client::Keypair,
+    keys: &BTreeMap<AccountId, agora_chain_client::Keypair>,
+    results: &[(u8, agora_primitives::Outcome)],
+) -> agora_chain_client::TicketBundle {
+    use agora_chain_client::{Signature, SignedOutcome};
+    let authorised = agora_primitives::TicketUse {
+        ticket: id,
+        prompt_hash: agora_primitives::wire::token_hash(&[1, 2, 3]),
+        prompt_tokens: 3,
+        max_output_tokens: 16,
+        sampling: Default::default(),
+        client_peer: agora_primitives::PeerIdBytes::truncate_from(b"client-peer".to_vec()),
+    };
+    let outcomes = results
+        .iter()
+        .map(|(i, o)| SignedOutcome {
+            provider: *i,
+            outcome: types::Outcome { output_hash: o.output_hash, token_count: o.token_count },
+            signature: Signature::Sr25519(keys[&ticket.providers.0[*i as usize]].sign(&authorised.outcome_payload(o)).0),
+        })
+        .collect::<Vec<_>>();
+    agora_chain_client::TicketBundle {
+        authorised: agora_chain_client::TicketUse {
+            ticket: id,
+            prompt_hash: authorised.prompt_hash,
+            prompt_tokens: authorised.prompt_tokens,
+            max_output_tokens: authorised.max_output_tokens,
+            sampling: types::SamplingParams { temperature_milli: 0, top_k: 0, top_p_milli: 0 },
+            client_peer: agora_chain_client::bounded(authorised.client_peer.to_vec()),
+        },
+        buyer_signature: Signature::Sr25519(buyer.sign(&authorised.signing_payload()).0),
+        outcomes: agora_chain_client::bounded(outcomes),
+    }
+}
+
+/// Issue 13, settling tickets on the real runtime (sr25519 through `MultiSignature`): one call
+/// settles several tickets from the buyer's signed `Use` and the providers' signed outcomes,
+/// with no commit or reveal. The majority's signers are credited in the ledger, a signed
+/// dissent is slashed, a provider the bundle leaves out gets the reservation fee, the buyer
+/// the rest; a forged outcome refuses the whole call by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_call_settles_tickets_from_signed_outcomes_paying_through_the_ledger() {
+    let (_chain, chain) = start_chain("settle-tickets").await.unwrap();
+    let actors = Actors::dev();
+    setup(&chain, &actors).await;
+    let keys: BTreeMap<AccountId, agora_chain_client::Keypair> = actors.providers.iter().map(|k| (account(k), k.clone())).collect();
+    let client = account(&actors.client);
+    chain.deposit(10 * UNIT, &actors.client).await.unwrap();
+    let spec = ticket_spec();
+    let purchase = chain.buy_tickets(spec, 3, &actors.client).await.unwrap();
+    let tickets = drawn_tickets(&chain, &purchase).await;
+    let good = agora_primitives::Outcome { output_hash: [0xaa; 32], token_count: 12 };
+    let bad = agora_primitives::Outcome { output_hash: [0xbb; 32], token_count: 12 };
+    let ids: Vec<u64> = purchase.ids().collect();
+    let liar = tickets[0].providers.0[2].clone();
+    let left_out = tickets[1].providers.0[2].clone();
+    let liar_stake = chain.provider(&liar).await.unwrap().unwrap().stake;
+    let ledger_before = chain.ledger_balance(&client).await.unwrap();
+
+    let mut forged = signed_bundle(ids[2], &tickets[2], &actors.client, &keys, &[(0, good), (1, good)]);
+    forged.outcomes.0[1].signature = forged.outcomes.0[0].signature.clone();
+    let err = chain.settle_tickets(vec![forged], 4, &actors.publisher).await.unwrap_err();
+    assert!(err.is_rejected(agora_chain_client::Rejection::Verifier(agora_chain_client::VerifierError::BadOutcomeSignature)), "{err}");
+
+    let bundles = vec![
+        signed_bundle(ids[0], &tickets[0], &actors.client, &keys, &[(0, good), (1, good), (2, bad)]),
+        signed_bundle(ids[1], &tickets[1], &actors.client, &keys, &[(0, good), (1, good)]),
+        signed_bundle(ids[2], &tickets[2], &actors.client, &keys, &[(0, good), (1, good), (2, good)]),
+    ];
+    let receipts = chain.settle_tickets(bundles, 4, &actors.publisher).await.unwrap();
+
+    assert_eq!(receipts.iter().map(|r| r.ticket).collect::<Vec<_>>(), ids);
+    assert_eq!((receipts[0].paid.0.len(), receipts[0].slashed.0.len(), receipts[0].reserved.0.len()), (2, 1, 0));
+    assert_eq!(receipts[0].slashed.0[0].0, liar);
+    assert!(receipts[0].slashed.0[0].1 > 0);
+    assert_eq!(chain.provider(&liar).await.unwrap().unwrap().stake, liar_stake - receipts[0].slashed.0[0].1, "the signed dissent cost real stake");
+    assert_eq!(receipts[1].reserved.0.iter().map(|(who, _)| who.clone()).collect::<Vec<_>>(), vec![left_out]);
+    assert_eq!(receipts[2].paid.0.len(), 3);
+    let mut owed: BTreeMap<AccountId, u128> = BTreeMap::new();
+    for receipt in &receipts {
+        for (who, amount) in receipt.paid.0.iter().chain(receipt.reserved.0.iter()) {
+            assert!(*amount > 0);
+            *owed.entry(who.clone()).or_default() += amount;
+        }
+    }
+    for (who, amount) in &owed {
+        assert_eq!(chain.ledger_balance(who).await.unwrap(), *amount, "each provider's ledger entry holds what the receipts credit it");
+    }
+    let refunded: u128 = receipts.iter().map(|r| r.refunded).sum();
+    assert_eq!(chain.ledger_balance(&client).await.unwrap(), ledger_before + refunded);
+    assert_eq!(refunded + owed.values().sum::<u128>(), 3 * purchase.escrow_each, "the receipts account for the whole escrow");
+    for id in &ids {
+        assert!(chain.ticket(*id).await.unwrap().is_none(), "a settled ticket leaves no storage behind");
+    }
+
+    let (earner, earned) = owed.iter().next().unwrap();
+    chain.withdraw(*earned, &keys[earner]).await.unwrap();
+    assert_eq!(chain.ledger_balance(earner).await.unwrap(), 0, "earnings leave the ledger by withdrawal");
+}
+

@@ -7,8 +7,8 @@
 use agora_primitives::Outcome;
 use alloc::vec::Vec;
 
-/// The winning outcome, if one group holds more than half of `assigned`.
-pub fn strict_majority(reveals: &[Outcome], assigned: u32) -> Option<Outcome> {
+/// The largest group of equal outcomes and its size (the smallest outcome among tied groups).
+fn largest(reveals: &[Outcome]) -> Option<(Outcome, u32)> {
     let mut sorted: Vec<Outcome> = reveals.to_vec();
     sorted.sort_unstable();
     let mut best: Option<(Outcome, u32)> = None;
@@ -24,7 +24,17 @@ pub fn strict_majority(reveals: &[Outcome], assigned: u32) -> Option<Outcome> {
         }
         i = j;
     }
-    best.filter(|(_, count)| u64::from(*count) * 2 > u64::from(assigned)).map(|(o, _)| o)
+    best
+}
+
+/// How many outcomes the largest group of equal ones holds (0 for none).
+pub fn largest_group(reveals: &[Outcome]) -> u32 {
+    largest(reveals).map_or(0, |(_, count)| count)
+}
+
+/// The winning outcome, if one group holds more than half of `assigned`.
+pub fn strict_majority(reveals: &[Outcome], assigned: u32) -> Option<Outcome> {
+    largest(reveals).filter(|(_, count)| u64::from(*count) * 2 > u64::from(assigned)).map(|(o, _)| o)
 }
 
 #[cfg(test)]
@@ -48,5 +58,6 @@ mod tests {
         assert_eq!(strict_majority(&[o(1, 5)], 1), Some(o(1, 5)));
         assert_eq!(strict_majority(&[], 1), None);
         assert_eq!(strict_majority(&[o(2, 1), o(1, 1), o(2, 1)], 3), Some(o(2, 1)));
+        assert_eq!((largest_group(&[o(2, 1), o(1, 1), o(2, 1)]), largest_group(&[o(1, 1)]), largest_group(&[])), (2, 1, 0));
     }
 }

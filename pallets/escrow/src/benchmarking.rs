@@ -99,11 +99,11 @@ mod benchmarks {
 
     /// `n` tickets bought at once; `p` providers listed for the release, each checked.
     #[benchmark]
-    fn buy_tickets(n: Linear<1, { T::MaxTicketsPerPurchase::get() }>, p: Linear<1, { T::MaxProvidersPerRelease::get() }>) {
+    fn buy_tickets(n: Linear<1, { T::MaxTicketsPerPurchase::get() }>, p: Linear<2, { T::MaxProvidersPerRelease::get() }>) {
         let caller: T::AccountId = whitelisted_caller();
         fund::<T>(&caller);
         let release = served_release::<T>(p);
-        let spec = ticket_spec::<T>(release, 1);
+        let spec = ticket_spec::<T>(release, 2);
         let each = Pallet::<T>::ticket_escrow(&spec).unwrap();
         Pallet::<T>::do_deposit(caller.clone(), each.saturating_mul(n.into())).unwrap();
 
@@ -116,7 +116,7 @@ mod benchmarks {
     /// One purchase of `n` tickets drawn in `on_initialize` from `p` listed providers, each
     /// ticket drawing the most providers.
     #[benchmark]
-    fn draw_tickets(n: Linear<1, { T::MaxTicketsPerPurchase::get() }>, p: Linear<1, { T::MaxProvidersPerRelease::get() }>) {
+    fn draw_tickets(n: Linear<1, { T::MaxTicketsPerPurchase::get() }>, p: Linear<2, { T::MaxProvidersPerRelease::get() }>) {
         let caller: T::AccountId = whitelisted_caller();
         fund::<T>(&caller);
         let release = served_release::<T>(p);

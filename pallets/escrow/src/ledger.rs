@@ -54,8 +54,10 @@ impl<T: Config> Pallet<T> {
     }
 
     /// Adds `amount` to `who`'s entry. Cannot overflow: every entry is part of the pallet
-    /// account's balance, which the total issuance bounds.
-    pub(crate) fn credit(who: &T::AccountId, amount: BalanceOf<T>) {
+    /// account's balance, which the total issuance bounds. Only for funds already in the
+    /// pallet's account and owed to nobody else: a deposit, or a ticket's escrow once the
+    /// ticket is gone ([`Self::take_settleable_ticket`]).
+    pub fn credit(who: &T::AccountId, amount: BalanceOf<T>) {
         if !amount.is_zero() {
             Deposits::<T>::mutate(who, |entry| *entry = entry.saturating_add(amount));
         }

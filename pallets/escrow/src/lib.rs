@@ -240,6 +240,11 @@ pub mod pallet {
         UnknownTicket,
         /// The ticket's providers are not drawn yet.
         NotDrawn,
+        /// A ticket needs k ≥ 2: a single provider's result is trusted only after its spot
+        /// check, which tickets do not have yet. Create a request for k = 1.
+        SingleProviderTicket,
+        /// The ticket's settle window has passed: it can only expire now (`expire_ticket`).
+        TicketClosed,
     }
 
     #[pallet::hooks]

@@ -100,12 +100,14 @@ fn a_purchase_needs_its_deposit_and_valid_terms_and_moves_nothing_otherwise() {
         );
         // 500 pays for 12 tickets of 40.
         assert_noop!(buy(2, 13), Error::<Test>::InsufficientDeposit);
+        // A single provider's result would be trusted without its spot check.
+        assert_noop!(buy(1, 1), Error::<Test>::SingleProviderTicket);
         for _ in 0..4 {
-            assert_ok!(buy(1, 1));
+            assert_ok!(buy(2, 1));
         }
-        assert_noop!(buy(1, 1), Error::<Test>::TooManyPurchases);
+        assert_noop!(buy(2, 1), Error::<Test>::TooManyPurchases);
         next_block();
-        assert_ok!(buy(1, 1));
+        assert_ok!(buy(2, 1));
     });
 }
 

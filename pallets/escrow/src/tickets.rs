@@ -30,6 +30,7 @@ impl<T: Config> Pallet<T> {
     pub(crate) fn do_buy_tickets(buyer: T::AccountId, spec: TicketSpecOf<T>, count: u32) -> Result<u32, DispatchError> {
         pallet_agora_models::Pallet::<T>::ensure_servable(&spec.release)?;
         ensure!((1..=MAX_REDUNDANCY).contains(&spec.redundancy), Error::<T>::BadRedundancy);
+        ensure!(spec.redundancy >= 2, Error::<T>::SingleProviderTicket);
         ensure!(spec.max_prompt_tokens > 0 && spec.max_output_tokens > 0, Error::<T>::ZeroTokens);
         ensure!((1..=T::MaxTicketsPerPurchase::get()).contains(&count), Error::<T>::BadTicketCount);
         let escrow = Self::ticket_escrow(&spec)?;
@@ -104,28 +105,32 @@ impl<T: Config> Pallet<T> {
             spec.max_prompt_tokens.saturating_add(spec.max_output_tokens),
         );
         if (candidates.len() as u32) < spec.redundancy {
-            for id in purchase.ids() {
-                if let Some(ticket) = Tickets::<T>::take(id) {
-                    Self::credit(&ticket.buyer, ticket.escrow);
-                }
-            }
+            // Every ticket of the purchase holds the first one's escrow, for the same buyer.
+            purchase.ids().for_each(Tickets::<T>::remove);
+            Self::credit(&first.buyer, first.escrow.saturating_mul(purchase.count.into()));
             Self::deposit_event(Event::TicketsRefunded { first: purchase.first, count: purchase.count });
             return PurchaseDrawn { tickets: purchase.count, listed };
         }
         let expires_at = frame_system::Pallet::<T>::block_number().saturating_add(T::TicketLifetime::get());
+        let mut drawn = alloc::collections::BTreeSet::new();
+        // Every ticket of a purchase is the first one but for its providers, and none can go
+        // before its draw: each is written whole, never read (its proof is not paid again).
+        let template = TicketOf::<T> { status: TicketStatus::Drawn, expires_at, ..first.clone() };
         for id in purchase.ids() {
-            Tickets::<T>::mutate(id, |slot| {
-                let Some(ticket) = slot.as_mut() else { return };
-                let chosen = weighted_sample(&mut candidates.clone(), ticket.spec.redundancy as usize, (seed, id).encode().as_slice());
-                for (who, prices) in chosen {
-                    // Both bounds are MaxRedundancy and chosen.len() <= redundancy <= MAX_REDUNDANCY.
-                    let _ = ticket.providers.try_push(who);
-                    let _ = ticket.prices.try_push(prices);
-                }
-                ticket.status = TicketStatus::Drawn;
-                ticket.expires_at = expires_at;
-            });
+            let mut ticket = template.clone();
+            let chosen = weighted_sample(&mut candidates.clone(), spec.redundancy as usize, (seed, id).encode().as_slice());
+            for (who, prices) in chosen {
+                drawn.insert(who.clone());
+                // Both bounds are MaxRedundancy and chosen.len() <= redundancy <= MAX_REDUNDANCY.
+                let _ = ticket.providers.try_push(who);
+                let _ = ticket.prices.try_push(prices);
+            }
+            Tickets::<T>::insert(id, ticket);
         }
+        // A drawn provider signs outcomes that can slash it until the ticket can no longer be
+        // settled: its stake stays held that long (settlement extends it for a challenge).
+        let settleable_until = expires_at.saturating_add(T::SettleWindow::get());
+        drawn.iter().for_each(|who| Providers::<T>::expose_until(who, settleable_until));
         Self::deposit_event(Event::TicketsDrawn { first: purchase.first, count: purchase.count, expires_at });
         PurchaseDrawn { tickets: purchase.count, listed }
     }
@@ -140,11 +145,9 @@ impl<T: Config> Pallet<T> {
         let now = frame_system::Pallet::<T>::block_number();
         ensure!(now > ticket.expires_at.saturating_add(T::SettleWindow::get()), Error::<T>::NotExpired);
         let mut fees = BalanceOf::<T>::zero();
-        for (who, (price_in, price_out)) in ticket.providers.iter().zip(ticket.prices.iter()) {
-            let full = pricing::cost(ticket.spec.max_prompt_tokens, *price_in, ticket.spec.max_output_tokens, *price_out)
-                .unwrap_or_default();
+        for (who, prices) in ticket.providers.iter().zip(ticket.prices.iter()) {
             // The escrow covers k × the most any provider can cost, so the fees fit in it.
-            let fee = (T::TicketReservationFee::get() * full).min(ticket.escrow.saturating_sub(fees));
+            let fee = Self::ticket_reservation_fee(&ticket.spec, *prices).min(ticket.escrow.saturating_sub(fees));
             Self::credit(who, fee);
             fees = fees.saturating_add(fee);
         }
@@ -153,6 +156,25 @@ impl<T: Config> Pallet<T> {
         Tickets::<T>::remove(id);
         Self::deposit_event(Event::TicketExpired { ticket: id, fees, refund });
         Ok(Expired { fees, refund })
+    }
+
+    /// What a drawn provider of a ticket of `spec` is owed for keeping capacity for a prompt
+    /// it may never have been sent: `TicketReservationFee` of the most the ticket could pay it.
+    pub fn ticket_reservation_fee(spec: &TicketSpecOf<T>, (price_in, price_out): (BalanceOf<T>, BalanceOf<T>)) -> BalanceOf<T> {
+        let full = pricing::cost(spec.max_prompt_tokens, price_in, spec.max_output_tokens, price_out).unwrap_or_default();
+        T::TicketReservationFee::get() * full
+    }
+
+    /// Takes drawn ticket `id` out of storage to be settled, if it can still be: up to the
+    /// settle window after its expiry (then it can only expire). Its escrow is the caller's to
+    /// share out through [`Self::credit`], to the last unit.
+    pub fn take_settleable_ticket(id: TicketId) -> Result<TicketOf<T>, DispatchError> {
+        let ticket = Tickets::<T>::get(id).ok_or(Error::<T>::UnknownTicket)?;
+        ensure!(ticket.status == TicketStatus::Drawn, Error::<T>::NotDrawn);
+        let now = frame_system::Pallet::<T>::block_number();
+        ensure!(now <= ticket.expires_at.saturating_add(T::SettleWindow::get()), Error::<T>::TicketClosed);
+        Tickets::<T>::remove(id);
+        Ok(ticket)
     }
 
     /// Every waiting purchase's tickets exist and await their draw, and every ticket awaiting
@@ -176,6 +198,7 @@ impl<T: Config> Pallet<T> {
                 },
                 TicketStatus::Drawn => {
                     ensure!(ticket.providers.len() as u32 == ticket.spec.redundancy, "a drawn ticket has the wrong number of providers");
+                    ensure!(ticket.spec.redundancy >= 2, "a single-provider ticket was sold");
                     ensure!(ticket.providers.len() == ticket.prices.len(), "a drawn provider has no price");
                 },
             }

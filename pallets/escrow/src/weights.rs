@@ -62,9 +62,9 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// The range of component `p` is `[1, 64]`.
 	fn create_request(p: u32, ) -> Weight {
 		// Proof size: measured `635 + p * (93 ±0)`, estimated `9163`.
-		// Minimum execution time: 102_332_000 picoseconds.
-		Weight::from_parts(169_533_282, 9163)
-			.saturating_add(Weight::from_parts(1_200_539, 0).saturating_mul(p.into()))
+		// Minimum execution time: 95_369_000 picoseconds.
+		Weight::from_parts(147_073_183, 9163)
+			.saturating_add(Weight::from_parts(810_629, 0).saturating_mul(p.into()))
 			.saturating_add(T::DbWeight::get().reads(5))
 			.saturating_add(T::DbWeight::get().writes(4))
 	}
@@ -76,8 +76,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
 	fn cancel_request() -> Weight {
 		// Proof size: measured `409`, estimated `4196`.
-		// Minimum execution time: 87_144_000 picoseconds.
-		Weight::from_parts(141_065_000, 4196)
+		// Minimum execution time: 85_260_000 picoseconds.
+		Weight::from_parts(136_326_000, 4196)
 			.saturating_add(T::DbWeight::get().reads(3))
 			.saturating_add(T::DbWeight::get().writes(3))
 	}
@@ -91,8 +91,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Providers::Listings` (`max_values`: None, `max_size`: Some(5698), added: 8173, mode: `MaxEncodedLen`)
 	fn refund_expired() -> Weight {
 		// Proof size: measured `9652`, estimated `39942`.
-		// Minimum execution time: 225_132_000 picoseconds.
-		Weight::from_parts(364_273_000, 39942)
+		// Minimum execution time: 222_788_000 picoseconds.
+		Weight::from_parts(414_468_000, 39942)
 			.saturating_add(T::DbWeight::get().reads(11))
 			.saturating_add(T::DbWeight::get().writes(11))
 	}
@@ -108,10 +108,10 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Providers::Providers` (`max_values`: None, `max_size`: Some(2394), added: 4869, mode: `MaxEncodedLen`)
 	/// The range of component `p` is `[1, 64]`.
 	fn draw(p: u32, ) -> Weight {
-		// Proof size: measured `7927 + p * (111 ±0)`, estimated `29485 + p * (235 ±41)`.
-		// Minimum execution time: 55_805_000 picoseconds.
-		Weight::from_parts(228_051_071, 29485)
-			.saturating_add(Weight::from_parts(4_250_237, 0).saturating_mul(p.into()))
+		// Proof size: measured `7927 + p * (111 ±0)`, estimated `29485 + p * (235 ±37)`.
+		// Minimum execution time: 54_602_000 picoseconds.
+		Weight::from_parts(226_500_756, 29485)
+			.saturating_add(Weight::from_parts(3_525_436, 0).saturating_mul(p.into()))
 			.saturating_add(T::DbWeight::get().reads(10))
 			.saturating_add(T::DbWeight::get().writes(9))
 			.saturating_add(Weight::from_parts(0, 235).saturating_mul(p.into()))
@@ -122,8 +122,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Escrow::Deposits` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
 	fn deposit() -> Weight {
 		// Proof size: measured `109`, estimated `3593`.
-		// Minimum execution time: 65_614_000 picoseconds.
-		Weight::from_parts(109_706_000, 3593)
+		// Minimum execution time: 65_262_000 picoseconds.
+		Weight::from_parts(112_301_000, 3593)
 			.saturating_add(T::DbWeight::get().reads(2))
 			.saturating_add(T::DbWeight::get().writes(2))
 	}
@@ -133,8 +133,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
 	fn withdraw() -> Weight {
 		// Proof size: measured `198`, estimated `3593`.
-		// Minimum execution time: 67_877_000 picoseconds.
-		Weight::from_parts(111_941_000, 3593)
+		// Minimum execution time: 67_998_000 picoseconds.
+		Weight::from_parts(111_128_000, 3593)
 			.saturating_add(T::DbWeight::get().reads(2))
 			.saturating_add(T::DbWeight::get().writes(2))
 	}
@@ -151,13 +151,13 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `Escrow::Tickets` (r:0 w:64)
 	/// Proof: `Escrow::Tickets` (`max_values`: None, `max_size`: Some(679), added: 3154, mode: `MaxEncodedLen`)
 	/// The range of component `n` is `[1, 64]`.
-	/// The range of component `p` is `[1, 64]`.
+	/// The range of component `p` is `[2, 64]`.
 	fn buy_tickets(n: u32, p: u32, ) -> Weight {
 		// Proof size: measured `506 + p * (88 ±0)`, estimated `9163`.
-		// Minimum execution time: 88_166_000 picoseconds.
-		Weight::from_parts(51_198_042, 9163)
-			.saturating_add(Weight::from_parts(3_507_782, 0).saturating_mul(n.into()))
-			.saturating_add(Weight::from_parts(1_006_521, 0).saturating_mul(p.into()))
+		// Minimum execution time: 100_529_000 picoseconds.
+		Weight::from_parts(19_656_316, 9163)
+			.saturating_add(Weight::from_parts(4_283_801, 0).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(1_850_975, 0).saturating_mul(p.into()))
 			.saturating_add(T::DbWeight::get().reads(5))
 			.saturating_add(T::DbWeight::get().writes(3))
 			.saturating_add(T::DbWeight::get().writes((1_u64).saturating_mul(n.into())))
@@ -166,23 +166,27 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Escrow::PurchasesAwaitingDraw` (`max_values`: Some(1), `max_size`: Some(257), added: 752, mode: `MaxEncodedLen`)
 	/// Storage: `RandomnessCollectiveFlip::RandomMaterial` (r:1 w:0)
 	/// Proof: `RandomnessCollectiveFlip::RandomMaterial` (`max_values`: Some(1), `max_size`: Some(2594), added: 3089, mode: `MaxEncodedLen`)
-	/// Storage: `Escrow::Tickets` (r:64 w:64)
+	/// Storage: `Escrow::Tickets` (r:1 w:64)
 	/// Proof: `Escrow::Tickets` (`max_values`: None, `max_size`: Some(679), added: 3154, mode: `MaxEncodedLen`)
 	/// Storage: `Providers::Listings` (r:1 w:0)
 	/// Proof: `Providers::Listings` (`max_values`: None, `max_size`: Some(5698), added: 8173, mode: `MaxEncodedLen`)
+	/// Storage: `Providers::Exposures` (r:64 w:64)
+	/// Proof: `Providers::Exposures` (`max_values`: None, `max_size`: Some(56), added: 2531, mode: `MaxEncodedLen`)
 	/// The range of component `n` is `[1, 64]`.
-	/// The range of component `p` is `[1, 64]`.
+	/// The range of component `p` is `[2, 64]`.
 	fn draw_tickets(n: u32, p: u32, ) -> Weight {
-		// Proof size: measured `402 + n * (51 ±0) + p * (88 ±0)`, estimated `9163 + n * (3154 ±0)`.
-		// Minimum execution time: 86_503_000 picoseconds.
-		Weight::from_parts(94_518_000, 9163)
-			.saturating_add(Weight::from_parts(24_007_415, 0).saturating_mul(n.into()))
-			.saturating_add(Weight::from_parts(5_705_907, 0).saturating_mul(p.into()))
-			.saturating_add(T::DbWeight::get().reads(3))
-			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(n.into())))
-			.saturating_add(T::DbWeight::get().writes(1))
+		// Proof size: measured `670 + n * (7 ±0) + p * (88 ±0)`, estimated `9163 + n * (319 ±81) + p * (1929 ±81)`.
+		// Minimum execution time: 128_701_000 picoseconds.
+		Weight::from_parts(134_652_000, 9163)
+			.saturating_add(Weight::from_parts(25_233_673, 0).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(7_962_931, 0).saturating_mul(p.into()))
+			.saturating_add(T::DbWeight::get().reads(6))
+			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(p.into())))
+			.saturating_add(T::DbWeight::get().writes(10))
 			.saturating_add(T::DbWeight::get().writes((1_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 3154).saturating_mul(n.into()))
+			.saturating_add(T::DbWeight::get().writes((1_u64).saturating_mul(p.into())))
+			.saturating_add(Weight::from_parts(0, 319).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(0, 1929).saturating_mul(p.into()))
 	}
 	/// Storage: `Escrow::Tickets` (r:1 w:1)
 	/// Proof: `Escrow::Tickets` (`max_values`: None, `max_size`: Some(679), added: 3154, mode: `MaxEncodedLen`)
@@ -190,8 +194,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Escrow::Deposits` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
 	fn expire_ticket() -> Weight {
 		// Proof size: measured `747`, estimated `23841`.
-		// Minimum execution time: 55_434_000 picoseconds.
-		Weight::from_parts(79_239_000, 23841)
+		// Minimum execution time: 55_144_000 picoseconds.
+		Weight::from_parts(98_756_000, 23841)
 			.saturating_add(T::DbWeight::get().reads(10))
 			.saturating_add(T::DbWeight::get().writes(10))
 	}
@@ -200,58 +204,60 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 /// The same weights with RocksDB's database weights, for tests and mocks.
 impl WeightInfo for () {
 	fn create_request(p: u32, ) -> Weight {
-		Weight::from_parts(169_533_282, 9163)
-			.saturating_add(Weight::from_parts(1_200_539, 0).saturating_mul(p.into()))
+		Weight::from_parts(147_073_183, 9163)
+			.saturating_add(Weight::from_parts(810_629, 0).saturating_mul(p.into()))
 			.saturating_add(RocksDbWeight::get().reads(5))
 			.saturating_add(RocksDbWeight::get().writes(4))
 	}
 	fn cancel_request() -> Weight {
-		Weight::from_parts(141_065_000, 4196)
+		Weight::from_parts(136_326_000, 4196)
 			.saturating_add(RocksDbWeight::get().reads(3))
 			.saturating_add(RocksDbWeight::get().writes(3))
 	}
 	fn refund_expired() -> Weight {
-		Weight::from_parts(364_273_000, 39942)
+		Weight::from_parts(414_468_000, 39942)
 			.saturating_add(RocksDbWeight::get().reads(11))
 			.saturating_add(RocksDbWeight::get().writes(11))
 	}
 	fn draw(p: u32, ) -> Weight {
-		Weight::from_parts(228_051_071, 29485)
-			.saturating_add(Weight::from_parts(4_250_237, 0).saturating_mul(p.into()))
+		Weight::from_parts(226_500_756, 29485)
+			.saturating_add(Weight::from_parts(3_525_436, 0).saturating_mul(p.into()))
 			.saturating_add(RocksDbWeight::get().reads(10))
 			.saturating_add(RocksDbWeight::get().writes(9))
 			.saturating_add(Weight::from_parts(0, 235).saturating_mul(p.into()))
 	}
 	fn deposit() -> Weight {
-		Weight::from_parts(109_706_000, 3593)
+		Weight::from_parts(112_301_000, 3593)
 			.saturating_add(RocksDbWeight::get().reads(2))
 			.saturating_add(RocksDbWeight::get().writes(2))
 	}
 	fn withdraw() -> Weight {
-		Weight::from_parts(111_941_000, 3593)
+		Weight::from_parts(111_128_000, 3593)
 			.saturating_add(RocksDbWeight::get().reads(2))
 			.saturating_add(RocksDbWeight::get().writes(2))
 	}
 	fn buy_tickets(n: u32, p: u32, ) -> Weight {
-		Weight::from_parts(51_198_042, 9163)
-			.saturating_add(Weight::from_parts(3_507_782, 0).saturating_mul(n.into()))
-			.saturating_add(Weight::from_parts(1_006_521, 0).saturating_mul(p.into()))
+		Weight::from_parts(19_656_316, 9163)
+			.saturating_add(Weight::from_parts(4_283_801, 0).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(1_850_975, 0).saturating_mul(p.into()))
 			.saturating_add(RocksDbWeight::get().reads(5))
 			.saturating_add(RocksDbWeight::get().writes(3))
 			.saturating_add(RocksDbWeight::get().writes((1_u64).saturating_mul(n.into())))
 	}
 	fn draw_tickets(n: u32, p: u32, ) -> Weight {
-		Weight::from_parts(94_518_000, 9163)
-			.saturating_add(Weight::from_parts(24_007_415, 0).saturating_mul(n.into()))
-			.saturating_add(Weight::from_parts(5_705_907, 0).saturating_mul(p.into()))
-			.saturating_add(RocksDbWeight::get().reads(3))
-			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(n.into())))
-			.saturating_add(RocksDbWeight::get().writes(1))
+		Weight::from_parts(134_652_000, 9163)
+			.saturating_add(Weight::from_parts(25_233_673, 0).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(7_962_931, 0).saturating_mul(p.into()))
+			.saturating_add(RocksDbWeight::get().reads(6))
+			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(p.into())))
+			.saturating_add(RocksDbWeight::get().writes(10))
 			.saturating_add(RocksDbWeight::get().writes((1_u64).saturating_mul(n.into())))
-			.saturating_add(Weight::from_parts(0, 3154).saturating_mul(n.into()))
+			.saturating_add(RocksDbWeight::get().writes((1_u64).saturating_mul(p.into())))
+			.saturating_add(Weight::from_parts(0, 319).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(0, 1929).saturating_mul(p.into()))
 	}
 	fn expire_ticket() -> Weight {
-		Weight::from_parts(79_239_000, 23841)
+		Weight::from_parts(98_756_000, 23841)
 			.saturating_add(RocksDbWeight::get().reads(10))
 			.saturating_add(RocksDbWeight::get().writes(10))
 	}

@@ -214,8 +214,14 @@ impl<T: Config> Pallet<T> {
     }
 
     pub fn record_outcome(who: &T::AccountId, outcome: JobOutcome) {
+        Self::record_outcomes(who, [outcome]);
+    }
+
+    /// Records several outcomes of `who` in order with one read and one write of its record
+    /// and listings: a batch of settlements touches each provider once.
+    pub fn record_outcomes(who: &T::AccountId, outcomes: impl IntoIterator<Item = JobOutcome>) {
         if let Some(mut record) = Providers::<T>::get(who) {
-            record.reputation.record(outcome);
+            outcomes.into_iter().for_each(|outcome| record.reputation.record(outcome));
             Self::store(who, record);
         }
     }

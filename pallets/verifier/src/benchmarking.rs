@@ -5,7 +5,12 @@ use agora_primitives::wire::{Use, MAX_PEER_ID_BYTES};
 use agora_primitives::{DisputeKind, Outcome, OutcomeVerdict, RequestId, RequestStatus, MAX_REDUNDANCY, MAX_VERIFIERS};
 use agora_verifier::commitment::commitment;
 use alloc::vec::Vec;
-use pallet_agora_escrow::{benchmark_helpers::assigned_request, Requests};
+use agora_primitives::{SamplingParams, SignedOutcome, TicketBundle, TicketUse};
+use pallet_agora_escrow::{
+    benchmark_helpers::{assigned_request, drawn_ticket, release_served_by},
+    Requests, Tickets,
+};
+use polkadot_sdk::sp_runtime::traits::Verify;
 use pallet_agora_providers::benchmark_helpers::{fund, register_provider};
 use polkadot_sdk::frame_benchmarking::v2::*;
 use polkadot_sdk::frame_support::traits::Get;
@@ -17,6 +22,20 @@ fn outcome(byte: u8) -> Outcome {
 }
 
 const SALT: [u8; 32] = [9; 32];
+
+type Signer<T> = <T as Config>::BenchmarkHelper;
+
+/// The dearest `Use` of `ticket`: the whole prompt and output, and the longest peer id.
+fn ticket_use(ticket: u64) -> TicketUse {
+    TicketUse {
+        ticket,
+        prompt_hash: [5; 32],
+        prompt_tokens: 1000,
+        max_output_tokens: 1000,
+        sampling: SamplingParams::default(),
+        client_peer: BoundedVec::truncate_from(alloc::vec![7u8; MAX_PEER_ID_BYTES]),
+    }
+}
 
 /// `count` providers of the request's release that opt in as verifiers (registered after the
 /// draw, so none of them is one of its providers).
@@ -136,7 +155,7 @@ mod benchmarks {
     fn prove_ack() {
         let client: T::AccountId = whitelisted_caller();
         let (id, _) = assigned_request::<T>(&client, MAX_REDUNDANCY);
-        let signer = <T as Config>::BenchmarkHelper::signer();
+        let signer = <T as Config>::BenchmarkHelper::signer(0);
         Requests::<T>::mutate(id, |r| {
             if let Some(first) = r.as_mut().and_then(|r| r.providers.iter_mut().next()) {
                 *first = signer.clone();
@@ -219,6 +238,74 @@ mod benchmarks {
         _(RawOrigin::Signed(caller), id);
 
         assert!(Resolutions::<T>::contains_key(id));
+    }
+
+    /// `n` tickets of one buyer, each with two signed, agreeing outcomes (a bundle's least),
+    /// from `a` providers taken in turn so that every one of them is written. The weight
+    /// charges any account the call credits or records, a buyer too, at `a`'s rate.
+    #[benchmark]
+    fn settle_tickets(n: Linear<1, { T::MaxBundlesPerSettle::get() }>, a: Linear<2, { T::MaxProvidersPerRelease::get() }>) {
+        let providers: Vec<T::AccountId> = (0..a).map(|i| Signer::<T>::signer(i)).collect();
+        let release = release_served_by::<T>(&providers);
+        let result = outcome(1);
+        let buyer = Signer::<T>::signer(a);
+        let p = a;
+        let bundles: Vec<TicketBundleOf<T>> = (0..n)
+            .map(|i| {
+                let pair = [providers[(2 * i % p) as usize].clone(), providers[((2 * i + 1) % p) as usize].clone()];
+                drawn_ticket::<T>(u64::from(i), &buyer, release, &pair);
+                let authorised = ticket_use(u64::from(i));
+                let outcomes = pair
+                    .iter()
+                    .enumerate()
+                    .map(|(j, who)| SignedOutcome {
+                        provider: j as u8,
+                        outcome: result,
+                        signature: Signer::<T>::sign(who, &authorised.outcome_payload(&result)),
+                    })
+                    .collect();
+                TicketBundle {
+                    buyer_signature: Signer::<T>::sign(&buyer, &authorised.signing_payload()),
+                    authorised,
+                    outcomes: BoundedVec::truncate_from(outcomes),
+                }
+            })
+            .collect();
+        let caller: T::AccountId = whitelisted_caller();
+
+        #[extrinsic_call]
+        _(RawOrigin::Signed(caller), BoundedVec::truncate_from(bundles), a + 1);
+
+        assert!(Tickets::<T>::get(0).is_none() && Tickets::<T>::get(u64::from(n) - 1).is_none());
+    }
+
+    /// One outcome beyond a bundle's two: its signature checked.
+    #[benchmark]
+    fn ticket_outcome() {
+        let who = Signer::<T>::signer(0);
+        let authorised = ticket_use(0);
+        let result = outcome(2);
+        let signature = Signer::<T>::sign(&who, &authorised.outcome_payload(&result));
+
+        #[block]
+        {
+            assert!(signature.verify(&authorised.outcome_payload(&result)[..], &who));
+        }
+    }
+
+    /// One signed result the majority did not share: its signer slashed.
+    #[benchmark]
+    fn ticket_dissent() {
+        let who = Signer::<T>::signer(0);
+        release_served_by::<T>(core::slice::from_ref(&who));
+        let stake = pallet_agora_providers::Providers::<T>::get(&who).expect("registered").stake;
+
+        #[block]
+        {
+            pallet_agora_providers::Pallet::<T>::slash(&who, T::WrongResultSlash::get());
+        }
+
+        assert!(pallet_agora_providers::Providers::<T>::get(&who).expect("registered").stake < stake);
     }
 
     impl_benchmark_test_suite!(Pallet, crate::mock::bench_ext(), crate::mock::Test);

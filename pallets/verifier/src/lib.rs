@@ -57,6 +57,15 @@
 //! neither the settler nor a challenger can time its transaction to choose the outcome.
 //!
 //! Every resolution is kept in `Resolutions` for clients and auditors.
+//!
+//! ## Tickets, settled from signed outcomes
+//!
+//! `settle_tickets` settles many drawn tickets in one call with no commit or reveal: each bundle
+//! is the buyer's signed `TicketUse` and outcomes its providers signed over `H(Use)`. A strict
+//! majority of the ticket's k pays its signers, slashes each signer of another result and pays
+//! each provider the bundle leaves out the reservation fee, all through the escrow pallet's
+//! ledger, each account written once per call; the receipt is an event. A bundle without a
+//! majority, or with any signature, position or limit that does not hold, refuses the call.
 #![cfg_attr(not(feature = "std"), no_std)]
 
 extern crate alloc;
@@ -70,12 +79,17 @@ mod benchmarking;
 mod disputes;
 mod draws;
 mod impls;
+mod tickets;
+pub use tickets::{TicketBundleOf, TicketReceiptOf};
+pub mod types;
 #[cfg(test)]
 mod mock;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod ticket_tests;
 pub mod migrations;
 pub mod weights;
 
@@ -84,8 +98,8 @@ pub use weights::WeightInfo;
 /// What the benchmarks need of the runtime: an account whose off-chain signatures they can make.
 #[cfg(feature = "runtime-benchmarks")]
 pub trait BenchmarkHelper<AccountId, Signature> {
-    /// An account whose key the benchmark holds.
-    fn signer() -> AccountId;
+    /// The `index`th account whose key the benchmark holds (distinct for distinct indices).
+    fn signer(index: u32) -> AccountId;
     /// `signer`'s signature over `message`.
     fn sign(signer: &AccountId, message: &[u8]) -> Signature;
 }
@@ -172,6 +186,9 @@ pub mod pallet {
         /// A provider's signature over an off-chain message, its acknowledgement of a `Use`
         /// (sr25519 through `MultiSignature` in the runtime).
         type OffchainSignature: Verify<Signer: IdentifyAccount<AccountId = Self::AccountId>> + Parameter + DecodeWithMemTracking;
+        /// Most tickets one `settle_tickets` settles.
+        #[pallet::constant]
+        type MaxBundlesPerSettle: Get<u32>;
         #[cfg(feature = "runtime-benchmarks")]
         type BenchmarkHelper: crate::BenchmarkHelper<Self::AccountId, Self::OffchainSignature>;
         type WeightInfo: WeightInfo;
@@ -249,6 +266,9 @@ pub mod pallet {
         VerdictPosted { request: RequestId, verifier: T::AccountId },
         /// The verifiers' majority decided each disputed result.
         DisputeResolved { request: RequestId, decided: BoundedVec<OutcomeVerdict, MaxRedundancy> },
+        /// A ticket was settled from its signed `Use` and outcomes; the receipt says who was
+        /// credited, slashed or paid a reservation fee (nothing per ticket stays in storage).
+        TicketSettled { receipt: TicketReceiptOf<T> },
     }
 
     #[pallet::error]
@@ -303,6 +323,23 @@ pub mod pallet {
         AlreadyAcknowledged,
         /// The signature is not the provider's over the request's `Use` for that client peer.
         BadAcknowledgement,
+        /// The `Use` asks for a longer prompt or output than the ticket was bought for, or an
+        /// empty prompt.
+        UseExceedsTicket,
+        /// The `Use` is not signed by the ticket's buyer.
+        BadUseSignature,
+        /// An outcome names a position at which the ticket has no provider.
+        NotTicketProvider,
+        /// A bundle carries two outcomes of one provider.
+        DuplicateOutcome,
+        /// An outcome is not signed by its provider over this `Use` and result.
+        BadOutcomeSignature,
+        /// No strict majority of the ticket's providers signed one result: the bundle cannot
+        /// settle it (wait for more outcomes).
+        NoMajority,
+        /// The bundles credit or record more distinct accounts (providers and buyers) than the
+        /// call's `accounts` witness: send the real count.
+        AccountsWitnessTooLow,
     }
 
     #[pallet::hooks]
@@ -324,6 +361,7 @@ pub mod pallet {
             assert!(T::DisputeVerifiers::get() >= 1 && T::AuditVerifiers::get() >= 1, "a dispute needs a verifier");
             assert!(T::AuditFloor::get() <= T::AuditCeiling::get(), "AuditFloor must not exceed AuditCeiling");
             assert!(T::MaxPendingDraws::get() > 0, "MaxPendingDraws must be positive");
+            assert!(T::MaxBundlesPerSettle::get() > 0, "MaxBundlesPerSettle must be positive");
             // A provider that never acknowledges earns this share for nothing: it must stay a
             // small part of the pay for serving.
             assert!(T::ReservationShare::get() < Perbill::from_percent(50), "ReservationShare must stay well under the pay for serving");
@@ -418,6 +456,25 @@ pub mod pallet {
         ) -> DispatchResult {
             ensure_signed(origin)?;
             Self::do_prove_ack(request, provider, client_peer, signature)
+        }
+
+        /// Settles each ticket of `bundles` from its buyer's signed `Use` and the outcomes its
+        /// providers signed over it, with no commit or reveal: a strict majority of the
+        /// ticket's providers pays, slashes and refunds through the ledger (each account
+        /// written once per call). All or nothing: one bundle that does not hold refuses the
+        /// call with its reason. `accounts`: how many distinct accounts the bundles credit or
+        /// record, providers and buyers (the weight charged for their entries and records; a
+        /// provider left out of a bundle counts, for its reservation fee). Anyone may call it.
+        #[pallet::call_index(9)]
+        #[pallet::weight(Pallet::<T>::settle_tickets_weight(bundles, *accounts))]
+        pub fn settle_tickets(
+            origin: OriginFor<T>,
+            bundles: BoundedVec<TicketBundleOf<T>, T::MaxBundlesPerSettle>,
+            accounts: u32,
+        ) -> DispatchResultWithPostInfo {
+            ensure_signed(origin)?;
+            let settled = Self::do_settle_tickets(bundles.into_inner(), accounts)?;
+            Ok(Some(Self::tickets_weight(settled)).into())
         }
     }
 }

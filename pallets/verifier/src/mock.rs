@@ -123,6 +123,7 @@ impl pallet_agora_verifier::Config for Test {
     type MaxPendingDraws = ConstU32<8>;
     type ReservationShare = ReservationShare;
     type OffchainSignature = polkadot_sdk::sp_runtime::testing::TestSignature;
+    type MaxBundlesPerSettle = ConstU32<8>;
     #[cfg(feature = "runtime-benchmarks")]
     type BenchmarkHelper = TestSigner;
     type WeightInfo = ();
@@ -148,8 +149,8 @@ pub fn ack(provider: u64, request: u64, client_peer: &[u8]) -> polkadot_sdk::sp_
 pub struct TestSigner;
 #[cfg(feature = "runtime-benchmarks")]
 impl crate::BenchmarkHelper<u64, polkadot_sdk::sp_runtime::testing::TestSignature> for TestSigner {
-    fn signer() -> u64 {
-        50
+    fn signer(index: u32) -> u64 {
+        1_000 + u64::from(index)
     }
     fn sign(signer: &u64, message: &[u8]) -> polkadot_sdk::sp_runtime::testing::TestSignature {
         polkadot_sdk::sp_runtime::testing::TestSignature(*signer, message.to_vec())

@@ -24,6 +24,8 @@
 //!   scripts/weight-template.hbs
 //!   --output
 //!   pallets/verifier/src/weights.rs
+//! `ticket_outcome` and `ticket_dissent` were measured the same day by the same command with
+//! `--extrinsic ticket_outcome,ticket_dissent` and merged in.
 
 #![cfg_attr(rustfmt, rustfmt_skip)]
 #![allow(unused_parens)]
@@ -43,6 +45,9 @@ pub trait WeightInfo {
 	fn challenge() -> Weight;
 	fn submit_verdict(v: u32, k: u32, ) -> Weight;
 	fn resolve_dispute(v: u32, k: u32, ) -> Weight;
+	fn settle_tickets(n: u32, a: u32, ) -> Weight;
+	fn ticket_outcome() -> Weight;
+	fn ticket_dissent() -> Weight;
 }
 
 /// Weights measured for this pallet, with the runtime's database weights.
@@ -54,8 +59,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Verifier::Commitments` (`max_values`: None, `max_size`: Some(96), added: 2571, mode: `MaxEncodedLen`)
 	fn commit() -> Weight {
 		// Proof size: measured `810`, estimated `4196`.
-		// Minimum execution time: 29_065_000 picoseconds.
-		Weight::from_parts(51_346_000, 4196)
+		// Minimum execution time: 30_718_000 picoseconds.
+		Weight::from_parts(60_674_000, 4196)
 			.saturating_add(T::DbWeight::get().reads(2))
 			.saturating_add(T::DbWeight::get().writes(1))
 	}
@@ -67,8 +72,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Verifier::Reveals` (`max_values`: None, `max_size`: Some(100), added: 2575, mode: `MaxEncodedLen`)
 	fn reveal() -> Weight {
 		// Proof size: measured `1542`, estimated `21558`.
-		// Minimum execution time: 80_240_000 picoseconds.
-		Weight::from_parts(134_853_000, 21558)
+		// Minimum execution time: 81_483_000 picoseconds.
+		Weight::from_parts(148_398_000, 21558)
 			.saturating_add(T::DbWeight::get().reads(10))
 			.saturating_add(T::DbWeight::get().writes(1))
 	}
@@ -94,10 +99,10 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Verifier::PendingDraws` (`max_values`: Some(1), `max_size`: Some(385), added: 880, mode: `MaxEncodedLen`)
 	/// The range of component `k` is `[1, 8]`.
 	fn settle(k: u32, ) -> Weight {
-		// Proof size: measured `646 + k * (1432 ±0)`, estimated `9163 + k * (4869 ±34)`.
-		// Minimum execution time: 34_625_000 picoseconds.
-		Weight::from_parts(19_616_975, 9163)
-			.saturating_add(Weight::from_parts(188_973_829, 0).saturating_mul(k.into()))
+		// Proof size: measured `646 + k * (1432 ±0)`, estimated `9163 + k * (4869 ±37)`.
+		// Minimum execution time: 36_639_000 picoseconds.
+		Weight::from_parts(15_008_239, 9163)
+			.saturating_add(Weight::from_parts(210_496_829, 0).saturating_mul(k.into()))
 			.saturating_add(T::DbWeight::get().reads((6_u64).saturating_mul(k.into())))
 			.saturating_add(T::DbWeight::get().writes((6_u64).saturating_mul(k.into())))
 			.saturating_add(Weight::from_parts(0, 4869).saturating_mul(k.into()))
@@ -117,9 +122,9 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// The range of component `k` is `[2, 8]`.
 	fn settle_to_dispute(k: u32, ) -> Weight {
 		// Proof size: measured `9636 + k * (101 ±0)`, estimated `162462 + k * (2575 ±0)`.
-		// Minimum execution time: 422_853_000 picoseconds.
-		Weight::from_parts(631_908_661, 162462)
-			.saturating_add(Weight::from_parts(12_702_593, 0).saturating_mul(k.into()))
+		// Minimum execution time: 419_607_000 picoseconds.
+		Weight::from_parts(744_037_086, 162462)
+			.saturating_add(Weight::from_parts(6_759_587, 0).saturating_mul(k.into()))
 			.saturating_add(T::DbWeight::get().reads(67))
 			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(k.into())))
 			.saturating_add(T::DbWeight::get().writes(3))
@@ -131,8 +136,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Verifier::Acknowledged` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
 	fn prove_ack() -> Weight {
 		// Proof size: measured `810`, estimated `4196`.
-		// Minimum execution time: 96_691_000 picoseconds.
-		Weight::from_parts(171_471_000, 4196)
+		// Minimum execution time: 105_067_000 picoseconds.
+		Weight::from_parts(203_482_000, 4196)
 			.saturating_add(T::DbWeight::get().reads(2))
 			.saturating_add(T::DbWeight::get().writes(1))
 	}
@@ -142,8 +147,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Verifier::Verifiers` (`max_values`: None, `max_size`: Some(48), added: 2523, mode: `MaxEncodedLen`)
 	fn opt_in_verifier() -> Weight {
 		// Proof size: measured `187`, estimated `5859`.
-		// Minimum execution time: 25_127_000 picoseconds.
-		Weight::from_parts(43_051_000, 5859)
+		// Minimum execution time: 25_117_000 picoseconds.
+		Weight::from_parts(43_572_000, 5859)
 			.saturating_add(T::DbWeight::get().reads(2))
 			.saturating_add(T::DbWeight::get().writes(1))
 	}
@@ -151,8 +156,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Verifier::Verifiers` (`max_values`: None, `max_size`: Some(48), added: 2523, mode: `MaxEncodedLen`)
 	fn opt_out_verifier() -> Weight {
 		// Proof size: measured `79`, estimated `3513`.
-		// Minimum execution time: 19_346_000 picoseconds.
-		Weight::from_parts(31_139_000, 3513)
+		// Minimum execution time: 19_316_000 picoseconds.
+		Weight::from_parts(36_358_000, 3513)
 			.saturating_add(T::DbWeight::get().reads(1))
 			.saturating_add(T::DbWeight::get().writes(1))
 	}
@@ -176,8 +181,8 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Proof: `Providers::Exposures` (`max_values`: None, `max_size`: Some(56), added: 2531, mode: `MaxEncodedLen`)
 	fn challenge() -> Weight {
 		// Proof size: measured `10625`, estimated `162462`.
-		// Minimum execution time: 511_971_000 picoseconds.
-		Weight::from_parts(885_922_000, 162462)
+		// Minimum execution time: 492_884_000 picoseconds.
+		Weight::from_parts(889_278_000, 162462)
 			.saturating_add(T::DbWeight::get().reads(73))
 			.saturating_add(T::DbWeight::get().writes(5))
 	}
@@ -209,10 +214,10 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// The range of component `k` is `[2, 8]`.
 	fn submit_verdict(v: u32, k: u32, ) -> Weight {
 		// Proof size: measured `765 + k * (1511 ±0) + v * (1290 ±0)`, estimated `9163 + k * (4869 ±0) + v * (4869 ±0)`.
-		// Minimum execution time: 1_077_040_000 picoseconds.
-		Weight::from_parts(444_449_179, 9163)
-			.saturating_add(Weight::from_parts(117_950_785, 0).saturating_mul(v.into()))
-			.saturating_add(Weight::from_parts(168_885_727, 0).saturating_mul(k.into()))
+		// Minimum execution time: 1_096_577_000 picoseconds.
+		Weight::from_parts(1_280_943_000, 9163)
+			.saturating_add(Weight::from_parts(71_544_272, 0).saturating_mul(v.into()))
+			.saturating_add(Weight::from_parts(103_798_983, 0).saturating_mul(k.into()))
 			.saturating_add(T::DbWeight::get().reads(5))
 			.saturating_add(T::DbWeight::get().reads((4_u64).saturating_mul(v.into())))
 			.saturating_add(T::DbWeight::get().reads((5_u64).saturating_mul(k.into())))
@@ -249,11 +254,11 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// The range of component `v` is `[1, 8]`.
 	/// The range of component `k` is `[2, 8]`.
 	fn resolve_dispute(v: u32, k: u32, ) -> Weight {
-		// Proof size: measured `828 + k * (1511 ±0) + v * (1284 ±0)`, estimated `9163 + k * (4869 ±0) + v * (4869 ±129)`.
-		// Minimum execution time: 449_614_000 picoseconds.
-		Weight::from_parts(490_851_000, 9163)
-			.saturating_add(Weight::from_parts(95_514_120, 0).saturating_mul(v.into()))
-			.saturating_add(Weight::from_parts(80_806_242, 0).saturating_mul(k.into()))
+		// Proof size: measured `828 + k * (1511 ±0) + v * (1284 ±0)`, estimated `9163 + k * (4869 ±137) + v * (4869 ±142)`.
+		// Minimum execution time: 447_098_000 picoseconds.
+		Weight::from_parts(674_936_000, 9163)
+			.saturating_add(Weight::from_parts(150_235_394, 0).saturating_mul(v.into()))
+			.saturating_add(Weight::from_parts(115_778_389, 0).saturating_mul(k.into()))
 			.saturating_add(T::DbWeight::get().reads(34))
 			.saturating_add(T::DbWeight::get().reads((2_u64).saturating_mul(v.into())))
 			.saturating_add(T::DbWeight::get().reads((2_u64).saturating_mul(k.into())))
@@ -263,59 +268,114 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 			.saturating_add(Weight::from_parts(0, 4869).saturating_mul(k.into()))
 			.saturating_add(Weight::from_parts(0, 4869).saturating_mul(v.into()))
 	}
+	/// Storage: `Escrow::Tickets` (r:1024 w:1024)
+	/// Proof: `Escrow::Tickets` (`max_values`: None, `max_size`: Some(679), added: 3154, mode: `MaxEncodedLen`)
+	/// Storage: `Providers::Exposures` (r:64 w:64)
+	/// Proof: `Providers::Exposures` (`max_values`: None, `max_size`: Some(56), added: 2531, mode: `MaxEncodedLen`)
+	/// Storage: `Providers::Providers` (r:64 w:64)
+	/// Proof: `Providers::Providers` (`max_values`: None, `max_size`: Some(2394), added: 4869, mode: `MaxEncodedLen`)
+	/// Storage: `Providers::Listings` (r:1 w:1)
+	/// Proof: `Providers::Listings` (`max_values`: None, `max_size`: Some(5698), added: 8173, mode: `MaxEncodedLen`)
+	/// Storage: `Escrow::Deposits` (r:65 w:65)
+	/// Proof: `Escrow::Deposits` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
+	/// The range of component `n` is `[1, 1024]`.
+	/// The range of component `a` is `[2, 64]`.
+	fn settle_tickets(n: u32, a: u32, ) -> Weight {
+		// Proof size: measured `246 + a * (1169 ±0) + n * (51 ±0)`, estimated `10728 + a * (4368 ±112) + n * (3154 ±7)`.
+		// Minimum execution time: 398_037_000 picoseconds.
+		Weight::from_parts(430_658_000, 10728)
+			.saturating_add(Weight::from_parts(254_418_314, 0).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(31_449_658, 0).saturating_mul(a.into()))
+			.saturating_add(T::DbWeight::get().reads(9))
+			.saturating_add(T::DbWeight::get().reads((1_u64).saturating_mul(n.into())))
+			.saturating_add(T::DbWeight::get().reads((3_u64).saturating_mul(a.into())))
+			.saturating_add(T::DbWeight::get().writes(9))
+			.saturating_add(T::DbWeight::get().writes((1_u64).saturating_mul(n.into())))
+			.saturating_add(T::DbWeight::get().writes((3_u64).saturating_mul(a.into())))
+			.saturating_add(Weight::from_parts(0, 4368).saturating_mul(a.into()))
+			.saturating_add(Weight::from_parts(0, 3154).saturating_mul(n.into()))
+	}
+	/// Storage: `Providers::Providers` (r:1 w:1)
+	/// Proof: `Providers::Providers` (`max_values`: None, `max_size`: Some(2394), added: 4869, mode: `MaxEncodedLen`)
+	/// Storage: `Balances::Holds` (r:1 w:1)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
+	/// Storage: `System::Account` (r:2 w:2)
+	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
+	/// Storage: `Providers::Listings` (r:1 w:1)
+	/// Proof: `Providers::Listings` (`max_values`: None, `max_size`: Some(5698), added: 8173, mode: `MaxEncodedLen`)
+	fn ticket_outcome() -> Weight {
+		// Proof size: measured `0`, estimated `0`.
+		// Minimum execution time: 55_654_000 picoseconds.
+		Weight::from_parts(77_735_000, 0)
+	}
+	/// Storage: `Providers::Providers` (r:1 w:1)
+	/// Proof: `Providers::Providers` (`max_values`: None, `max_size`: Some(2394), added: 4869, mode: `MaxEncodedLen`)
+	/// Storage: `Balances::Holds` (r:1 w:1)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
+	/// Storage: `System::Account` (r:2 w:2)
+	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
+	/// Storage: `Providers::Listings` (r:1 w:1)
+	/// Proof: `Providers::Listings` (`max_values`: None, `max_size`: Some(5698), added: 8173, mode: `MaxEncodedLen`)
+	fn ticket_dissent() -> Weight {
+		// Proof size: measured `1571`, estimated `9163`.
+		// Minimum execution time: 89_648_000 picoseconds.
+		Weight::from_parts(128_662_000, 9163)
+			.saturating_add(T::DbWeight::get().reads(5))
+			.saturating_add(T::DbWeight::get().writes(5))
+	}
 }
 
 /// The same weights with RocksDB's database weights, for tests and mocks.
 impl WeightInfo for () {
 	fn commit() -> Weight {
-		Weight::from_parts(51_346_000, 4196)
+		Weight::from_parts(60_674_000, 4196)
 			.saturating_add(RocksDbWeight::get().reads(2))
 			.saturating_add(RocksDbWeight::get().writes(1))
 	}
 	fn reveal() -> Weight {
-		Weight::from_parts(134_853_000, 21558)
+		Weight::from_parts(148_398_000, 21558)
 			.saturating_add(RocksDbWeight::get().reads(10))
 			.saturating_add(RocksDbWeight::get().writes(1))
 	}
 	fn settle(k: u32, ) -> Weight {
-		Weight::from_parts(19_616_975, 9163)
-			.saturating_add(Weight::from_parts(188_973_829, 0).saturating_mul(k.into()))
+		Weight::from_parts(15_008_239, 9163)
+			.saturating_add(Weight::from_parts(210_496_829, 0).saturating_mul(k.into()))
 			.saturating_add(RocksDbWeight::get().reads((6_u64).saturating_mul(k.into())))
 			.saturating_add(RocksDbWeight::get().writes((6_u64).saturating_mul(k.into())))
 			.saturating_add(Weight::from_parts(0, 4869).saturating_mul(k.into()))
 	}
 	fn settle_to_dispute(k: u32, ) -> Weight {
-		Weight::from_parts(631_908_661, 162462)
-			.saturating_add(Weight::from_parts(12_702_593, 0).saturating_mul(k.into()))
+		Weight::from_parts(744_037_086, 162462)
+			.saturating_add(Weight::from_parts(6_759_587, 0).saturating_mul(k.into()))
 			.saturating_add(RocksDbWeight::get().reads(67))
 			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(k.into())))
 			.saturating_add(RocksDbWeight::get().writes(3))
 			.saturating_add(Weight::from_parts(0, 2575).saturating_mul(k.into()))
 	}
 	fn prove_ack() -> Weight {
-		Weight::from_parts(171_471_000, 4196)
+		Weight::from_parts(203_482_000, 4196)
 			.saturating_add(RocksDbWeight::get().reads(2))
 			.saturating_add(RocksDbWeight::get().writes(1))
 	}
 	fn opt_in_verifier() -> Weight {
-		Weight::from_parts(43_051_000, 5859)
+		Weight::from_parts(43_572_000, 5859)
 			.saturating_add(RocksDbWeight::get().reads(2))
 			.saturating_add(RocksDbWeight::get().writes(1))
 	}
 	fn opt_out_verifier() -> Weight {
-		Weight::from_parts(31_139_000, 3513)
+		Weight::from_parts(36_358_000, 3513)
 			.saturating_add(RocksDbWeight::get().reads(1))
 			.saturating_add(RocksDbWeight::get().writes(1))
 	}
 	fn challenge() -> Weight {
-		Weight::from_parts(885_922_000, 162462)
+		Weight::from_parts(889_278_000, 162462)
 			.saturating_add(RocksDbWeight::get().reads(73))
 			.saturating_add(RocksDbWeight::get().writes(5))
 	}
 	fn submit_verdict(v: u32, k: u32, ) -> Weight {
-		Weight::from_parts(444_449_179, 9163)
-			.saturating_add(Weight::from_parts(117_950_785, 0).saturating_mul(v.into()))
-			.saturating_add(Weight::from_parts(168_885_727, 0).saturating_mul(k.into()))
+		Weight::from_parts(1_280_943_000, 9163)
+			.saturating_add(Weight::from_parts(71_544_272, 0).saturating_mul(v.into()))
+			.saturating_add(Weight::from_parts(103_798_983, 0).saturating_mul(k.into()))
 			.saturating_add(RocksDbWeight::get().reads(5))
 			.saturating_add(RocksDbWeight::get().reads((4_u64).saturating_mul(v.into())))
 			.saturating_add(RocksDbWeight::get().reads((5_u64).saturating_mul(k.into())))
@@ -326,9 +386,9 @@ impl WeightInfo for () {
 			.saturating_add(Weight::from_parts(0, 4869).saturating_mul(v.into()))
 	}
 	fn resolve_dispute(v: u32, k: u32, ) -> Weight {
-		Weight::from_parts(490_851_000, 9163)
-			.saturating_add(Weight::from_parts(95_514_120, 0).saturating_mul(v.into()))
-			.saturating_add(Weight::from_parts(80_806_242, 0).saturating_mul(k.into()))
+		Weight::from_parts(674_936_000, 9163)
+			.saturating_add(Weight::from_parts(150_235_394, 0).saturating_mul(v.into()))
+			.saturating_add(Weight::from_parts(115_778_389, 0).saturating_mul(k.into()))
 			.saturating_add(RocksDbWeight::get().reads(34))
 			.saturating_add(RocksDbWeight::get().reads((2_u64).saturating_mul(v.into())))
 			.saturating_add(RocksDbWeight::get().reads((2_u64).saturating_mul(k.into())))
@@ -337,5 +397,26 @@ impl WeightInfo for () {
 			.saturating_add(RocksDbWeight::get().writes((2_u64).saturating_mul(k.into())))
 			.saturating_add(Weight::from_parts(0, 4869).saturating_mul(k.into()))
 			.saturating_add(Weight::from_parts(0, 4869).saturating_mul(v.into()))
+	}
+	fn settle_tickets(n: u32, a: u32, ) -> Weight {
+		Weight::from_parts(430_658_000, 10728)
+			.saturating_add(Weight::from_parts(254_418_314, 0).saturating_mul(n.into()))
+			.saturating_add(Weight::from_parts(31_449_658, 0).saturating_mul(a.into()))
+			.saturating_add(RocksDbWeight::get().reads(9))
+			.saturating_add(RocksDbWeight::get().reads((1_u64).saturating_mul(n.into())))
+			.saturating_add(RocksDbWeight::get().reads((3_u64).saturating_mul(a.into())))
+			.saturating_add(RocksDbWeight::get().writes(9))
+			.saturating_add(RocksDbWeight::get().writes((1_u64).saturating_mul(n.into())))
+			.saturating_add(RocksDbWeight::get().writes((3_u64).saturating_mul(a.into())))
+			.saturating_add(Weight::from_parts(0, 4368).saturating_mul(a.into()))
+			.saturating_add(Weight::from_parts(0, 3154).saturating_mul(n.into()))
+	}
+	fn ticket_outcome() -> Weight {
+		Weight::from_parts(77_735_000, 0)
+	}
+	fn ticket_dissent() -> Weight {
+		Weight::from_parts(128_662_000, 9163)
+			.saturating_add(RocksDbWeight::get().reads(5))
+			.saturating_add(RocksDbWeight::get().writes(5))
 	}
 }

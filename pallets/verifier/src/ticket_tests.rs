@@ -1,0 +1,244 @@
+//! Settling tickets from the buyer's signed `Use` and the providers' signed outcomes.
+
+use crate::{mock::*, tickets::TicketBundleOf, Error, Event};
+use agora_primitives::{JobOutcome, Outcome, SamplingParams, SignedOutcome, TicketBundle, TicketId, TicketSpec, TicketUse};
+use pallet_agora_escrow::{Deposits, Tickets};
+use polkadot_sdk::frame_support::{assert_noop, assert_ok};
+use polkadot_sdk::sp_runtime::{testing::TestSignature, BoundedVec, DispatchError};
+
+type Records = pallet_agora_providers::Providers<Test>;
+
+fn result(byte: u8, tokens: u32) -> Outcome {
+    Outcome { output_hash: [byte; 32], token_count: tokens }
+}
+
+/// `count` tickets of k providers bought by `CLIENT` (up to 1,000 prompt and output tokens at
+/// `PRICE`: at most 20 per provider) and drawn in the next block.
+fn drawn_tickets(k: u32, count: u32) -> Vec<TicketId> {
+    let first = pallet_agora_escrow::NextTicketId::<Test>::get();
+    let spec = TicketSpec {
+        release: RELEASE,
+        runtime_profile: PROFILE,
+        redundancy: k,
+        max_prompt_tokens: 1000,
+        max_output_tokens: 1000,
+        max_price_per_1k: PRICE,
+    };
+    assert_ok!(Escrow::deposit(RuntimeOrigin::signed(CLIENT), 20 * u64::from(k * count)));
+    assert_ok!(Escrow::buy_tickets(RuntimeOrigin::signed(CLIENT), spec, count));
+    next_block();
+    (first..first + u64::from(count)).collect()
+}
+
+fn providers_of(ticket: TicketId) -> Vec<u64> {
+    Tickets::<Test>::get(ticket).expect("the ticket exists").providers.to_vec()
+}
+
+/// A `Use` of `ticket` for a 500-token prompt.
+fn use_of(ticket: TicketId) -> TicketUse {
+    TicketUse {
+        ticket,
+        prompt_hash: [5; 32],
+        prompt_tokens: 500,
+        max_output_tokens: 1000,
+        sampling: SamplingParams::default(),
+        client_peer: BoundedVec::truncate_from(b"client-peer".to_vec()),
+    }
+}
+
+/// The bundle of `authorised`, signed by `CLIENT`, with each `(position, result)` signed by the
+/// ticket's provider at that position.
+fn bundle_of(authorised: TicketUse, results: &[(u8, Outcome)]) -> TicketBundleOf<Test> {
+    let providers = if results.is_empty() { Vec::new() } else { providers_of(authorised.ticket) };
+    let outcomes = results
+        .iter()
+        .map(|(i, o)| SignedOutcome {
+            provider: *i,
+            outcome: *o,
+            // A position with no provider is signed by nobody in particular.
+            signature: TestSignature(providers.get(*i as usize).copied().unwrap_or(POOR_CLIENT), authorised.outcome_payload(o)),
+        })
+        .collect();
+    TicketBundle {
+        buyer_signature: TestSignature(CLIENT, authorised.signing_payload()),
+        authorised,
+        outcomes: BoundedVec::truncate_from(outcomes),
+    }
+}
+
+fn bundle(ticket: TicketId, results: &[(u8, Outcome)]) -> TicketBundleOf<Test> {
+    bundle_of(use_of(ticket), results)
+}
+
+fn settle(bundles: Vec<TicketBundleOf<Test>>) -> polkadot_sdk::sp_runtime::DispatchResult {
+    Verifier::settle_tickets(RuntimeOrigin::signed(POOR_CLIENT), BoundedVec::truncate_from(bundles), 64).map(|_| ()).map_err(|e| e.error)
+}
+
+fn stake(who: u64) -> u64 {
+    Records::get(who).unwrap().stake
+}
+
+#[test]
+fn a_majority_pays_its_signers_slashes_a_signed_dissent_and_refunds_the_rest() {
+    new_test_ext(|| {
+        let ticket = drawn_tickets(3, 1)[0];
+        let p = providers_of(ticket);
+        let before = Deposits::<Test>::get(CLIENT);
+        assert_ok!(settle(vec![bundle(ticket, &[(0, result(1, 300)), (1, result(1, 300)), (2, result(2, 300))])]));
+
+        // 500 prompt + 300 output tokens at 10 per 1k: 8 each.
+        assert_eq!((Deposits::<Test>::get(p[0]), Deposits::<Test>::get(p[1])), (8, 8));
+        assert_eq!(Deposits::<Test>::get(p[2]), 0);
+        assert_eq!(stake(p[2]), 900, "the dissenting signer lost WrongResultSlash of its stake");
+        assert_eq!(Deposits::<Test>::get(CLIENT), before + 60 - 16, "the buyer gets back what nobody earned");
+        assert_eq!(Records::get(p[0]).unwrap().reputation.agreed, 1);
+        assert_eq!(Records::get(p[2]).unwrap().reputation.wrong, 1);
+        assert!(Tickets::<Test>::get(ticket).is_none(), "a settled ticket leaves nothing in storage");
+        let receipt = frame_system_events()
+            .iter()
+            .find_map(|e| match e {
+                RuntimeEvent::Verifier(Event::TicketSettled { receipt }) => Some(receipt.clone()),
+                _ => None,
+            })
+            .expect("a receipt is deposited");
+        assert_eq!(receipt.use_hash, use_of(ticket).hash());
+        assert_eq!(receipt.winning, result(1, 300));
+        assert_eq!(receipt.paid.to_vec(), vec![(p[0], 8), (p[1], 8)]);
+        assert_eq!(receipt.slashed.to_vec(), vec![(p[2], 100, JobOutcome::Wrong)]);
+        assert_eq!(receipt.refunded, 44);
+        // Settled once: the same bundle again finds no ticket.
+        assert_noop!(
+            settle(vec![bundle_of(use_of(ticket), &[])]),
+            pallet_agora_escrow::Error::<Test>::UnknownTicket
+        );
+    });
+}
+
+fn frame_system_events() -> Vec<RuntimeEvent> {
+    System::events().into_iter().map(|r| r.event).collect()
+}
+
+#[test]
+fn a_provider_the_bundle_does_not_name_gets_the_reservation_fee_and_no_blame() {
+    new_test_ext(|| {
+        let ticket = drawn_tickets(3, 1)[0];
+        let p = providers_of(ticket);
+        let before = Deposits::<Test>::get(CLIENT);
+        let reputation = Records::get(p[2]).unwrap().reputation;
+        assert_ok!(settle(vec![bundle(ticket, &[(0, result(1, 300)), (1, result(1, 300))])]));
+        // 5 % of the most the ticket could pay it (20).
+        assert_eq!(Deposits::<Test>::get(p[2]), 1);
+        assert_eq!(stake(p[2]), 1_000);
+        assert_eq!(Records::get(p[2]).unwrap().reputation, reputation);
+        assert_eq!(Deposits::<Test>::get(CLIENT), before + 60 - 16 - 1);
+    });
+}
+
+#[test]
+fn one_call_settles_many_tickets_writing_each_provider_once() {
+    new_test_ext(|| {
+        let tickets = drawn_tickets(2, 8);
+        let bundles: Vec<_> = tickets.iter().map(|t| bundle(*t, &[(0, result(1, 100)), (1, result(1, 100))])).collect();
+        let mut served = std::collections::BTreeMap::<u64, u32>::new();
+        tickets.iter().flat_map(|t| providers_of(*t)).for_each(|p| *served.entry(p).or_default() += 1);
+        // The providers and the one buyer.
+        let accounts = served.len() as u32 + 1;
+        assert_noop!(
+            Verifier::settle_tickets(RuntimeOrigin::signed(POOR_CLIENT), BoundedVec::truncate_from(bundles.clone()), accounts - 1)
+                .map_err(|e| e.error),
+            Error::<Test>::AccountsWitnessTooLow
+        );
+        let settled = Verifier::do_settle_tickets(bundles, accounts).unwrap();
+
+        assert_eq!((settled.bundles, settled.extra_outcomes, settled.accounts), (8, 0, accounts));
+        for (who, jobs) in served {
+            // 500 + 100 tokens at 10 per 1k: 6 a ticket.
+            assert_eq!(Deposits::<Test>::get(who), 6 * u64::from(jobs));
+            assert_eq!(Records::get(who).unwrap().reputation.agreed, jobs);
+        }
+        assert!(tickets.iter().all(|t| Tickets::<Test>::get(t).is_none()));
+    });
+}
+
+#[test]
+fn a_bundle_that_does_not_hold_is_refused_by_name_and_moves_nothing() {
+    new_test_ext(|| {
+        let tickets = drawn_tickets(3, 2);
+        let (t, other) = (tickets[0], tickets[1]);
+        let p = providers_of(t);
+        let agreed = [(0, result(1, 300)), (1, result(1, 300))];
+        let refused = |b: TicketBundleOf<Test>, e: DispatchError| {
+            assert_noop!(settle(vec![b]), e);
+        };
+
+        refused(bundle(99, &[]), pallet_agora_escrow::Error::<Test>::UnknownTicket.into());
+        refused(bundle_of(TicketUse { prompt_tokens: 1001, ..use_of(t) }, &agreed), Error::<Test>::UseExceedsTicket.into());
+        refused(bundle_of(TicketUse { prompt_tokens: 0, ..use_of(t) }, &agreed), Error::<Test>::UseExceedsTicket.into());
+        refused(bundle_of(TicketUse { max_output_tokens: 1001, ..use_of(t) }, &agreed), Error::<Test>::UseExceedsTicket.into());
+        let mut forged = bundle(t, &agreed);
+        forged.buyer_signature = TestSignature(POOR_CLIENT, use_of(t).signing_payload());
+        refused(forged, Error::<Test>::BadUseSignature.into());
+        // The buyer signed another prompt for this ticket: outcomes for the first do not count.
+        let mut switched = bundle(t, &agreed);
+        switched.authorised.prompt_hash = [6; 32];
+        switched.buyer_signature = TestSignature(CLIENT, switched.authorised.signing_payload());
+        refused(switched, Error::<Test>::BadOutcomeSignature.into());
+        let mut stolen = bundle(t, &agreed);
+        stolen.outcomes.get_mut(1).unwrap().signature = TestSignature(p[2], use_of(t).outcome_payload(&result(1, 300)));
+        refused(stolen, Error::<Test>::BadOutcomeSignature.into());
+        refused(bundle(t, &[(0, result(1, 300)), (3, result(1, 300))]), Error::<Test>::NotTicketProvider.into());
+        refused(bundle(t, &[(0, result(1, 300)), (0, result(1, 300))]), Error::<Test>::DuplicateOutcome.into());
+        refused(
+            bundle_of(TicketUse { max_output_tokens: 200, ..use_of(t) }, &agreed),
+            Error::<Test>::TooManyTokens.into(),
+        );
+        refused(bundle(t, &[(0, result(1, 300))]), Error::<Test>::NoMajority.into());
+        refused(bundle(t, &[(0, result(1, 300)), (1, result(2, 300)), (2, result(3, 300))]), Error::<Test>::NoMajority.into());
+        // Same hash, another count: another result.
+        refused(bundle(t, &[(0, result(1, 300)), (1, result(1, 301))]), Error::<Test>::NoMajority.into());
+        // All or nothing: a good bundle beside a bad one is not settled either.
+        assert_noop!(settle(vec![bundle(t, &agreed), bundle(t, &agreed)]), pallet_agora_escrow::Error::<Test>::UnknownTicket);
+        // Two providers, the one left out (its fee) and the buyer are four accounts.
+        assert_noop!(
+            Verifier::settle_tickets(RuntimeOrigin::signed(POOR_CLIENT), BoundedVec::truncate_from(vec![bundle(t, &agreed)]), 3)
+                .map_err(|e| e.error),
+            Error::<Test>::AccountsWitnessTooLow
+        );
+
+        // A ticket bought in this block is not drawn yet.
+        assert_ok!(Escrow::deposit(RuntimeOrigin::signed(CLIENT), 60));
+        let spec = Tickets::<Test>::get(t).unwrap().spec;
+        assert_ok!(Escrow::buy_tickets(RuntimeOrigin::signed(CLIENT), spec, 1));
+        refused(bundle_of(use_of(2), &[]), pallet_agora_escrow::Error::<Test>::NotDrawn.into());
+
+        // Past the settle window a ticket can only expire.
+        let closes = Tickets::<Test>::get(other).unwrap().expires_at + 10;
+        run_to(closes);
+        let winners = providers_of(other);
+        assert_ok!(settle(vec![bundle(other, &agreed)]));
+        let until = pallet_agora_providers::Exposures::<Test>::get(winners[0]).until;
+        assert_eq!(until, closes + 6, "a winner's stake stays through the challenge window after settlement");
+        run_to(closes + 1);
+        refused(bundle(t, &agreed), pallet_agora_escrow::Error::<Test>::TicketClosed.into());
+        assert_ok!(Escrow::expire_ticket(RuntimeOrigin::signed(POOR_CLIENT), t));
+    });
+}
+
+#[test]
+fn a_provider_drawn_for_a_ticket_keeps_its_stake_until_the_ticket_can_no_longer_be_settled() {
+    new_test_ext(|| {
+        let ticket = drawn_tickets(3, 1)[0];
+        let p = providers_of(ticket);
+        let closes = Tickets::<Test>::get(ticket).unwrap().expires_at + 10;
+        assert_ok!(Providers::unbond(RuntimeOrigin::signed(p[2])));
+        run_to(System::block_number() + UnbondingDelay::get() + 1);
+        // Without the hold, p[2] would leave now with its whole stake and sign anything.
+        assert_noop!(Providers::withdraw(RuntimeOrigin::signed(p[2])), pallet_agora_providers::Error::<Test>::StillSlashable);
+        assert_ok!(settle(vec![bundle(ticket, &[(0, result(1, 300)), (1, result(1, 300)), (2, result(2, 300))])]));
+        assert_eq!(stake(p[2]), 900, "its signed dissent cost it real stake");
+        run_to(closes);
+        assert_noop!(Providers::withdraw(RuntimeOrigin::signed(p[2])), pallet_agora_providers::Error::<Test>::StillSlashable);
+        next_block();
+        assert_ok!(Providers::withdraw(RuntimeOrigin::signed(p[2])));
+    });
+}

@@ -1,0 +1,177 @@
+//! Settling tickets from signed outcomes: no commit, no reveal, one transaction for many.
+//!
+//! A bundle is a ticket's `Use`, signed by its buyer, and outcomes signed over `H(Use)` by the
+//! ticket's providers. A strict majority of the ticket's k signing one result settles it:
+//! each signer of it is paid its price for the prompt and its tokens, each signer of another
+//! result is slashed (its signature proves what it claimed), each provider the bundle does not
+//! name is paid the reservation fee and not blamed (nobody can tell whether it was sent the
+//! `Use`), and the rest goes back to the buyer. Money moves between ledger entries, gathered
+//! over the whole call so each account is written once; reputation likewise.
+
+use super::*;
+use crate::types::TicketsSettled;
+use agora_primitives::{pricing, JobOutcome, Outcome, TicketBundle, TicketReceipt, MAX_REDUNDANCY};
+use agora_verifier::tally;
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::vec::Vec;
+use pallet_agora_providers::BalanceOf;
+use polkadot_sdk::frame_support::{ensure, pallet_prelude::*};
+use polkadot_sdk::frame_system::{self, pallet_prelude::BlockNumberFor};
+use polkadot_sdk::sp_runtime::{
+    traits::{Saturating, Verify, Zero},
+    BoundedVec,
+};
+
+type Escrow<T> = pallet_agora_escrow::Pallet<T>;
+type Providers<T> = pallet_agora_providers::Pallet<T>;
+pub type TicketBundleOf<T> = TicketBundle<<T as Config>::OffchainSignature>;
+pub type TicketReceiptOf<T> =
+    TicketReceipt<<T as frame_system::Config>::AccountId, BalanceOf<T>, BlockNumberFor<T>>;
+
+/// What a call's bundles owe, gathered so that each account is written once.
+struct Batch<T: Config> {
+    credits: BTreeMap<T::AccountId, BalanceOf<T>>,
+    /// Every account credited or recorded: what the call's witness bounds.
+    accounts: BTreeSet<T::AccountId>,
+    /// Each provider with an outcome, in the order its bundles came.
+    outcomes: BTreeMap<T::AccountId, Vec<JobOutcome>>,
+    extra_outcomes: u32,
+    dissents: u32,
+}
+
+impl<T: Config> Batch<T> {
+    fn credit(&mut self, who: &T::AccountId, amount: BalanceOf<T>) {
+        if !amount.is_zero() {
+            let entry = self.credits.entry(who.clone()).or_default();
+            *entry = entry.saturating_add(amount);
+            self.accounts.insert(who.clone());
+        }
+    }
+
+    fn record(&mut self, who: &T::AccountId, outcome: JobOutcome) {
+        self.outcomes.entry(who.clone()).or_default().push(outcome);
+        self.accounts.insert(who.clone());
+    }
+}
+
+impl<T: Config> Pallet<T> {
+    /// The weight of settling `bundles` that credit or record at most `accounts` accounts,
+    /// from the bundles alone: a bundle that settles has a majority, and every outcome outside
+    /// its largest group is a slash.
+    pub fn settle_tickets_weight(bundles: &[TicketBundleOf<T>], accounts: u32) -> Weight {
+        let mut settled = TicketsSettled { bundles: bundles.len() as u32, ..Default::default() };
+        for bundle in bundles {
+            let outcomes: Vec<Outcome> = bundle.outcomes.iter().map(|s| s.outcome).collect();
+            settled.extra_outcomes.saturating_accrue((outcomes.len() as u32).saturating_sub(2));
+            settled.dissents.saturating_accrue((outcomes.len() as u32).saturating_sub(tally::largest_group(&outcomes)));
+        }
+        // Each bundle names at most k providers and one buyer.
+        settled.accounts = accounts.min(settled.bundles.saturating_mul(MAX_REDUNDANCY + 1));
+        Self::tickets_weight(settled)
+    }
+
+    /// A buyer is charged as a provider: its one ledger entry costs less than a provider's
+    /// record, listings, exposure and entry.
+    pub(crate) fn tickets_weight(settled: TicketsSettled) -> Weight {
+        <T as Config>::WeightInfo::settle_tickets(settled.bundles.max(1), settled.accounts.max(2))
+            .saturating_add(<T as Config>::WeightInfo::ticket_outcome().saturating_mul(settled.extra_outcomes.into()))
+            .saturating_add(<T as Config>::WeightInfo::ticket_dissent().saturating_mul(settled.dissents.into()))
+    }
+
+    /// Settles every bundle or none: one that does not hold fails the call with its reason.
+    /// `witness` bounds the distinct accounts credited or recorded, which the weight paid for.
+    pub(crate) fn do_settle_tickets(bundles: Vec<TicketBundleOf<T>>, witness: u32) -> Result<TicketsSettled, DispatchError> {
+        let mut batch = Batch::<T> {
+            credits: BTreeMap::new(),
+            accounts: BTreeSet::new(),
+            outcomes: BTreeMap::new(),
+            extra_outcomes: 0,
+            dissents: 0,
+        };
+        let count = bundles.len() as u32;
+        for bundle in bundles {
+            Self::settle_bundle(bundle, &mut batch)?;
+            ensure!(batch.accounts.len() as u32 <= witness, Error::<T>::AccountsWitnessTooLow);
+        }
+        let settled = TicketsSettled {
+            bundles: count,
+            extra_outcomes: batch.extra_outcomes,
+            dissents: batch.dissents,
+            accounts: batch.accounts.len() as u32,
+        };
+        let challengeable_until = frame_system::Pallet::<T>::block_number().saturating_add(T::ChallengeWindow::get());
+        for (who, outcomes) in batch.outcomes {
+            if outcomes.contains(&JobOutcome::Agreed) {
+                // What it was paid stays answerable to its stake through the challenge window.
+                Providers::<T>::expose_until(&who, challengeable_until);
+            }
+            Providers::<T>::record_outcomes(&who, outcomes);
+        }
+        batch.credits.iter().for_each(|(who, amount)| Escrow::<T>::credit(who, *amount));
+        Ok(settled)
+    }
+
+    fn settle_bundle(bundle: TicketBundleOf<T>, batch: &mut Batch<T>) -> DispatchResult {
+        let authorised = &bundle.authorised;
+        let ticket = Escrow::<T>::take_settleable_ticket(authorised.ticket)?;
+        ensure!(ticket.spec.admits(authorised), Error::<T>::UseExceedsTicket);
+        ensure!(
+            bundle.buyer_signature.verify(&authorised.signing_payload()[..], &ticket.buyer),
+            Error::<T>::BadUseSignature
+        );
+        let mut signed: [Option<Outcome>; MAX_REDUNDANCY as usize] = Default::default();
+        for s in bundle.outcomes.iter() {
+            let index = s.provider as usize;
+            let who = ticket.providers.get(index).ok_or(Error::<T>::NotTicketProvider)?;
+            ensure!(signed[index].is_none(), Error::<T>::DuplicateOutcome);
+            ensure!(s.outcome.token_count <= authorised.max_output_tokens, Error::<T>::TooManyTokens);
+            ensure!(s.signature.verify(&authorised.outcome_payload(&s.outcome)[..], who), Error::<T>::BadOutcomeSignature);
+            signed[index] = Some(s.outcome);
+        }
+        let outcomes: Vec<Outcome> = signed.iter().flatten().copied().collect();
+        let winning = tally::strict_majority(&outcomes, ticket.spec.redundancy).ok_or(Error::<T>::NoMajority)?;
+        batch.extra_outcomes = batch.extra_outcomes.saturating_add((outcomes.len() as u32).saturating_sub(2));
+
+        let mut receipt = TicketReceiptOf::<T> {
+            ticket: authorised.ticket,
+            buyer: ticket.buyer.clone(),
+            use_hash: authorised.hash(),
+            winning,
+            paid: BoundedVec::new(),
+            slashed: BoundedVec::new(),
+            reserved: BoundedVec::new(),
+            refunded: Zero::zero(),
+            settled_at: frame_system::Pallet::<T>::block_number(),
+        };
+        let mut left = ticket.escrow;
+        for ((who, (price_in, price_out)), claimed) in ticket.providers.iter().zip(ticket.prices.iter()).zip(signed) {
+            // Every share is capped by what is left, so the ticket never pays out more than
+            // its escrow; by construction (prices and tokens within the spec) none is capped.
+            match claimed {
+                Some(o) if o == winning => {
+                    let due = pricing::cost(authorised.prompt_tokens, *price_in, o.token_count, *price_out).unwrap_or_default().min(left);
+                    left = left.saturating_sub(due);
+                    batch.credit(who, due);
+                    batch.record(who, JobOutcome::Agreed);
+                    let _ = receipt.paid.try_push((who.clone(), due));
+                },
+                Some(_) => {
+                    batch.dissents.saturating_accrue(1);
+                    let taken = Providers::<T>::slash(who, T::WrongResultSlash::get());
+                    batch.record(who, JobOutcome::Wrong);
+                    let _ = receipt.slashed.try_push((who.clone(), taken, JobOutcome::Wrong));
+                },
+                None => {
+                    let fee = Escrow::<T>::ticket_reservation_fee(&ticket.spec, (*price_in, *price_out)).min(left);
+                    left = left.saturating_sub(fee);
+                    batch.credit(who, fee);
+                    let _ = receipt.reserved.try_push((who.clone(), fee));
+                },
+            }
+        }
+        receipt.refunded = left;
+        batch.credit(&ticket.buyer, left);
+        Self::deposit_event(Event::TicketSettled { receipt });
+        Ok(())
+    }
+}
