@@ -84,7 +84,8 @@ fn a_majority_pays_its_signers_slashes_a_signed_dissent_and_refunds_the_rest() {
         let ticket = drawn_tickets(3, 1)[0];
         let p = providers_of(ticket);
         let before = Deposits::<Test>::get(CLIENT);
-        assert_ok!(settle(vec![bundle(ticket, &[(0, result(1, 300)), (1, result(1, 300)), (2, result(2, 300))])]));
+        let signed = bundle(ticket, &[(0, result(1, 300)), (1, result(1, 300)), (2, result(2, 300))]);
+        assert_ok!(settle(vec![signed.clone()]));
 
         // 500 prompt + 300 output tokens at 10 per 1k: 8 each.
         assert_eq!((Deposits::<Test>::get(p[0]), Deposits::<Test>::get(p[1])), (8, 8));
@@ -107,10 +108,7 @@ fn a_majority_pays_its_signers_slashes_a_signed_dissent_and_refunds_the_rest() {
         assert_eq!(receipt.slashed.to_vec(), vec![(p[2], 100, JobOutcome::Wrong)]);
         assert_eq!(receipt.refunded, 44);
         // Settled once: the same bundle again finds no ticket.
-        assert_noop!(
-            settle(vec![bundle_of(use_of(ticket), &[])]),
-            pallet_agora_escrow::Error::<Test>::UnknownTicket
-        );
+        assert_noop!(settle(vec![signed]), pallet_agora_escrow::Error::<Test>::UnknownTicket);
     });
 }
 
@@ -157,6 +155,33 @@ fn one_call_settles_many_tickets_writing_each_provider_once() {
             assert_eq!(Records::get(who).unwrap().reputation.agreed, jobs);
         }
         assert!(tickets.iter().all(|t| Tickets::<Test>::get(t).is_none()));
+    });
+}
+
+/// The weight charged before dispatch, from the bundles and the witness alone, covers what the
+/// call did: its outcomes beyond two, its dissents (each a slash) and the accounts it touched.
+#[test]
+fn the_weight_charged_upfront_covers_the_weight_used() {
+    new_test_ext(|| {
+        let tickets = drawn_tickets(3, 3);
+        let bundles = vec![
+            bundle(tickets[0], &[(0, result(1, 300)), (1, result(1, 300)), (2, result(2, 300))]),
+            bundle(tickets[1], &[(0, result(1, 300)), (1, result(1, 300))]),
+            bundle(tickets[2], &[(0, result(1, 300)), (1, result(1, 300)), (2, result(1, 300))]),
+        ];
+        let mut touched: Vec<u64> = tickets.iter().flat_map(|t| providers_of(*t)).collect();
+        touched.sort();
+        touched.dedup();
+        let charged = Verifier::settle_tickets_weight(&bundles, 64);
+        let accounts = touched.len() as u32 + 1;
+        let expected = crate::types::TicketsSettled { bundles: 3, extra_outcomes: 2, dissents: 1, accounts };
+        assert_eq!(charged, Verifier::tickets_weight(crate::types::TicketsSettled { accounts: 27, ..expected }), "at most 9 accounts a bundle");
+        let used = Verifier::settle_tickets(RuntimeOrigin::signed(POOR_CLIENT), BoundedVec::truncate_from(bundles), 64)
+            .unwrap()
+            .actual_weight
+            .unwrap();
+        assert_eq!(used, Verifier::tickets_weight(expected), "the providers drawn and the buyer");
+        assert!(used.all_lte(charged));
     });
 }
 
