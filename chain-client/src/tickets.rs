@@ -1,7 +1,7 @@
 //! The deposit ledger and tickets: money in and out of the escrow pallet's account, tickets
 //! bought from it and drawn a block later, settled from signed outcomes.
 
-use crate::{agora, AccountId, Balance, BlockNumber, ChainClient, Error, Keypair};
+use crate::{agora, AccountId, Balance, BlockNumber, ChainClient, Error, Events, Keypair};
 
 pub type TicketSpec = crate::types::tickets::TicketSpec<Balance>;
 pub type Ticket = crate::types::tickets::Ticket<AccountId, Balance, BlockNumber>;
@@ -68,6 +68,12 @@ impl ChainClient {
             .filter_map(Result::ok)
             .map(|e| e.receipt)
             .collect())
+    }
+
+    /// Brings the signed outcome of a provider that ticket `id`'s settlement left out (within
+    /// the settle window): paid from the share held for it if it is the winner, slashed if not.
+    pub async fn claim_ticket_outcome(&self, id: u64, outcome: SignedOutcome, caller: &Keypair) -> Result<Events, Error> {
+        self.submit(&agora::tx().verifier().claim_ticket_outcome(id, outcome), caller).await
     }
 
     /// Closes ticket `id`, drawn and never used, once its settle window has passed (anyone may).

@@ -89,12 +89,19 @@ pub fn ticket_path(k: u32) -> (Vec<(String, Weight)>, u64) {
     let normal = block.get(DispatchClass::Normal);
     let budget = normal.max_total.unwrap_or(block.max_block);
     let share = |w: Weight, of: u32| Weight::from_parts(w.ref_time() / u64::from(of), w.proof_size() / u64::from(of));
-    let settle = VerifierWeights::settle_tickets(bundles, providers + 1) + normal.base_extrinsic;
-    let extra = VerifierWeights::ticket_outcome().saturating_mul(k.saturating_sub(2).into());
+    // Charged as any call is before dispatch: every bundle's ticket may be written back.
+    let settled = pallet_agora_verifier::types::TicketsSettled {
+        bundles,
+        extra_outcomes: bundles * k.saturating_sub(2),
+        dissents: 0,
+        held: bundles,
+        accounts: providers + 1,
+    };
+    let settle = pallet_agora_verifier::Pallet::<Runtime>::tickets_weight(settled) + normal.base_extrinsic;
     let steps = vec![
         (format!("Escrow::buy_tickets({n}) ÷ {n}"), share(EscrowWeights::buy_tickets(n, providers) + normal.base_extrinsic, n)),
         (format!("Escrow draw of {n} tickets (on_initialize) ÷ {n}"), share(EscrowWeights::draw_tickets(n, providers), n)),
-        (format!("Verifier::settle_tickets({bundles} of k = {k}) ÷ {bundles}"), share(settle, bundles) + extra),
+        (format!("Verifier::settle_tickets({bundles} of k = {k}) ÷ {bundles}"), share(settle, bundles)),
     ];
     let total = steps.iter().fold(Weight::zero(), |acc, (_, w)| acc + *w);
     (steps, fits(budget, total))

@@ -12,7 +12,7 @@ pub mod runtime_api;
 pub mod tickets;
 pub mod wire;
 
-pub use tickets::{SignedOutcome, Ticket, TicketBundle, TicketId, TicketReceipt, TicketSpec, TicketStatus, TicketUse};
+pub use tickets::{Settlement, SignedOutcome, Ticket, TicketBundle, TicketId, TicketReceipt, TicketSpec, TicketStatus, TicketUse};
 
 use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
 use polkadot_sdk::sp_core::ConstU32;

@@ -44,6 +44,21 @@ pub enum TicketStatus {
     AwaitingDraw,
     /// Its providers are drawn; it can be used until it expires.
     Drawn,
+    /// Settled by a bundle that left some providers out: each one's most under the `Use` stays
+    /// held (the ticket's escrow) until its signed outcome is claimed or the settle window ends.
+    Settled(Settlement),
+}
+
+/// What a settlement fixed, kept while left-out providers may still claim.
+#[derive(Clone, Copy, Encode, Decode, DecodeWithMemTracking, PartialEq, Eq, Debug, TypeInfo, MaxEncodedLen)]
+pub struct Settlement {
+    /// `H(Use)` the ticket was settled under: a claimed outcome must be signed over it.
+    pub use_hash: Hash256,
+    pub winning: Outcome,
+    pub prompt_tokens: u32,
+    pub max_output_tokens: u32,
+    /// Positions whose outcome can still be claimed, one bit each.
+    pub open: u8,
 }
 
 /// A ticket as the escrow pallet keeps it.
@@ -103,8 +118,13 @@ impl TicketUse {
 
     /// The bytes a provider signs over the result it stands by for this `Use`.
     pub fn outcome_payload(&self, outcome: &Outcome) -> Vec<u8> {
-        (TICKET_OUTCOME_DOMAIN, self.ticket, self.hash(), outcome).encode()
+        outcome_payload(self.ticket, &self.hash(), outcome)
     }
+}
+
+/// What a provider signs over its result for the `Use` of `ticket` whose hash is `use_hash`.
+pub fn outcome_payload(ticket: TicketId, use_hash: &Hash256, outcome: &Outcome) -> Vec<u8> {
+    (TICKET_OUTCOME_DOMAIN, ticket, use_hash, outcome).encode()
 }
 
 /// One provider's result for a ticket, signed over [`TicketUse::outcome_payload`].
@@ -138,9 +158,9 @@ pub struct TicketReceipt<AccountId, Balance, BlockNumber> {
     pub paid: BoundedVec<(AccountId, Balance), MaxRedundancy>,
     /// Each provider that signed another result, and the stake it lost.
     pub slashed: BoundedVec<(AccountId, Balance, JobOutcome), MaxRedundancy>,
-    /// Each provider whose outcome the bundle did not carry, and the reservation fee it was
-    /// credited (nobody can tell whether it was sent the `Use`).
-    pub reserved: BoundedVec<(AccountId, Balance), MaxRedundancy>,
+    /// Each provider whose outcome the bundle did not carry, and its most under the `Use`,
+    /// held for it to claim with its signed outcome; unclaimed, it earns the reservation fee.
+    pub held: BoundedVec<(AccountId, Balance), MaxRedundancy>,
     /// Back to the buyer's ledger entry.
     pub refunded: Balance,
     pub settled_at: BlockNumber,

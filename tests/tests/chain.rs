@@ -305,8 +305,8 @@ fn signed_bundle(
 /// Issue 13, settling tickets on the real runtime (sr25519 through `MultiSignature`): one call
 /// settles several tickets from the buyer's signed `Use` and the providers' signed outcomes,
 /// with no commit or reveal. The majority's signers are credited in the ledger, a signed
-/// dissent is slashed, a provider the bundle leaves out gets the reservation fee, the buyer
-/// the rest; a forged outcome refuses the whole call by name.
+/// dissent is slashed, a provider the bundle leaves out keeps its share held and claims it with
+/// its own signed outcome, the buyer gets the rest; a forged outcome refuses the whole call by name.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_call_settles_tickets_from_signed_outcomes_paying_through_the_ledger() {
     let (_chain, chain) = start_chain("settle-tickets").await.unwrap();
@@ -339,15 +339,15 @@ async fn one_call_settles_tickets_from_signed_outcomes_paying_through_the_ledger
     let receipts = chain.settle_tickets(bundles, 4, &actors.publisher).await.unwrap();
 
     assert_eq!(receipts.iter().map(|r| r.ticket).collect::<Vec<_>>(), ids);
-    assert_eq!((receipts[0].paid.0.len(), receipts[0].slashed.0.len(), receipts[0].reserved.0.len()), (2, 1, 0));
+    assert_eq!((receipts[0].paid.0.len(), receipts[0].slashed.0.len(), receipts[0].held.0.len()), (2, 1, 0));
     assert_eq!(receipts[0].slashed.0[0].0, liar);
     assert!(receipts[0].slashed.0[0].1 > 0);
     assert_eq!(chain.provider(&liar).await.unwrap().unwrap().stake, liar_stake - receipts[0].slashed.0[0].1, "the signed dissent cost real stake");
-    assert_eq!(receipts[1].reserved.0.iter().map(|(who, _)| who.clone()).collect::<Vec<_>>(), vec![left_out]);
+    assert_eq!(receipts[1].held.0.iter().map(|(who, _)| who.clone()).collect::<Vec<_>>(), vec![left_out.clone()]);
     assert_eq!(receipts[2].paid.0.len(), 3);
     let mut owed: BTreeMap<AccountId, u128> = BTreeMap::new();
     for receipt in &receipts {
-        for (who, amount) in receipt.paid.0.iter().chain(receipt.reserved.0.iter()) {
+        for (who, amount) in &receipt.paid.0 {
             assert!(*amount > 0);
             *owed.entry(who.clone()).or_default() += amount;
         }
@@ -356,14 +356,31 @@ async fn one_call_settles_tickets_from_signed_outcomes_paying_through_the_ledger
         assert_eq!(chain.ledger_balance(who).await.unwrap(), *amount, "each provider's ledger entry holds what the receipts credit it");
     }
     let refunded: u128 = receipts.iter().map(|r| r.refunded).sum();
+    let held = receipts[1].held.0[0].1;
     assert_eq!(chain.ledger_balance(&client).await.unwrap(), ledger_before + refunded);
-    assert_eq!(refunded + owed.values().sum::<u128>(), 3 * purchase.escrow_each, "the receipts account for the whole escrow");
-    for id in &ids {
-        assert!(chain.ticket(*id).await.unwrap().is_none(), "a settled ticket leaves no storage behind");
+    assert_eq!(refunded + held + owed.values().sum::<u128>(), 3 * purchase.escrow_each, "the receipts account for the whole escrow");
+    for id in [ids[0], ids[2]] {
+        assert!(chain.ticket(id).await.unwrap().is_none(), "a settled ticket leaves no storage behind");
     }
+    assert_eq!(chain.ticket(ids[1]).await.unwrap().unwrap().escrow, held, "the left-out provider's share stays held");
 
-    let (earner, earned) = owed.iter().next().unwrap();
-    chain.withdraw(*earned, &keys[earner]).await.unwrap();
+    // The left-out provider brings its own signed outcome: it is paid, the buyer gets the rest.
+    let position = tickets[1].providers.0.iter().position(|p| *p == left_out).unwrap() as u8;
+    let use_hash = receipts[1].use_hash;
+    let signature = agora_chain_client::Signature::Sr25519(
+        keys[&left_out].sign(&agora_primitives::tickets::outcome_payload(ids[1], &use_hash, &good)).0,
+    );
+    let outcome = types::Outcome { output_hash: good.output_hash, token_count: good.token_count };
+    let earned_before = chain.ledger_balance(&left_out).await.unwrap();
+    chain.claim_ticket_outcome(ids[1], agora_chain_client::SignedOutcome { provider: position, outcome, signature }, &keys[&left_out]).await.unwrap();
+    let earned = chain.ledger_balance(&left_out).await.unwrap() - earned_before;
+    assert!(earned > 0 && earned <= held, "paid its price from its held share: {earned} of {held}");
+    assert_eq!(chain.ledger_balance(&client).await.unwrap(), ledger_before + refunded + held - earned);
+    assert!(chain.ticket(ids[1]).await.unwrap().is_none());
+
+    let earner = owed.keys().next().unwrap();
+    let balance = chain.ledger_balance(earner).await.unwrap();
+    chain.withdraw(balance, &keys[earner]).await.unwrap();
     assert_eq!(chain.ledger_balance(earner).await.unwrap(), 0, "earnings leave the ledger by withdrawal");
 }
 

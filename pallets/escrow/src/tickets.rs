@@ -141,11 +141,17 @@ impl<T: Config> Pallet<T> {
     /// unused ticket proves nothing about its providers.
     pub(crate) fn do_expire(id: TicketId) -> Result<Expired<BalanceOf<T>>, DispatchError> {
         let ticket = Tickets::<T>::get(id).ok_or(Error::<T>::UnknownTicket)?;
-        ensure!(ticket.status == TicketStatus::Drawn, Error::<T>::NotDrawn);
+        let open = match ticket.status {
+            TicketStatus::AwaitingDraw => return Err(Error::<T>::NotDrawn.into()),
+            TicketStatus::Drawn => u8::MAX,
+            // Only the providers whose outcome nobody claimed are owed a fee.
+            TicketStatus::Settled(settlement) => settlement.open,
+        };
         let now = frame_system::Pallet::<T>::block_number();
         ensure!(now > ticket.expires_at.saturating_add(T::SettleWindow::get()), Error::<T>::NotExpired);
         let mut fees = BalanceOf::<T>::zero();
-        for (who, prices) in ticket.providers.iter().zip(ticket.prices.iter()) {
+        let owed = ticket.providers.iter().zip(ticket.prices.iter()).enumerate().filter(|(i, _)| open & (1 << i) != 0);
+        for (_, (who, prices)) in owed {
             // The escrow covers k × the most any provider can cost, so the fees fit in it.
             let fee = Self::ticket_reservation_fee(&ticket.spec, *prices).min(ticket.escrow.saturating_sub(fees));
             Self::credit(who, fee);
@@ -165,16 +171,23 @@ impl<T: Config> Pallet<T> {
         T::TicketReservationFee::get() * full
     }
 
-    /// Takes drawn ticket `id` out of storage to be settled, if it can still be: up to the
-    /// settle window after its expiry (then it can only expire). Its escrow is the caller's to
-    /// share out through [`Self::credit`], to the last unit.
+    /// Takes drawn (or partly settled) ticket `id` out of storage to be settled, if it can
+    /// still be: up to the settle window after its expiry (then it can only expire). Its escrow
+    /// is the caller's to share out through [`Self::credit`], to the last unit, or to keep in
+    /// the ticket it puts back with [`Self::hold_ticket`].
     pub fn take_settleable_ticket(id: TicketId) -> Result<TicketOf<T>, DispatchError> {
         let ticket = Tickets::<T>::get(id).ok_or(Error::<T>::UnknownTicket)?;
-        ensure!(ticket.status == TicketStatus::Drawn, Error::<T>::NotDrawn);
+        ensure!(ticket.status != TicketStatus::AwaitingDraw, Error::<T>::NotDrawn);
         let now = frame_system::Pallet::<T>::block_number();
         ensure!(now <= ticket.expires_at.saturating_add(T::SettleWindow::get()), Error::<T>::TicketClosed);
         Tickets::<T>::remove(id);
         Ok(ticket)
+    }
+
+    /// Puts back ticket `id`, taken to be settled, holding what is left of its escrow for the
+    /// outcomes still to be claimed.
+    pub fn hold_ticket(id: TicketId, ticket: TicketOf<T>) {
+        Tickets::<T>::insert(id, ticket);
     }
 
     /// Every waiting purchase's tickets exist and await their draw, and every ticket awaiting
@@ -195,6 +208,10 @@ impl<T: Config> Pallet<T> {
                 TicketStatus::AwaitingDraw => {
                     ensure!(ticket.providers.is_empty(), "an undrawn ticket has providers");
                     awaiting = awaiting.checked_sub(1).ok_or("a ticket awaits a draw outside any purchase")?;
+                },
+                TicketStatus::Settled(settlement) => {
+                    ensure!(settlement.open != 0, "a settled ticket with nothing left to claim was kept");
+                    ensure!(u32::from(settlement.open) >> ticket.spec.redundancy == 0, "a claim is open at a position with no provider");
                 },
                 TicketStatus::Drawn => {
                     ensure!(ticket.providers.len() as u32 == ticket.spec.redundancy, "a drawn ticket has the wrong number of providers");

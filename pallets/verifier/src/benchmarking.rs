@@ -308,5 +308,34 @@ mod benchmarks {
         assert!(pallet_agora_providers::Providers::<T>::get(&who).expect("registered").stake < stake);
     }
 
+    /// A left-out provider's outcome claimed at its dearest: not the fixed winner, so its
+    /// signer is slashed.
+    #[benchmark]
+    fn claim_ticket_outcome() {
+        let providers: Vec<T::AccountId> = (0..3).map(|i| Signer::<T>::signer(i)).collect();
+        let release = release_served_by::<T>(&providers);
+        let buyer = Signer::<T>::signer(3);
+        drawn_ticket::<T>(0, &buyer, release, &providers);
+        let authorised = ticket_use(0);
+        let sign_outcome = |position: usize, result: Outcome| SignedOutcome {
+            provider: position as u8,
+            outcome: result,
+            signature: Signer::<T>::sign(&providers[position], &authorised.outcome_payload(&result)),
+        };
+        let bundle = TicketBundle {
+            buyer_signature: Signer::<T>::sign(&buyer, &authorised.signing_payload()),
+            outcomes: BoundedVec::truncate_from(alloc::vec![sign_outcome(0, outcome(1)), sign_outcome(1, outcome(1))]),
+            authorised: authorised.clone(),
+        };
+        Pallet::<T>::do_settle_tickets(alloc::vec![bundle], 3).expect("the bundle settles");
+        let dissent = sign_outcome(2, outcome(2));
+        let caller: T::AccountId = whitelisted_caller();
+
+        #[extrinsic_call]
+        _(RawOrigin::Signed(caller), 0, dissent);
+
+        assert!(Tickets::<T>::get(0).is_none());
+    }
+
     impl_benchmark_test_suite!(Pallet, crate::mock::bench_ext(), crate::mock::Test);
 }

@@ -62,10 +62,13 @@
 //!
 //! `settle_tickets` settles many drawn tickets in one call with no commit or reveal: each bundle
 //! is the buyer's signed `TicketUse` and outcomes its providers signed over `H(Use)`. A strict
-//! majority of the ticket's k pays its signers, slashes each signer of another result and pays
-//! each provider the bundle leaves out the reservation fee, all through the escrow pallet's
-//! ledger, each account written once per call; the receipt is an event. A bundle without a
-//! majority, or with any signature, position or limit that does not hold, refuses the call.
+//! majority of the ticket's k pays its signers and slashes each signer of another result, all
+//! through the escrow pallet's ledger, each account written once per call; the receipt is an
+//! event. A provider the bundle leaves out keeps its most under the `Use` held in the ticket,
+//! so the settler cannot short it: it claims with its own signed outcome
+//! (`claim_ticket_outcome`: paid if it is the winner, slashed if not) until the settle window
+//! closes, and unclaimed it earns the reservation fee at expiry. A bundle without a majority,
+//! or with any signature, position or limit that does not hold, refuses the call.
 #![cfg_attr(not(feature = "std"), no_std)]
 
 extern crate alloc;
@@ -269,6 +272,9 @@ pub mod pallet {
         /// A ticket was settled from its signed `Use` and outcomes; the receipt says who was
         /// credited, slashed or paid a reservation fee (nothing per ticket stays in storage).
         TicketSettled { receipt: TicketReceiptOf<T> },
+        /// A provider a settlement left out brought its signed outcome: `paid` from the share
+        /// held for it (the winner) or `slashed` (another result).
+        TicketOutcomeClaimed { ticket: agora_primitives::TicketId, provider: T::AccountId, outcome: Outcome, paid: BalanceOf<T>, slashed: BalanceOf<T> },
     }
 
     #[pallet::error]
@@ -340,6 +346,13 @@ pub mod pallet {
         /// The bundles credit or record more distinct accounts (providers and buyers) than the
         /// call's `accounts` witness: send the real count.
         AccountsWitnessTooLow,
+        /// The ticket was settled already: a left-out provider's outcome is claimed with
+        /// `claim_ticket_outcome`.
+        AlreadySettled,
+        /// The ticket has not been settled: settle it with a bundle first.
+        NotSettled,
+        /// Nothing is held at that position: its outcome was in the bundle or claimed already.
+        NotOpen,
     }
 
     #[pallet::hooks]
@@ -463,8 +476,9 @@ pub mod pallet {
         /// ticket's providers pays, slashes and refunds through the ledger (each account
         /// written once per call). All or nothing: one bundle that does not hold refuses the
         /// call with its reason. `accounts`: how many distinct accounts the bundles credit or
-        /// record, providers and buyers (the weight charged for their entries and records; a
-        /// provider left out of a bundle counts, for its reservation fee). Anyone may call it.
+        /// record, providers and buyers (the weight charged for their entries and records). A
+        /// provider a bundle leaves out keeps its share held for `claim_ticket_outcome`.
+        /// Anyone may call it.
         #[pallet::call_index(9)]
         #[pallet::weight(Pallet::<T>::settle_tickets_weight(bundles, *accounts))]
         pub fn settle_tickets(
@@ -475,6 +489,21 @@ pub mod pallet {
             ensure_signed(origin)?;
             let settled = Self::do_settle_tickets(bundles.into_inner(), accounts)?;
             Ok(Some(Self::tickets_weight(settled)).into())
+        }
+
+        /// Brings the signed outcome of a provider that `ticket`'s settlement left out, within
+        /// the settle window: the winning result is paid from the share held for it, another is
+        /// slashed; the rest of the share goes back to the buyer. Anyone may call it; the
+        /// provider has the reason to.
+        #[pallet::call_index(10)]
+        #[pallet::weight(<T as Config>::WeightInfo::claim_ticket_outcome())]
+        pub fn claim_ticket_outcome(
+            origin: OriginFor<T>,
+            ticket: agora_primitives::TicketId,
+            outcome: agora_primitives::SignedOutcome<T::OffchainSignature>,
+        ) -> DispatchResult {
+            ensure_signed(origin)?;
+            Self::do_claim_outcome(ticket, outcome)
         }
     }
 }

@@ -4,13 +4,16 @@
 //! ticket's providers. A strict majority of the ticket's k signing one result settles it:
 //! each signer of it is paid its price for the prompt and its tokens, each signer of another
 //! result is slashed (its signature proves what it claimed), each provider the bundle does not
-//! name is paid the reservation fee and not blamed (nobody can tell whether it was sent the
-//! `Use`), and the rest goes back to the buyer. Money moves between ledger entries, gathered
+//! name keeps its most under the `Use` held in the ticket until the settle window closes, for
+//! it to claim with its own signed outcome (paid if it is the winner, slashed if not; unclaimed,
+//! it earns the reservation fee at expiry), and the rest goes back to the buyer. Money moves between ledger entries, gathered
 //! over the whole call so each account is written once; reputation likewise.
 
 use super::*;
 use crate::types::TicketsSettled;
-use agora_primitives::{pricing, JobOutcome, Outcome, TicketBundle, TicketReceipt, MAX_REDUNDANCY};
+use agora_primitives::{
+    pricing, JobOutcome, Outcome, Settlement, SignedOutcome, TicketBundle, TicketId, TicketReceipt, TicketStatus, MAX_REDUNDANCY,
+};
 use agora_verifier::tally;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
@@ -37,6 +40,7 @@ struct Batch<T: Config> {
     outcomes: BTreeMap<T::AccountId, Vec<JobOutcome>>,
     extra_outcomes: u32,
     dissents: u32,
+    held: u32,
 }
 
 impl<T: Config> Batch<T> {
@@ -59,7 +63,8 @@ impl<T: Config> Pallet<T> {
     /// from the bundles alone: a bundle that settles has a majority, and every outcome outside
     /// its largest group is a slash.
     pub fn settle_tickets_weight(bundles: &[TicketBundleOf<T>], accounts: u32) -> Weight {
-        let mut settled = TicketsSettled { bundles: bundles.len() as u32, ..Default::default() };
+        // Any bundle may leave a provider out, and its ticket is then written back.
+        let mut settled = TicketsSettled { bundles: bundles.len() as u32, held: bundles.len() as u32, ..Default::default() };
         for bundle in bundles {
             let outcomes: Vec<Outcome> = bundle.outcomes.iter().map(|s| s.outcome).collect();
             settled.extra_outcomes.saturating_accrue((outcomes.len() as u32).saturating_sub(2));
@@ -72,10 +77,11 @@ impl<T: Config> Pallet<T> {
 
     /// A buyer is charged as a provider: its one ledger entry costs less than a provider's
     /// record, listings, exposure and entry.
-    pub(crate) fn tickets_weight(settled: TicketsSettled) -> Weight {
+    pub fn tickets_weight(settled: TicketsSettled) -> Weight {
         <T as Config>::WeightInfo::settle_tickets(settled.bundles.max(1), settled.accounts.max(2))
             .saturating_add(<T as Config>::WeightInfo::ticket_outcome().saturating_mul(settled.extra_outcomes.into()))
             .saturating_add(<T as Config>::WeightInfo::ticket_dissent().saturating_mul(settled.dissents.into()))
+            .saturating_add(T::DbWeight::get().writes(settled.held.into()))
     }
 
     /// Settles every bundle or none: one that does not hold fails the call with its reason.
@@ -87,6 +93,7 @@ impl<T: Config> Pallet<T> {
             outcomes: BTreeMap::new(),
             extra_outcomes: 0,
             dissents: 0,
+            held: 0,
         };
         let count = bundles.len() as u32;
         for bundle in bundles {
@@ -97,6 +104,7 @@ impl<T: Config> Pallet<T> {
             bundles: count,
             extra_outcomes: batch.extra_outcomes,
             dissents: batch.dissents,
+            held: batch.held,
             accounts: batch.accounts.len() as u32,
         };
         let challengeable_until = frame_system::Pallet::<T>::block_number().saturating_add(T::ChallengeWindow::get());
@@ -113,7 +121,9 @@ impl<T: Config> Pallet<T> {
 
     fn settle_bundle(bundle: TicketBundleOf<T>, batch: &mut Batch<T>) -> DispatchResult {
         let authorised = &bundle.authorised;
-        let ticket = Escrow::<T>::take_settleable_ticket(authorised.ticket)?;
+        let mut ticket = Escrow::<T>::take_settleable_ticket(authorised.ticket)?;
+        // Its winner is fixed: what is left is claimed one outcome at a time.
+        ensure!(ticket.status == TicketStatus::Drawn, Error::<T>::AlreadySettled);
         ensure!(ticket.spec.admits(authorised), Error::<T>::UseExceedsTicket);
         ensure!(
             bundle.buyer_signature.verify(&authorised.signing_payload()[..], &ticket.buyer),
@@ -139,12 +149,13 @@ impl<T: Config> Pallet<T> {
             winning,
             paid: BoundedVec::new(),
             slashed: BoundedVec::new(),
-            reserved: BoundedVec::new(),
+            held: BoundedVec::new(),
             refunded: Zero::zero(),
             settled_at: frame_system::Pallet::<T>::block_number(),
         };
         let mut left = ticket.escrow;
-        for ((who, (price_in, price_out)), claimed) in ticket.providers.iter().zip(ticket.prices.iter()).zip(signed) {
+        let (mut held, mut open) = (BalanceOf::<T>::zero(), 0u8);
+        for (position, ((who, (price_in, price_out)), claimed)) in ticket.providers.iter().zip(ticket.prices.iter()).zip(signed).enumerate() {
             // Every share is capped by what is left, so the ticket never pays out more than
             // its escrow; by construction (prices and tokens within the spec) none is capped.
             match claimed {
@@ -161,17 +172,75 @@ impl<T: Config> Pallet<T> {
                     batch.record(who, JobOutcome::Wrong);
                     let _ = receipt.slashed.try_push((who.clone(), taken, JobOutcome::Wrong));
                 },
+                // Whoever settles cannot short a provider by leaving its outcome out: its most
+                // under the `Use` stays held for it to claim.
                 None => {
-                    let fee = Escrow::<T>::ticket_reservation_fee(&ticket.spec, (*price_in, *price_out)).min(left);
-                    left = left.saturating_sub(fee);
-                    batch.credit(who, fee);
-                    let _ = receipt.reserved.try_push((who.clone(), fee));
+                    let share = pricing::cost(authorised.prompt_tokens, *price_in, authorised.max_output_tokens, *price_out)
+                        .unwrap_or_default()
+                        .min(left);
+                    left = left.saturating_sub(share);
+                    held = held.saturating_add(share);
+                    open |= 1 << position;
+                    let _ = receipt.held.try_push((who.clone(), share));
                 },
             }
         }
         receipt.refunded = left;
         batch.credit(&ticket.buyer, left);
+        if open != 0 {
+            let settlement = Settlement {
+                use_hash: receipt.use_hash,
+                winning,
+                prompt_tokens: authorised.prompt_tokens,
+                max_output_tokens: authorised.max_output_tokens,
+                open,
+            };
+            ticket.status = TicketStatus::Settled(settlement);
+            ticket.escrow = held;
+            Escrow::<T>::hold_ticket(authorised.ticket, ticket);
+            batch.held.saturating_accrue(1);
+        }
         Self::deposit_event(Event::TicketSettled { receipt });
+        Ok(())
+    }
+
+    /// Pays or slashes a provider a settlement left out, from its signed outcome for the `Use`
+    /// the ticket was settled under: the winning result earns its price from the share held
+    /// for it, another is slashed; the rest of the share goes back to the buyer.
+    pub(crate) fn do_claim_outcome(id: TicketId, claimed: SignedOutcome<T::OffchainSignature>) -> DispatchResult {
+        let mut ticket = Escrow::<T>::take_settleable_ticket(id)?;
+        let TicketStatus::Settled(mut settlement) = ticket.status else { return Err(Error::<T>::NotSettled.into()) };
+        let position = claimed.provider as usize;
+        let (Some(who), Some((price_in, price_out))) = (ticket.providers.get(position), ticket.prices.get(position)) else {
+            return Err(Error::<T>::NotTicketProvider.into());
+        };
+        ensure!(settlement.open & (1 << position) != 0, Error::<T>::NotOpen);
+        let outcome = claimed.outcome;
+        ensure!(outcome.token_count <= settlement.max_output_tokens, Error::<T>::TooManyTokens);
+        let payload = agora_primitives::tickets::outcome_payload(id, &settlement.use_hash, &outcome);
+        ensure!(claimed.signature.verify(&payload[..], who), Error::<T>::BadOutcomeSignature);
+        let share = pricing::cost(settlement.prompt_tokens, *price_in, settlement.max_output_tokens, *price_out)
+            .unwrap_or_default()
+            .min(ticket.escrow);
+        let (paid, slashed) = if outcome == settlement.winning {
+            let due = pricing::cost(settlement.prompt_tokens, *price_in, outcome.token_count, *price_out).unwrap_or_default().min(share);
+            Escrow::<T>::credit(who, due);
+            Providers::<T>::record_outcome(who, JobOutcome::Agreed);
+            Providers::<T>::expose_until(who, frame_system::Pallet::<T>::block_number().saturating_add(T::ChallengeWindow::get()));
+            (due, Zero::zero())
+        } else {
+            let taken = Providers::<T>::slash(who, T::WrongResultSlash::get());
+            Providers::<T>::record_outcome(who, JobOutcome::Wrong);
+            (Zero::zero(), taken)
+        };
+        Escrow::<T>::credit(&ticket.buyer, share.saturating_sub(paid));
+        Self::deposit_event(Event::TicketOutcomeClaimed { ticket: id, provider: who.clone(), outcome, paid, slashed });
+        settlement.open &= !(1 << position);
+        ticket.escrow = ticket.escrow.saturating_sub(share);
+        if settlement.open != 0 {
+            ticket.status = TicketStatus::Settled(settlement);
+            Escrow::<T>::hold_ticket(id, ticket);
+        }
         Ok(())
     }
 }

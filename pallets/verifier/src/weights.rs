@@ -25,7 +25,9 @@
 //!   --output
 //!   pallets/verifier/src/weights.rs
 //! `ticket_outcome` and `ticket_dissent` were measured the same day by the same command with
-//! `--extrinsic ticket_outcome,ticket_dissent` and merged in.
+//! `--extrinsic ticket_outcome,ticket_dissent` and merged in; `claim_ticket_outcome` likewise
+//! (`--extrinsic claim_ticket_outcome`). `settle_tickets` was measured before `TicketStatus`
+//! gained `Settled` (a ticket's MaxEncodedLen 679 → 756 B): re-run `scripts/bench verifier`.
 
 #![cfg_attr(rustfmt, rustfmt_skip)]
 #![allow(unused_parens)]
@@ -48,6 +50,7 @@ pub trait WeightInfo {
 	fn settle_tickets(n: u32, a: u32, ) -> Weight;
 	fn ticket_outcome() -> Weight;
 	fn ticket_dissent() -> Weight;
+	fn claim_ticket_outcome() -> Weight;
 }
 
 /// Weights measured for this pallet, with the runtime's database weights.
@@ -323,6 +326,25 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 			.saturating_add(T::DbWeight::get().reads(5))
 			.saturating_add(T::DbWeight::get().writes(5))
 	}
+	/// Storage: `Escrow::Tickets` (r:1 w:1)
+	/// Proof: `Escrow::Tickets` (`max_values`: None, `max_size`: Some(756), added: 3231, mode: `MaxEncodedLen`)
+	/// Storage: `Providers::Providers` (r:1 w:1)
+	/// Proof: `Providers::Providers` (`max_values`: None, `max_size`: Some(2394), added: 4869, mode: `MaxEncodedLen`)
+	/// Storage: `Balances::Holds` (r:1 w:1)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
+	/// Storage: `System::Account` (r:2 w:2)
+	/// Proof: `System::Account` (`max_values`: None, `max_size`: Some(128), added: 2603, mode: `MaxEncodedLen`)
+	/// Storage: `Providers::Listings` (r:1 w:1)
+	/// Proof: `Providers::Listings` (`max_values`: None, `max_size`: Some(5698), added: 8173, mode: `MaxEncodedLen`)
+	/// Storage: `Escrow::Deposits` (r:1 w:1)
+	/// Proof: `Escrow::Deposits` (`max_values`: None, `max_size`: Some(64), added: 2539, mode: `MaxEncodedLen`)
+	fn claim_ticket_outcome() -> Weight {
+		// Proof size: measured `2542`, estimated `9163`.
+		// Minimum execution time: 232_376_000 picoseconds.
+		Weight::from_parts(375_705_000, 9163)
+			.saturating_add(T::DbWeight::get().reads(7))
+			.saturating_add(T::DbWeight::get().writes(7))
+	}
 }
 
 /// The same weights with RocksDB's database weights, for tests and mocks.
@@ -418,5 +440,10 @@ impl WeightInfo for () {
 		Weight::from_parts(128_662_000, 9163)
 			.saturating_add(RocksDbWeight::get().reads(5))
 			.saturating_add(RocksDbWeight::get().writes(5))
+	}
+	fn claim_ticket_outcome() -> Weight {
+		Weight::from_parts(375_705_000, 9163)
+			.saturating_add(RocksDbWeight::get().reads(7))
+			.saturating_add(RocksDbWeight::get().writes(7))
 	}
 }
