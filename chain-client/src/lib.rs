@@ -18,7 +18,7 @@ pub use subxt_signer;
 
 mod submit;
 mod tickets;
-pub use tickets::{Purchase, Signature, SignedOutcome, Ticket, TicketBundle, TicketReceipt, TicketSpec, TicketStatus, TicketUse};
+pub use tickets::{Purchase, SettleWitness, Signature, SignedOutcome, Ticket, TicketBundle, TicketReceipt, TicketSpec, TicketStatus, TicketUse};
 
 use subxt::OnlineClient;
 

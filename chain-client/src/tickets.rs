@@ -2,6 +2,7 @@
 //! bought from it and drawn a block later, settled from signed outcomes.
 
 use crate::{agora, AccountId, Balance, BlockNumber, ChainClient, Error, Events, Keypair};
+use std::collections::{BTreeMap, BTreeSet};
 
 pub type TicketSpec = crate::types::tickets::TicketSpec<Balance>;
 pub type Ticket = crate::types::tickets::Ticket<AccountId, Balance, BlockNumber>;
@@ -18,6 +19,14 @@ pub struct Purchase {
     pub first: u64,
     pub count: u32,
     pub escrow_each: Balance,
+}
+
+/// The witnesses `settle_tickets` is weighed by: the distinct accounts its bundles credit or
+/// record, and the listings its writes of provider records rewrite beyond each one's first.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SettleWitness {
+    pub accounts: u32,
+    pub relisted: u32,
 }
 
 impl Purchase {
@@ -59,15 +68,53 @@ impl ChainClient {
     }
 
     /// Settles every ticket of `bundles` in one transaction, or none (the refusal names the
-    /// first bundle's fault); `accounts` is how many distinct accounts they credit or record
-    /// (every ticket's providers and buyer), the weight's witness. Returns each ticket's receipt.
-    pub async fn settle_tickets(&self, bundles: Vec<TicketBundle>, accounts: u32, caller: &Keypair) -> Result<Vec<TicketReceipt>, Error> {
-        let events = self.submit(&agora::tx().verifier().settle_tickets(crate::bounded(bundles), accounts), caller).await?;
+    /// first bundle's fault), with the witnesses the weight is charged by read from the chain
+    /// ([`Self::settle_witness`]). Returns each ticket's receipt.
+    pub async fn settle_tickets(&self, bundles: Vec<TicketBundle>, caller: &Keypair) -> Result<Vec<TicketReceipt>, Error> {
+        let witness = self.settle_witness(&bundles).await?;
+        self.settle_tickets_with(bundles, witness, caller).await
+    }
+
+    /// [`Self::settle_tickets`] with the witnesses given: the chain refuses a witness lower
+    /// than what the bundles touch by name (`AccountsWitnessTooLow`, `ListingsWitnessTooLow`).
+    pub async fn settle_tickets_with(&self, bundles: Vec<TicketBundle>, witness: SettleWitness, caller: &Keypair) -> Result<Vec<TicketReceipt>, Error> {
+        let call = agora::tx().verifier().settle_tickets(crate::bounded(bundles), witness.accounts, witness.relisted);
+        let events = self.submit(&call, caller).await?;
         Ok(events
             .find::<agora::verifier::events::TicketSettled>()
             .filter_map(Result::ok)
             .map(|e| e.receipt)
             .collect())
+    }
+
+    /// What settling `bundles` will touch, from their tickets and their providers' records:
+    /// every buyer and named provider, and for each named provider its offers less one for its
+    /// outcomes and again for each result of it outside its bundle's majority. A bundle whose
+    /// ticket is gone counts nothing: the chain refuses it by name.
+    pub async fn settle_witness(&self, bundles: &[TicketBundle]) -> Result<SettleWitness, Error> {
+        let mut accounts = BTreeSet::new();
+        let mut writes: BTreeMap<AccountId, u32> = BTreeMap::new();
+        for bundle in bundles {
+            let Some(ticket) = self.ticket(bundle.authorised.ticket).await? else { continue };
+            accounts.insert(ticket.buyer.clone());
+            let outcomes: Vec<_> = bundle.outcomes.0.iter().map(|signed| &signed.outcome).collect();
+            let majority = outcomes
+                .iter()
+                .find(|o| outcomes.iter().filter(|other| other == o).count() * 2 > ticket.providers.0.len())
+                .copied();
+            for signed in bundle.outcomes.0.iter() {
+                let Some(who) = ticket.providers.0.get(usize::from(signed.provider)) else { continue };
+                accounts.insert(who.clone());
+                let dissent = u32::from(majority != Some(&signed.outcome));
+                *writes.entry(who.clone()).or_insert(1) += dissent;
+            }
+        }
+        let mut relisted = 0u32;
+        for (who, writes) in writes {
+            let offers = self.provider(&who).await?.map_or(0, |record| record.manifest.offers.0.len() as u32);
+            relisted = relisted.saturating_add(offers.saturating_sub(1).saturating_mul(writes));
+        }
+        Ok(SettleWitness { accounts: accounts.len() as u32, relisted })
     }
 
     /// Brings the signed outcome of a provider that ticket `id`'s settlement left out (within

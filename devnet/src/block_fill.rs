@@ -147,7 +147,7 @@ pub fn settle_block_fill(bundles: u32) -> BlockFill {
             })
             .collect();
         // The three providers and the buyer.
-        RuntimeCall::Verifier(pallet_agora_verifier::Call::settle_tickets { bundles: bounded(signed_bundles), accounts: 4 })
+        RuntimeCall::Verifier(pallet_agora_verifier::Call::settle_tickets { bundles: bounded(signed_bundles), accounts: 4, relisted: 0 })
     });
     ext.commit_all().expect("the setup commits");
     let benchmarked = call.get_dispatch_info().call_weight;

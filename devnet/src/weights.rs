@@ -96,6 +96,8 @@ pub fn ticket_path(k: u32) -> (Vec<(String, Weight)>, u64) {
         dissents: 0,
         held: bundles,
         accounts: providers + 1,
+        // Each provider offers one release.
+        relisted: 0,
     };
     let settle = pallet_agora_verifier::Pallet::<Runtime>::tickets_weight(settled) + normal.base_extrinsic;
     let steps = vec![

@@ -328,7 +328,7 @@ async fn one_call_settles_tickets_from_signed_outcomes_paying_through_the_ledger
 
     let mut forged = signed_bundle(ids[2], &tickets[2], &actors.client, &keys, &[(0, good), (1, good)]);
     forged.outcomes.0[1].signature = forged.outcomes.0[0].signature.clone();
-    let err = chain.settle_tickets(vec![forged], 4, &actors.publisher).await.unwrap_err();
+    let err = chain.settle_tickets(vec![forged], &actors.publisher).await.unwrap_err();
     assert!(err.is_rejected(agora_chain_client::Rejection::Verifier(agora_chain_client::VerifierError::BadOutcomeSignature)), "{err}");
 
     let bundles = vec![
@@ -336,7 +336,13 @@ async fn one_call_settles_tickets_from_signed_outcomes_paying_through_the_ledger
         signed_bundle(ids[1], &tickets[1], &actors.client, &keys, &[(0, good), (1, good)]),
         signed_bundle(ids[2], &tickets[2], &actors.client, &keys, &[(0, good), (1, good), (2, good)]),
     ];
-    let receipts = chain.settle_tickets(bundles, 4, &actors.publisher).await.unwrap();
+    // The buyer and the three providers, each offering one release.
+    let witness = chain.settle_witness(&bundles).await.unwrap();
+    assert_eq!(witness, agora_chain_client::SettleWitness { accounts: 4, relisted: 0 });
+    let low = agora_chain_client::SettleWitness { accounts: 3, ..witness };
+    let err = chain.settle_tickets_with(bundles.clone(), low, &actors.publisher).await.unwrap_err();
+    assert!(err.is_rejected(agora_chain_client::Rejection::Verifier(agora_chain_client::VerifierError::AccountsWitnessTooLow)), "{err}");
+    let receipts = chain.settle_tickets(bundles, &actors.publisher).await.unwrap();
 
     assert_eq!(receipts.iter().map(|r| r.ticket).collect::<Vec<_>>(), ids);
     assert_eq!((receipts[0].paid.0.len(), receipts[0].slashed.0.len(), receipts[0].held.0.len()), (2, 1, 0));

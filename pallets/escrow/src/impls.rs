@@ -3,6 +3,7 @@ use agora_primitives::{pricing, RequestId, RequestStatus, MAX_REDUNDANCY};
 use alloc::{collections::btree_map::BTreeMap, vec::Vec};
 use codec::Encode;
 use pallet_agora_providers::{BalanceOf, Candidate};
+use crate::types::{Closed, Drawn};
 use polkadot_sdk::frame_support::{
     ensure,
     pallet_prelude::*,
@@ -92,16 +93,17 @@ impl<T: Config> Pallet<T> {
         Ok(())
     }
 
-    pub(crate) fn do_refund_expired(id: RequestId) -> DispatchResult {
+    /// Returns the listings rewritten beyond each provider's first.
+    pub(crate) fn do_refund_expired(id: RequestId) -> Result<u32, DispatchError> {
         let request = Requests::<T>::get(id).ok_or(Error::<T>::UnknownRequest)?;
         // Pending requests are drawn (or refunded) in the next block, so they never expire; a
         // disputed one is closed by its verdicts, which anyone can force after their deadline.
         ensure!(request.status == RequestStatus::Assigned, Error::<T>::NotOpen);
         let expires = request.reveal_deadline.saturating_add(T::SettleWindow::get());
         ensure!(frame_system::Pallet::<T>::block_number() > expires, Error::<T>::NotExpired);
-        let amount = Self::finish(id, request, RequestStatus::Refunded)?;
-        Self::deposit_event(Event::RequestRefunded { request: id, amount });
-        Ok(())
+        let closed = Self::finish(id, request, RequestStatus::Refunded)?;
+        Self::deposit_event(Event::RequestRefunded { request: id, amount: closed.refund });
+        Ok(closed.relisted)
     }
 
     /// A seed for `subject` that nobody could know when block `after` was built, or `None`
@@ -127,8 +129,9 @@ impl<T: Config> Pallet<T> {
             let Some(request) = Requests::<T>::get(id).filter(|r| r.status == RequestStatus::Pending) else { continue };
             match Self::fresh_seed(&(b"agora/draw", id).encode(), request.created_at) {
                 Some(seed) => {
-                    let listed = Self::draw(id, request, seed);
-                    weight.saturating_accrue(<T as Config>::WeightInfo::draw(listed.max(1)));
+                    let drawn = Self::draw(id, request, seed);
+                    weight.saturating_accrue(<T as Config>::WeightInfo::draw(drawn.listed.max(1)));
+                    weight.saturating_accrue(Providers::<T>::relisting_weight(drawn.relisted));
                 },
                 // The bounds are equal and `still_waiting` holds a subset of `waiting`.
                 None => {
@@ -158,9 +161,8 @@ impl<T: Config> Pallet<T> {
         (candidates, eligible.listed)
     }
 
-    /// Draws `request`'s providers, or refunds it; returns how many providers were listed (the
-    /// weight of the draw is by that count).
-    fn draw(id: RequestId, mut request: RequestOf<T>, seed: T::Hash) -> u32 {
+    /// Draws `request`'s providers, or refunds it.
+    fn draw(id: RequestId, mut request: RequestOf<T>, seed: T::Hash) -> Drawn {
         let p = &request.params;
         let (mut candidates, listed) = Self::drawable(
             &p.release,
@@ -173,15 +175,17 @@ impl<T: Config> Pallet<T> {
             if Self::finish(id, request, RequestStatus::Refunded).is_ok() {
                 Self::deposit_event(Event::AssignmentFailed { request: id });
             }
-            return listed;
+            // No provider was assigned, so none is released.
+            return Drawn { listed, relisted: 0 };
         }
         let chosen = weighted_sample(&mut candidates, p.redundancy as usize, seed.as_ref());
         let now = frame_system::Pallet::<T>::block_number();
         request.commit_deadline = now.saturating_add(p.commit_blocks);
         request.reveal_deadline = request.commit_deadline.saturating_add(T::RevealWindow::get());
         request.status = RequestStatus::Assigned;
+        let mut relisted = 0u32;
         for (who, prices) in chosen {
-            Providers::<T>::note_assigned(&who);
+            relisted.saturating_accrue(Providers::<T>::note_assigned(&who));
             // Both bounds are MaxRedundancy and chosen.len() <= redundancy <= MAX_REDUNDANCY.
             let _ = request.providers.try_push(who);
             let _ = request.prices.try_push(prices);
@@ -193,7 +197,7 @@ impl<T: Config> Pallet<T> {
             reveal_deadline: request.reveal_deadline,
         });
         Requests::<T>::insert(id, request);
-        listed
+        Drawn { listed, relisted }
     }
 
     /// Pays `amount` of a request's escrow to `to`.
@@ -217,8 +221,8 @@ impl<T: Config> Pallet<T> {
     }
 
     /// Closes a request with `status`, returning what is left of the escrow to the client and
-    /// freeing the providers. Returns the refund.
-    pub fn close(id: RequestId, status: RequestStatus) -> Result<BalanceOf<T>, DispatchError> {
+    /// freeing the providers.
+    pub fn close(id: RequestId, status: RequestStatus) -> Result<Closed<BalanceOf<T>>, DispatchError> {
         let request = Requests::<T>::get(id).ok_or(Error::<T>::UnknownRequest)?;
         ensure!(request.status.holds_escrow(), Error::<T>::NotOpen);
         ensure!(!status.holds_escrow(), Error::<T>::NotOpen);
@@ -242,19 +246,19 @@ impl<T: Config> Pallet<T> {
         })
     }
 
-    fn finish(id: RequestId, mut request: RequestOf<T>, status: RequestStatus) -> Result<BalanceOf<T>, DispatchError> {
-        let mut refund = Zero::zero();
+    fn finish(id: RequestId, mut request: RequestOf<T>, status: RequestStatus) -> Result<Closed<BalanceOf<T>>, DispatchError> {
+        let mut closed = Closed { refund: Zero::zero(), relisted: 0 };
         if !status.holds_escrow() {
-            refund = T::Currency::release(&Self::hold_reason(), &request.client, request.escrow, Precision::Exact)?;
+            closed.refund = T::Currency::release(&Self::hold_reason(), &request.client, request.escrow, Precision::Exact)?;
             request.escrow = Zero::zero();
             for who in request.providers.iter() {
-                Providers::<T>::note_released(who);
+                closed.relisted.saturating_accrue(Providers::<T>::note_released(who));
             }
         }
         request.status = status;
         Requests::<T>::insert(id, request);
         T::OnClose::on_request_closed(id);
-        Ok(refund)
+        Ok(closed)
     }
 
     /// Invariants (escrow conservation): for every client, the balance held for requests equals

@@ -289,10 +289,13 @@ pub mod pallet {
 
         /// Return the escrow of a request nobody settled within the settle window.
         #[pallet::call_index(2)]
-        #[pallet::weight(<T as Config>::WeightInfo::refund_expired())]
-        pub fn refund_expired(origin: OriginFor<T>, request: RequestId) -> DispatchResult {
+        #[pallet::weight(<T as Config>::WeightInfo::refund_expired().saturating_add(
+            pallet_agora_providers::Pallet::<T>::relisting_weight(pallet_agora_providers::Pallet::<T>::most_relisted(agora_primitives::MAX_REDUNDANCY))
+        ))]
+        pub fn refund_expired(origin: OriginFor<T>, request: RequestId) -> DispatchResultWithPostInfo {
             ensure_signed(origin)?;
-            Self::do_refund_expired(request)
+            let relisted = Self::do_refund_expired(request)?;
+            Ok(Some(<T as Config>::WeightInfo::refund_expired().saturating_add(pallet_agora_providers::Pallet::<T>::relisting_weight(relisted))).into())
         }
 
         /// Move `amount` of the caller's balance into its ledger entry, to buy tickets with.

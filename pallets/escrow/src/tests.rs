@@ -172,7 +172,7 @@ fn pay_and_close_conserve_escrow() {
         assert_eq!(held(CLIENT), 40);
         System::set_block_number(100);
         assert_noop!(Escrow::refund_expired(RuntimeOrigin::signed(CLIENT), 0), Error::<Test>::NotOpen);
-        assert_eq!(Escrow::close(0, RequestStatus::Settled), Ok(40));
+        assert_eq!(Escrow::close(0, RequestStatus::Settled).map(|closed| closed.refund), Ok(40));
         assert_eq!(held(CLIENT), 0);
         assert_noop!(Escrow::pay(0, &winner, 1), Error::<Test>::NotOpen);
         assert_noop!(Escrow::close(0, RequestStatus::Settled), Error::<Test>::NotOpen);

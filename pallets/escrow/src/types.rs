@@ -32,3 +32,19 @@ pub struct Expired<Balance> {
     pub fees: Balance,
     pub refund: Balance,
 }
+
+/// What closing a request did: the escrow left to its client, and the listings its providers'
+/// release rewrote beyond each one's first (see
+/// [`pallet_agora_providers::Pallet::relisting_weight`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Closed<Balance> {
+    pub refund: Balance,
+    pub relisted: u32,
+}
+
+/// What a draw did, for its weight: how many providers the release and profile listed, and the
+/// listings the drawn providers' new jobs rewrote beyond each one's first.
+pub struct Drawn {
+    pub listed: u32,
+    pub relisted: u32,
+}

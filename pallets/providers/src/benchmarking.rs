@@ -1,4 +1,5 @@
-//! Benchmarks (v2) for the provider registry. Manifests carry the most offers and addresses.
+//! Benchmarks (v2) for the provider registry. Manifests carry the most offers and addresses:
+//! a provider's own calls rewrite all its listings.
 
 use super::*;
 use crate::benchmark_helpers::{fund, manifest, register_provider};
@@ -44,7 +45,7 @@ mod benchmarks {
     #[benchmark]
     fn add_stake() {
         let caller: T::AccountId = whitelisted_caller();
-        register_provider::<T>(&caller, &publish_releases::<T>(1), 10u32.into());
+        register_provider::<T>(&caller, &publish_releases::<T>(<MaxOffers as Get<u32>>::get()), 10u32.into());
 
         #[extrinsic_call]
         _(RawOrigin::Signed(caller.clone()), T::MinStake::get());
@@ -55,7 +56,7 @@ mod benchmarks {
     #[benchmark]
     fn set_online() {
         let caller: T::AccountId = whitelisted_caller();
-        register_provider::<T>(&caller, &publish_releases::<T>(1), 10u32.into());
+        register_provider::<T>(&caller, &publish_releases::<T>(<MaxOffers as Get<u32>>::get()), 10u32.into());
         Pallet::<T>::do_set_online(caller.clone(), false).unwrap();
 
         #[extrinsic_call]
@@ -67,7 +68,7 @@ mod benchmarks {
     #[benchmark]
     fn unbond() {
         let caller: T::AccountId = whitelisted_caller();
-        register_provider::<T>(&caller, &publish_releases::<T>(1), 10u32.into());
+        register_provider::<T>(&caller, &publish_releases::<T>(<MaxOffers as Get<u32>>::get()), 10u32.into());
 
         #[extrinsic_call]
         _(RawOrigin::Signed(caller.clone()));
@@ -87,6 +88,36 @@ mod benchmarks {
         _(RawOrigin::Signed(caller.clone()));
 
         assert!(!Providers::<T>::contains_key(&caller));
+    }
+
+    /// A record change rewriting `l` listings, each in a full list: what a provider with `l`
+    /// offers costs every call that changes its record, over the one listing those calls'
+    /// benchmarks measure.
+    #[benchmark]
+    fn relist(l: Linear<1, { <MaxOffers as Get<u32>>::get() }>) {
+        let caller: T::AccountId = whitelisted_caller();
+        let releases = publish_releases::<T>(l);
+        register_provider::<T>(&caller, &releases, 10u32.into());
+        let mut record = Providers::<T>::get(&caller).expect("registered");
+        let others = T::MaxProvidersPerRelease::get().saturating_sub(1);
+        let filler = Pallet::<T>::listing(&caller, &record);
+        for release in releases.iter() {
+            Listings::<T>::mutate(release, crate::benchmark_helpers::PROFILE, |listings| {
+                for i in 0..others {
+                    let _ = listings.try_push(Listing { who: account("filler", i, 0), ..filler.clone() });
+                }
+            });
+        }
+        record.open_jobs = 1;
+
+        #[block]
+        {
+            let _ = Pallet::<T>::store(&caller, record);
+        }
+
+        let listed = Listings::<T>::get(releases[0], crate::benchmark_helpers::PROFILE);
+        assert_eq!(listed.len() as u32, T::MaxProvidersPerRelease::get());
+        assert!(listed.iter().any(|listing| listing.who == caller && listing.free_jobs == filler.free_jobs - 1));
     }
 
     impl_benchmark_test_suite!(Pallet, crate::mock::bench_ext(), crate::mock::Test);

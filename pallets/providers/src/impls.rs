@@ -154,18 +154,18 @@ impl<T: Config> Pallet<T> {
         Providers::<T>::get(who).map(|r| (r.manifest.price_per_1k_input, r.manifest.price_per_1k_output))
     }
 
-    pub fn note_assigned(who: &T::AccountId) {
-        if let Some(mut record) = Providers::<T>::get(who) {
-            record.open_jobs = record.open_jobs.saturating_add(1);
-            Self::store(who, record);
-        }
+    /// Counts a job `who` took. Returns the listings rewritten beyond the first.
+    pub fn note_assigned(who: &T::AccountId) -> u32 {
+        let Some(mut record) = Providers::<T>::get(who) else { return 0 };
+        record.open_jobs = record.open_jobs.saturating_add(1);
+        Self::store(who, record)
     }
 
-    pub fn note_released(who: &T::AccountId) {
-        if let Some(mut record) = Providers::<T>::get(who) {
-            record.open_jobs = record.open_jobs.saturating_sub(1);
-            Self::store(who, record);
-        }
+    /// Counts a job of `who` that closed. Returns the listings rewritten beyond the first.
+    pub fn note_released(who: &T::AccountId) -> u32 {
+        let Some(mut record) = Providers::<T>::get(who) else { return 0 };
+        record.open_jobs = record.open_jobs.saturating_sub(1);
+        Self::store(who, record)
     }
 
     /// `who` was paid for a result that can be challenged up to block `until`: its stake stays.
@@ -190,12 +190,20 @@ impl<T: Config> Pallet<T> {
         });
     }
 
-    /// Moves `fraction` of `who`'s stake to the treasury; returns what was taken.
-    pub fn slash(who: &T::AccountId, fraction: Perbill) -> BalanceOf<T> {
-        let Some(mut record) = Providers::<T>::get(who) else { return Zero::zero() };
+    /// Moves `fraction` of `who`'s stake to the treasury.
+    pub fn slash(who: &T::AccountId, fraction: Perbill) -> Slashed<BalanceOf<T>> {
+        Self::punish(who, None, fraction)
+    }
+
+    /// Records `outcome`, if any, and moves `fraction` of `who`'s stake to the treasury, with
+    /// one write of its record and listings.
+    pub fn punish(who: &T::AccountId, outcome: Option<JobOutcome>, fraction: Perbill) -> Slashed<BalanceOf<T>> {
+        let nothing = Slashed { taken: Zero::zero(), relisted: 0 };
+        let Some(mut record) = Providers::<T>::get(who) else { return nothing };
+        outcome.into_iter().for_each(|outcome| record.reputation.record(outcome));
         let wanted = fraction * record.stake;
         if wanted.is_zero() {
-            return wanted;
+            return Slashed { relisted: if outcome.is_some() { Self::store(who, record) } else { 0 }, ..nothing };
         }
         let taken = T::Currency::transfer_on_hold(
             &Self::hold_reason(),
@@ -208,22 +216,28 @@ impl<T: Config> Pallet<T> {
         )
         .unwrap_or_else(|_| Zero::zero());
         record.stake = record.stake.saturating_sub(taken);
-        Self::store(who, record);
+        let relisted = Self::store(who, record);
         Self::deposit_event(Event::Slashed { provider: who.clone(), amount: taken });
-        taken
+        Slashed { taken, relisted }
     }
 
-    pub fn record_outcome(who: &T::AccountId, outcome: JobOutcome) {
-        Self::record_outcomes(who, [outcome]);
+    /// Records `outcome` of `who`. Returns the listings rewritten beyond the first.
+    pub fn record_outcome(who: &T::AccountId, outcome: JobOutcome) -> u32 {
+        Self::record_outcomes(who, [outcome])
     }
 
     /// Records several outcomes of `who` in order with one read and one write of its record
-    /// and listings: a batch of settlements touches each provider once.
-    pub fn record_outcomes(who: &T::AccountId, outcomes: impl IntoIterator<Item = JobOutcome>) {
-        if let Some(mut record) = Providers::<T>::get(who) {
-            outcomes.into_iter().for_each(|outcome| record.reputation.record(outcome));
-            Self::store(who, record);
-        }
+    /// and listings: a batch of settlements touches each provider once. Returns the listings
+    /// rewritten beyond the first.
+    pub fn record_outcomes(who: &T::AccountId, outcomes: impl IntoIterator<Item = JobOutcome>) -> u32 {
+        let Some(mut record) = Providers::<T>::get(who) else { return 0 };
+        outcomes.into_iter().for_each(|outcome| record.reputation.record(outcome));
+        Self::store(who, record)
+    }
+
+    /// How many listings `who` has: one per offer of its manifest.
+    pub fn listings_of(who: &T::AccountId) -> u32 {
+        Providers::<T>::get(who).map_or(0, |record| record.manifest.offers.len() as u32)
     }
 
     /// Invariants: each provider's recorded stake is exactly what is held for it; the listings

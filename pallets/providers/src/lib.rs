@@ -28,7 +28,7 @@ mod listings;
 pub use listings::ListingOf;
 pub mod migrations;
 mod types;
-pub use types::{Eligible, Exposure, Listing};
+pub use types::{Eligible, Exposure, Listing, Slashed};
 #[cfg(test)]
 mod mock;
 #[cfg(test)]

@@ -58,8 +58,12 @@ impl<T: Config> Pallet<T> {
         Ok(())
     }
 
-    /// Stores `record`, whose offers have not changed, and rewrites its listings.
-    pub(crate) fn store(who: &T::AccountId, record: ProviderOf<T>) {
+    /// Stores `record`, whose offers have not changed, and rewrites its listings. Returns how
+    /// many listings it rewrote beyond the first: the work that the benchmarks of the calls that
+    /// change records (one offer per provider) did not measure, charged by
+    /// [`Self::relisting_weight`].
+    pub(crate) fn store(who: &T::AccountId, record: ProviderOf<T>) -> u32 {
+        let relisted = (record.manifest.offers.len() as u32).saturating_sub(1);
         let listing = Self::listing(who, &record);
         for offer in record.manifest.offers.iter() {
             Listings::<T>::mutate(offer.release, offer.runtime_profile, |listings| {
@@ -69,6 +73,18 @@ impl<T: Config> Pallet<T> {
             });
         }
         Providers::<T>::insert(who, record);
+        relisted
+    }
+
+    /// The weight of rewriting `relisted` listings beyond the first of each record stored.
+    pub fn relisting_weight(relisted: u32) -> Weight {
+        <T as Config>::WeightInfo::relist(relisted.saturating_add(1)).saturating_sub(<T as Config>::WeightInfo::relist(1))
+    }
+
+    /// The most listings beyond the first that `stores` record writes can rewrite: what a call
+    /// that cannot know its providers' offers beforehand charges before dispatch.
+    pub fn most_relisted(stores: u32) -> u32 {
+        stores.saturating_mul(<agora_primitives::MaxOffers as Get<u32>>::get().saturating_sub(1))
     }
 
     /// Removes `who` and its listings.

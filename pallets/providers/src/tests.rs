@@ -182,15 +182,15 @@ fn slash_moves_stake_to_treasury() {
     new_test_ext(|| {
         assert_ok!(register(ALICE, 1_000));
         let issuance = Balances::total_issuance();
-        assert_eq!(Providers::slash(&ALICE, Perbill::from_percent(10)), 100);
+        assert_eq!(Providers::slash(&ALICE, Perbill::from_percent(10)).taken, 100);
         assert_eq!(held(ALICE), 900);
         assert_eq!(ProviderRecords::<Test>::get(ALICE).unwrap().stake, 900);
         assert_eq!(Balances::balance(&TREASURY), 100);
         assert_eq!(Balances::total_issuance(), issuance);
         // Slashing an unknown account or nothing at all moves nothing.
-        assert_eq!(Providers::slash(&BOB, Perbill::from_percent(50)), 0);
-        assert_eq!(Providers::slash(&ALICE, Perbill::zero()), 0);
-        assert_eq!(Providers::slash(&ALICE, Perbill::one()), 900);
+        assert_eq!(Providers::slash(&BOB, Perbill::from_percent(50)).taken, 0);
+        assert_eq!(Providers::slash(&ALICE, Perbill::zero()).taken, 0);
+        assert_eq!(Providers::slash(&ALICE, Perbill::one()).taken, 900);
         assert_eq!(held(ALICE), 0);
         // Below the minimum stake a provider is no longer drawn.
         assert!(Providers::eligible(&RELEASE, &PROFILE, 100, 1).listings.is_empty());

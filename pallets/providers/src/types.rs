@@ -37,3 +37,11 @@ pub struct Eligible<AccountId, Balance> {
     pub listings: alloc::vec::Vec<Listing<AccountId, Balance>>,
     pub listed: u32,
 }
+
+/// What a slash took, and the listings it rewrote beyond the first (see
+/// [`crate::Pallet::relisting_weight`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Slashed<Balance> {
+    pub taken: Balance,
+    pub relisted: u32,
+}

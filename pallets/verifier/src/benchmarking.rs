@@ -274,7 +274,7 @@ mod benchmarks {
         let caller: T::AccountId = whitelisted_caller();
 
         #[extrinsic_call]
-        _(RawOrigin::Signed(caller), BoundedVec::truncate_from(bundles), a + 1);
+        _(RawOrigin::Signed(caller), BoundedVec::truncate_from(bundles), a + 1, 0);
 
         assert!(Tickets::<T>::get(0).is_none() && Tickets::<T>::get(u64::from(n) - 1).is_none());
     }
@@ -327,7 +327,7 @@ mod benchmarks {
             outcomes: BoundedVec::truncate_from(alloc::vec![sign_outcome(0, outcome(1)), sign_outcome(1, outcome(1))]),
             authorised: authorised.clone(),
         };
-        Pallet::<T>::do_settle_tickets(alloc::vec![bundle], 3).expect("the bundle settles");
+        Pallet::<T>::do_settle_tickets(alloc::vec![bundle], 3, 0).expect("the bundle settles");
         let dissent = sign_outcome(2, outcome(2));
         let caller: T::AccountId = whitelisted_caller();
 

@@ -119,7 +119,9 @@ impl<T: Config> Pallet<T> {
         Ok(())
     }
 
-    pub(crate) fn do_submit_verdict(who: T::AccountId, request: RequestId, verdicts: VerdictsOf) -> DispatchResult {
+    /// Returns the listings rewritten beyond each provider's first, if the verdict resolved the
+    /// dispute.
+    pub(crate) fn do_submit_verdict(who: T::AccountId, request: RequestId, verdicts: VerdictsOf) -> Result<u32, DispatchError> {
         let dispute = Disputes::<T>::get(request).ok_or(Error::<T>::NoDispute)?;
         ensure!(dispute.verifiers.contains(&who), Error::<T>::NotSelectedVerifier);
         ensure!(frame_system::Pallet::<T>::block_number() <= dispute.verdict_deadline, Error::<T>::VerdictClosed);
@@ -130,12 +132,13 @@ impl<T: Config> Pallet<T> {
         Verdicts::<T>::insert(request, &who, verdicts);
         Self::deposit_event(Event::VerdictPosted { request, verifier: who });
         if dispute.verifiers.iter().all(|v| Verdicts::<T>::contains_key(request, v)) {
-            Self::resolve(request, dispute)?;
+            return Self::resolve(request, dispute);
         }
-        Ok(())
+        Ok(0)
     }
 
-    pub(crate) fn do_resolve_after_deadline(request: RequestId) -> DispatchResult {
+    /// Returns the listings rewritten beyond each provider's first.
+    pub(crate) fn do_resolve_after_deadline(request: RequestId) -> Result<u32, DispatchError> {
         let dispute = Disputes::<T>::get(request).ok_or(Error::<T>::NoDispute)?;
         ensure!(!dispute.verifiers.is_empty(), Error::<T>::TooEarly);
         ensure!(frame_system::Pallet::<T>::block_number() > dispute.verdict_deadline, Error::<T>::TooEarly);
@@ -145,7 +148,9 @@ impl<T: Config> Pallet<T> {
     /// Decides each disputed result by the verdicts cast (accepted when at least as many accept
     /// it as reject it, and one does; undecided when nobody voted), then pays, slashes and
     /// refunds by that decision, pays the verifiers that agreed with it and slashes the silent.
-    pub(crate) fn resolve(request: RequestId, dispute: DisputeOf<T>) -> DispatchResult {
+    /// Returns the listings rewritten beyond each provider's first.
+    pub(crate) fn resolve(request: RequestId, dispute: DisputeOf<T>) -> Result<u32, DispatchError> {
+        let mut relisted = 0u32;
         let cast: Vec<(T::AccountId, VerdictsOf)> =
             dispute.verifiers.iter().filter_map(|v| Verdicts::<T>::get(request, v).map(|x| (v.clone(), x))).collect();
         let decided: Vec<OutcomeVerdict> = if cast.is_empty() {
@@ -182,7 +187,7 @@ impl<T: Config> Pallet<T> {
                 } else {
                     (winning, &decision)
                 };
-                Self::close_with(request, &r, &reveals, judge, winning)?;
+                relisted.saturating_accrue(Self::close_with(request, &r, &reveals, judge, winning)?);
             },
             DisputeKind::Challenge { challenger, bond } => {
                 let upheld = decided.first().is_some_and(|d| !d.accepted);
@@ -190,9 +195,9 @@ impl<T: Config> Pallet<T> {
                 receipt.paid.iter().for_each(|(winner, _)| Providers::<T>::leave_dispute(winner));
                 if upheld {
                     for (provider, paid) in receipt.paid.iter() {
-                        Providers::<T>::record_outcome(provider, JobOutcome::Wrong);
-                        let taken = Providers::<T>::slash(provider, T::WrongResultSlash::get());
-                        Self::pay_from_treasury(challenger, (*paid).min(taken));
+                        let punished = Providers::<T>::punish(provider, Some(JobOutcome::Wrong), T::WrongResultSlash::get());
+                        relisted.saturating_accrue(punished.relisted);
+                        Self::pay_from_treasury(challenger, (*paid).min(punished.taken));
                     }
                 }
                 if upheld || decided.is_empty() {
@@ -217,14 +222,13 @@ impl<T: Config> Pallet<T> {
             Providers::<T>::leave_dispute(verifier);
             match cast.iter().find(|(v, _)| v == verifier) {
                 None => {
-                    Providers::<T>::record_outcome(verifier, JobOutcome::NoShow);
-                    Providers::<T>::slash(verifier, T::NoShowSlash::get());
+                    relisted.saturating_accrue(Providers::<T>::punish(verifier, Some(JobOutcome::NoShow), T::NoShowSlash::get()).relisted);
                     let _ = silent.try_push(verifier.clone());
                 },
                 Some((_, verdicts)) => {
                     let agreed = verdicts.iter().all(|v| decision(&v.outcome) == Some(v.accepted));
                     let fee = if agreed { Self::pay_from_treasury(verifier, T::VerifierFee::get()) } else { Zero::zero() };
-                    Providers::<T>::record_outcome(verifier, if agreed { JobOutcome::Agreed } else { JobOutcome::Wrong });
+                    relisted.saturating_accrue(Providers::<T>::record_outcome(verifier, if agreed { JobOutcome::Agreed } else { JobOutcome::Wrong }));
                     let _ = verifiers_paid.try_push((verifier.clone(), fee));
                 },
             }
@@ -243,7 +247,7 @@ impl<T: Config> Pallet<T> {
         Disputes::<T>::remove(request);
         let _ = Verdicts::<T>::clear_prefix(request, MAX_VERIFIERS, None);
         Self::deposit_event(Event::DisputeResolved { request, decided });
-        Ok(())
+        Ok(relisted)
     }
 
     /// Pays up to `amount` from the treasury, as much as it can spare; returns what was paid.

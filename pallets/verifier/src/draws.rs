@@ -5,7 +5,7 @@
 //! it, a challenger in one that draws its own verifiers.
 
 use super::*;
-use agora_primitives::{DisputeKind, RequestId, RequestStatus, MAX_REDUNDANCY};
+use agora_primitives::{DisputeKind, RequestId, RequestStatus, MAX_REDUNDANCY, MAX_VERIFIERS};
 use codec::Encode;
 use pallet_agora_escrow::Requests;
 use polkadot_sdk::frame_support::{ensure, pallet_prelude::*};
@@ -13,6 +13,14 @@ use polkadot_sdk::frame_system::pallet_prelude::BlockNumberFor;
 use polkadot_sdk::sp_runtime::{traits::Saturating, BoundedVec};
 
 type Escrow<T> = pallet_agora_escrow::Pallet<T>;
+type Providers<T> = pallet_agora_providers::Pallet<T>;
+
+/// The most writes of provider records that closing a request can make: each provider's result
+/// recorded (and slashed) and its job released.
+pub const CLOSE_STORES: u32 = 2 * MAX_REDUNDANCY;
+/// The most that resolving a dispute can make: closing its request, and each verifier's verdict
+/// recorded (and slashed).
+pub const RESOLVE_STORES: u32 = CLOSE_STORES + MAX_VERIFIERS;
 
 impl<T: Config> Pallet<T> {
     /// Queues `request`'s draw for the first block with randomness that became known after
@@ -31,6 +39,12 @@ impl<T: Config> Pallet<T> {
     /// every candidate and drawing, as `settle_to_dispute(k)` measured it when it drew them itself.
     pub fn verifier_draw_weight(k: u32) -> Weight {
         <T as Config>::WeightInfo::settle_to_dispute(k)
+    }
+
+    /// The weight of the most listings that `stores` writes of provider records can rewrite
+    /// beyond each one's first.
+    pub fn most_relisting_weight(stores: u32) -> Weight {
+        Providers::<T>::relisting_weight(Providers::<T>::most_relisted(stores))
     }
 
     /// Runs every queued draw whose randomness has arrived; the rest wait on. Returns the
@@ -54,7 +68,7 @@ impl<T: Config> Pallet<T> {
                 Ok(used) => weight.saturating_accrue(used),
                 // Only a broken invariant gets here (`try_state` names it); the block goes on.
                 Err(e) => {
-                    weight.saturating_accrue(Self::verifier_draw_weight(MAX_REDUNDANCY));
+                    weight.saturating_accrue(Self::verifier_draw_weight(MAX_REDUNDANCY).saturating_add(Self::most_relisting_weight(RESOLVE_STORES)));
                     polkadot_sdk::frame_support::defensive!(e, "a queued draw finds its request open");
                 },
             }
@@ -90,16 +104,17 @@ impl<T: Config> Pallet<T> {
                 }
             }
             // Not audited, or nobody is left to audit it: it stands as revealed.
-            Self::close_with(request, &r, &reveals, |o| Some(*o == revealed), Some(revealed))?;
-            return Ok(if audited { with_verifiers } else { Self::unaudited_draw_weight() });
+            let relisted = Self::close_with(request, &r, &reveals, |o| Some(*o == revealed), Some(revealed))?;
+            let drawn = if audited { with_verifiers } else { Self::unaudited_draw_weight() };
+            return Ok(drawn.saturating_add(Providers::<T>::relisting_weight(relisted)));
         }
         let mut dispute = Disputes::<T>::get(request).ok_or(Error::<T>::NoDispute)?;
         if Self::draw_verifiers(request, &r, &mut dispute, verifier_seed) {
             Disputes::<T>::insert(request, dispute);
-        } else {
-            Self::resolve(request, dispute)?;
+            return Ok(with_verifiers);
         }
-        Ok(with_verifiers)
+        let relisted = Self::resolve(request, dispute)?;
+        Ok(with_verifiers.saturating_add(Providers::<T>::relisting_weight(relisted)))
     }
 
     /// Invariants of the queue: each entry is a request waiting for its audit draw or a dispute

@@ -11,11 +11,21 @@ use polkadot_sdk::frame_support::{ensure, pallet_prelude::*};
 use polkadot_sdk::frame_system;
 use polkadot_sdk::sp_runtime::{
     traits::{Saturating, Zero},
-    BoundedVec,
+    BoundedVec, Perbill,
 };
 
 type Providers<T> = pallet_agora_providers::Pallet<T>;
 type Escrow<T> = pallet_agora_escrow::Pallet<T>;
+
+/// What `settle` did, for its weight.
+pub(crate) struct SettleReport {
+    /// The providers assigned: the benchmark's parameter.
+    pub assigned: u32,
+    /// Whether verifiers were looked for (the dearer path).
+    pub looked_for_verifiers: bool,
+    /// The listings rewritten beyond each provider's first.
+    pub relisted: u32,
+}
 
 /// Commitments and reveals only matter while a request is in its commit–reveal phase; whoever
 /// closes it (settlement here, or an expiry refund in the escrow pallet), they go.
@@ -63,9 +73,10 @@ impl<T: Config> Pallet<T> {
         Ok(())
     }
 
-    /// Returns how many providers were assigned (the settle weight's parameter) and whether
-    /// verifiers were looked for (the dearer path).
-    pub(crate) fn do_settle(request: RequestId) -> Result<(u32, bool), DispatchError> {
+    /// Returns how many providers were assigned (the settle weight's parameter), whether
+    /// verifiers were looked for (the dearer path) and the listings rewritten beyond each
+    /// provider's first.
+    pub(crate) fn do_settle(request: RequestId) -> Result<SettleReport, DispatchError> {
         let r = Requests::<T>::get(request).ok_or(Error::<T>::UnknownRequest)?;
         ensure!(r.status == RequestStatus::Assigned, Error::<T>::NotActive);
         let reveals = Self::reveals_of(request, &r);
@@ -76,6 +87,7 @@ impl<T: Config> Pallet<T> {
         let assigned = r.providers.len() as u32;
         let winning = tally::strict_majority(&outcomes, assigned);
         let mut looked_for_verifiers = false;
+        let mut relisted = 0;
         match winning {
             None if !reveals.is_empty() => {
                 let mut distinct = outcomes;
@@ -85,7 +97,7 @@ impl<T: Config> Pallet<T> {
                 if Self::verifier_candidates(&r).is_empty() {
                     // Nobody can judge the results: nobody is paid or blamed for them.
                     Self::deposit_event(Event::Disputed { request });
-                    Self::close_with(request, &r, &reveals, |_| None, None)?;
+                    relisted = Self::close_with(request, &r, &reveals, |_| None, None)?;
                 } else {
                     Self::open_dispute(request, DisputeKind::SplitVote, distinct)?;
                     Escrow::<T>::mark(request, RequestStatus::Disputed)?;
@@ -97,9 +109,9 @@ impl<T: Config> Pallet<T> {
                 Escrow::<T>::mark(request, RequestStatus::AwaitingAudit)?;
                 Self::deposit_event(Event::AwaitingAudit { request });
             },
-            _ => Self::close_with(request, &r, &reveals, |o| winning.map(|w| *o == w), winning)?,
+            _ => relisted = Self::close_with(request, &r, &reveals, |o| winning.map(|w| *o == w), winning)?,
         }
-        Ok((assigned, looked_for_verifiers))
+        Ok(SettleReport { assigned, looked_for_verifiers, relisted })
     }
 
     /// What each of the request's providers revealed, in assignment order.
@@ -111,14 +123,16 @@ impl<T: Config> Pallet<T> {
     /// is right (paid, reputation up), wrong (slashed, reputation down) or undecided (neither);
     /// providers that revealed nothing are no-shows if they took the job, and are paid the
     /// reservation fee if nobody can tell they had the prompt. The rest of the escrow goes
-    /// back to the client and the receipt names `winning`.
+    /// back to the client and the receipt names `winning`. Returns the listings rewritten
+    /// beyond each provider's first.
     pub(crate) fn close_with(
         request: RequestId,
         r: &RequestOf<T>,
         reveals: &[(T::AccountId, Outcome)],
         judge: impl Fn(&Outcome) -> Option<bool>,
         winning: Option<Outcome>,
-    ) -> DispatchResult {
+    ) -> Result<u32, DispatchError> {
+        let mut relisted = 0u32;
         let mut paid: BoundedVec<(T::AccountId, BalanceOf<T>), _> = BoundedVec::new();
         let mut slashed: BoundedVec<(T::AccountId, BalanceOf<T>, JobOutcome), _> = BoundedVec::new();
         let mut reserved: BoundedVec<(T::AccountId, BalanceOf<T>), _> = BoundedVec::new();
@@ -150,15 +164,21 @@ impl<T: Config> Pallet<T> {
                     continue;
                 },
             };
-            Providers::<T>::record_outcome(provider, job);
+            let fraction = match job {
+                JobOutcome::Agreed => Perbill::zero(),
+                JobOutcome::Wrong => T::WrongResultSlash::get(),
+                JobOutcome::NoShow => T::NoShowSlash::get(),
+            };
+            let punished = Providers::<T>::punish(provider, Some(job), fraction);
+            relisted.saturating_accrue(punished.relisted);
             if job != JobOutcome::Agreed {
-                let fraction = if job == JobOutcome::Wrong { T::WrongResultSlash::get() } else { T::NoShowSlash::get() };
-                let taken = Providers::<T>::slash(provider, fraction);
-                let _ = slashed.try_push((provider.clone(), taken, job));
+                let _ = slashed.try_push((provider.clone(), punished.taken, job));
             }
         }
         let status = if paid.is_empty() { RequestStatus::Refunded } else { RequestStatus::Settled };
-        let refunded = Escrow::<T>::close(request, status)?;
+        let closed = Escrow::<T>::close(request, status)?;
+        relisted.saturating_accrue(closed.relisted);
+        let refunded = closed.refund;
         let now = frame_system::Pallet::<T>::block_number();
         if winning.is_some() {
             // A challenge can still take back what the winners were paid: their stake stays.
@@ -183,7 +203,7 @@ impl<T: Config> Pallet<T> {
             Some(winning) => Event::Settled { request, winning, paid: paid_total, refunded },
             None => Event::Abandoned { request, refunded },
         });
-        Ok(())
+        Ok(relisted)
     }
 
     /// Whether a single-provider request is spot-checked: `seed` (randomness that became known

@@ -346,6 +346,10 @@ pub mod pallet {
         /// The bundles credit or record more distinct accounts (providers and buyers) than the
         /// call's `accounts` witness: send the real count.
         AccountsWitnessTooLow,
+        /// The providers the bundles name rewrite more listings than the call's `relisted`
+        /// witness: count each provider's offers less one, once for its outcomes and once more
+        /// for each dissent.
+        ListingsWitnessTooLow,
         /// The ticket was settled already: a left-out provider's outcome is claimed with
         /// `claim_ticket_outcome`.
         AlreadySettled,
@@ -405,13 +409,17 @@ pub mod pallet {
         /// Tally and pay out, put the request under dispute (a split vote), or hold a single
         /// provider's result for its audit draw. Anyone may call it; winners have the reason to.
         #[pallet::call_index(2)]
-        #[pallet::weight(<T as Config>::WeightInfo::settle_to_dispute(MAX_REDUNDANCY).max(<T as Config>::WeightInfo::settle(MAX_REDUNDANCY)))]
+        #[pallet::weight(
+            <T as Config>::WeightInfo::settle_to_dispute(MAX_REDUNDANCY).max(<T as Config>::WeightInfo::settle(MAX_REDUNDANCY))
+                .saturating_add(Pallet::<T>::most_relisting_weight(draws::CLOSE_STORES))
+        )]
         pub fn settle(origin: OriginFor<T>, request: RequestId) -> DispatchResultWithPostInfo {
             ensure_signed(origin)?;
-            let (assigned, looked_for_verifiers) = Self::do_settle(request)?;
-            let w = <T as Config>::WeightInfo::settle(assigned);
+            let settled = Self::do_settle(request)?;
+            let w = <T as Config>::WeightInfo::settle(settled.assigned);
             // Looking for verifiers reads every provider of the release; only that path pays for it.
-            Ok(Some(if looked_for_verifiers { w.max(<T as Config>::WeightInfo::settle_to_dispute(assigned)) } else { w }).into())
+            let w = if settled.looked_for_verifiers { w.max(<T as Config>::WeightInfo::settle_to_dispute(settled.assigned)) } else { w };
+            Ok(Some(w.saturating_add(pallet_agora_providers::Pallet::<T>::relisting_weight(settled.relisted))).into())
         }
 
         /// Serve re-scoring for the releases the caller offers as a provider.
@@ -440,18 +448,28 @@ pub mod pallet {
         /// A drawn verifier's judgement of every disputed result. The last one resolves the
         /// dispute.
         #[pallet::call_index(6)]
-        #[pallet::weight(<T as Config>::WeightInfo::submit_verdict(MAX_VERIFIERS, MAX_REDUNDANCY))]
-        pub fn submit_verdict(origin: OriginFor<T>, request: RequestId, verdicts: VerdictsOf) -> DispatchResult {
+        #[pallet::weight(
+            <T as Config>::WeightInfo::submit_verdict(MAX_VERIFIERS, MAX_REDUNDANCY)
+                .saturating_add(Pallet::<T>::most_relisting_weight(draws::RESOLVE_STORES))
+        )]
+        pub fn submit_verdict(origin: OriginFor<T>, request: RequestId, verdicts: VerdictsOf) -> DispatchResultWithPostInfo {
             let who = ensure_signed(origin)?;
-            Self::do_submit_verdict(who, request, verdicts)
+            let relisted = Self::do_submit_verdict(who, request, verdicts)?;
+            let w = <T as Config>::WeightInfo::submit_verdict(MAX_VERIFIERS, MAX_REDUNDANCY);
+            Ok(Some(w.saturating_add(pallet_agora_providers::Pallet::<T>::relisting_weight(relisted))).into())
         }
 
         /// Resolves a dispute with the verdicts cast, once its verdict window has passed.
         #[pallet::call_index(7)]
-        #[pallet::weight(<T as Config>::WeightInfo::resolve_dispute(MAX_VERIFIERS, MAX_REDUNDANCY))]
-        pub fn resolve_dispute(origin: OriginFor<T>, request: RequestId) -> DispatchResult {
+        #[pallet::weight(
+            <T as Config>::WeightInfo::resolve_dispute(MAX_VERIFIERS, MAX_REDUNDANCY)
+                .saturating_add(Pallet::<T>::most_relisting_weight(draws::RESOLVE_STORES))
+        )]
+        pub fn resolve_dispute(origin: OriginFor<T>, request: RequestId) -> DispatchResultWithPostInfo {
             ensure_signed(origin)?;
-            Self::do_resolve_after_deadline(request)
+            let relisted = Self::do_resolve_after_deadline(request)?;
+            let w = <T as Config>::WeightInfo::resolve_dispute(MAX_VERIFIERS, MAX_REDUNDANCY);
+            Ok(Some(w.saturating_add(pallet_agora_providers::Pallet::<T>::relisting_weight(relisted))).into())
         }
 
         /// Proves that `provider` acknowledged the request's `Use` for the client's libp2p
@@ -476,18 +494,22 @@ pub mod pallet {
         /// ticket's providers pays, slashes and refunds through the ledger (each account
         /// written once per call). All or nothing: one bundle that does not hold refuses the
         /// call with its reason. `accounts`: how many distinct accounts the bundles credit or
-        /// record, providers and buyers (the weight charged for their entries and records). A
-        /// provider a bundle leaves out keeps its share held for `claim_ticket_outcome`.
-        /// Anyone may call it.
+        /// record, providers and buyers (the weight charged for their entries and records).
+        /// `relisted`: for each provider the bundles name, its offers less one, counted once
+        /// for its outcomes and once more for each result of it the majority does not share (0
+        /// when every provider offers one release; the weight charged for rewriting the
+        /// draw's listings of its other offers). A provider a bundle leaves out keeps its share
+        /// held for `claim_ticket_outcome`. Anyone may call it.
         #[pallet::call_index(9)]
-        #[pallet::weight(Pallet::<T>::settle_tickets_weight(bundles, *accounts))]
+        #[pallet::weight(Pallet::<T>::settle_tickets_weight(bundles, *accounts, *relisted))]
         pub fn settle_tickets(
             origin: OriginFor<T>,
             bundles: BoundedVec<TicketBundleOf<T>, T::MaxBundlesPerSettle>,
             accounts: u32,
+            relisted: u32,
         ) -> DispatchResultWithPostInfo {
             ensure_signed(origin)?;
-            let settled = Self::do_settle_tickets(bundles.into_inner(), accounts)?;
+            let settled = Self::do_settle_tickets(bundles.into_inner(), accounts, relisted)?;
             Ok(Some(Self::tickets_weight(settled)).into())
         }
 
@@ -496,14 +518,16 @@ pub mod pallet {
         /// slashed; the rest of the share goes back to the buyer. Anyone may call it; the
         /// provider has the reason to.
         #[pallet::call_index(10)]
-        #[pallet::weight(<T as Config>::WeightInfo::claim_ticket_outcome())]
+        #[pallet::weight(<T as Config>::WeightInfo::claim_ticket_outcome().saturating_add(Pallet::<T>::most_relisting_weight(1)))]
         pub fn claim_ticket_outcome(
             origin: OriginFor<T>,
             ticket: agora_primitives::TicketId,
             outcome: agora_primitives::SignedOutcome<T::OffchainSignature>,
-        ) -> DispatchResult {
+        ) -> DispatchResultWithPostInfo {
             ensure_signed(origin)?;
-            Self::do_claim_outcome(ticket, outcome)
+            let relisted = Self::do_claim_outcome(ticket, outcome)?;
+            let w = <T as Config>::WeightInfo::claim_ticket_outcome();
+            Ok(Some(w.saturating_add(pallet_agora_providers::Pallet::<T>::relisting_weight(relisted))).into())
         }
     }
 }

@@ -237,6 +237,38 @@ pub fn opt_in_verifiers(count: usize) {
     }
 }
 
+/// Publishes `extra` more releases and has every provider of [`PROVIDERS`] offer them beside
+/// [`RELEASE`]: each write of its record then rewrites `extra + 1` listings.
+pub fn offer_more_releases(extra: u8) {
+    let mut offers = manifest(PRICE).offers.into_inner();
+    for i in 0..extra {
+        let mut info = release_info();
+        info.sha256 = [100 + i; 32];
+        info.version = format!("extra-{i}").into_bytes().try_into().unwrap();
+        Models::publish(RuntimeOrigin::signed(PUBLISHER), info).unwrap();
+        offers.push(Offer { release: [100 + i; 32], runtime_profile: PROFILE, milli_tokens_per_sec: 1 });
+    }
+    for p in PROVIDERS {
+        let mut m = manifest(PRICE);
+        m.offers = BoundedVec::truncate_from(offers.clone());
+        Providers::update_manifest(RuntimeOrigin::signed(p), m).unwrap();
+    }
+}
+
+fn release_info() -> agora_primitives::ReleaseInfo {
+    agora_primitives::ReleaseInfo {
+        family: b"smollm2".to_vec().try_into().unwrap(),
+        version: b"1".to_vec().try_into().unwrap(),
+        sha256: RELEASE,
+        size_bytes: 1,
+        architecture: b"llama".to_vec().try_into().unwrap(),
+        quantization: b"Q4_1".to_vec().try_into().unwrap(),
+        license: b"Apache-2.0".to_vec().try_into().unwrap(),
+        parent: None,
+        metadata_hash: [0; 32],
+    }
+}
+
 pub fn new_test_ext(test: impl FnOnce()) {
     let mut storage = frame_system::GenesisConfig::<Test>::default().build_storage().unwrap();
     let mut balances = vec![(PUBLISHER, 1_000), (CLIENT, 100_000), (POOR_CLIENT, 50)];
@@ -250,18 +282,7 @@ pub fn new_test_ext(test: impl FnOnce()) {
     let mut ext = sp_io::TestExternalities::new(storage);
     ext.execute_with(|| {
         System::set_block_number(1);
-        let info = agora_primitives::ReleaseInfo {
-            family: b"smollm2".to_vec().try_into().unwrap(),
-            version: b"1".to_vec().try_into().unwrap(),
-            sha256: RELEASE,
-            size_bytes: 1,
-            architecture: b"llama".to_vec().try_into().unwrap(),
-            quantization: b"Q4_1".to_vec().try_into().unwrap(),
-            license: b"Apache-2.0".to_vec().try_into().unwrap(),
-            parent: None,
-            metadata_hash: [0; 32],
-        };
-        Models::publish(RuntimeOrigin::signed(PUBLISHER), info).unwrap();
+        Models::publish(RuntimeOrigin::signed(PUBLISHER), release_info()).unwrap();
         for p in PROVIDERS {
             Providers::register(RuntimeOrigin::signed(p), 1_000, manifest(PRICE)).unwrap();
         }

@@ -100,7 +100,7 @@ fn apply(op: &Op, liars: &mut std::collections::BTreeSet<(u64, u64)>) {
             None => Ok(()),
         },
         Op::Settle { request } => Verifier::settle(signed(PUBLISHER), request).map(|_| ()).map_err(|e| e.error),
-        Op::RefundExpired { request } => Escrow::refund_expired(signed(PUBLISHER), request),
+        Op::RefundExpired { request } => Escrow::refund_expired(signed(PUBLISHER), request).map(|_| ()).map_err(|e| e.error),
         Op::Advance { blocks } => {
             run_to(System::block_number() + blocks);
             Ok(())
@@ -136,11 +136,11 @@ fn apply(op: &Op, liars: &mut std::collections::BTreeSet<(u64, u64)>) {
                     .iter()
                     .map(|o| OutcomeVerdict { outcome: *o, accepted: honest && *o == outcome(request, false) })
                     .collect();
-                Verifier::submit_verdict(signed(VERIFIERS[verifier]), request, judged.try_into().unwrap())
+                Verifier::submit_verdict(signed(VERIFIERS[verifier]), request, judged.try_into().unwrap()).map(|_| ()).map_err(|e| e.error)
             },
             None => Ok(()),
         },
-        Op::Resolve { request } => Verifier::resolve_dispute(signed(PUBLISHER), request),
+        Op::Resolve { request } => Verifier::resolve_dispute(signed(PUBLISHER), request).map(|_| ()).map_err(|e| e.error),
     };
 }
 

@@ -71,7 +71,7 @@ fn bundle(ticket: TicketId, results: &[(u8, Outcome)]) -> TicketBundleOf<Test> {
 }
 
 fn settle(bundles: Vec<TicketBundleOf<Test>>) -> polkadot_sdk::sp_runtime::DispatchResult {
-    Verifier::settle_tickets(RuntimeOrigin::signed(POOR_CLIENT), BoundedVec::truncate_from(bundles), 64).map(|_| ()).map_err(|e| e.error)
+    Verifier::settle_tickets(RuntimeOrigin::signed(POOR_CLIENT), BoundedVec::truncate_from(bundles), 64, 0).map(|_| ()).map_err(|e| e.error)
 }
 
 fn stake(who: u64) -> u64 {
@@ -119,7 +119,7 @@ fn frame_system_events() -> Vec<RuntimeEvent> {
 fn claim(ticket: TicketId, position: u8, outcome: Outcome, use_hash: [u8; 32]) -> polkadot_sdk::sp_runtime::DispatchResult {
     let who = providers_of(ticket)[position as usize];
     let signature = TestSignature(who, agora_primitives::tickets::outcome_payload(ticket, &use_hash, &outcome));
-    Verifier::claim_ticket_outcome(RuntimeOrigin::signed(POOR_CLIENT), ticket, SignedOutcome { provider: position, outcome, signature })
+    Verifier::claim_ticket_outcome(RuntimeOrigin::signed(POOR_CLIENT), ticket, SignedOutcome { provider: position, outcome, signature }).map(|_| ()).map_err(|e| e.error)
 }
 
 /// Issue 13 review: whoever settles cannot short a provider by leaving its outcome out. Its most
@@ -172,11 +172,11 @@ fn one_call_settles_many_tickets_writing_each_provider_once() {
         // The providers and the one buyer.
         let accounts = served.len() as u32 + 1;
         assert_noop!(
-            Verifier::settle_tickets(RuntimeOrigin::signed(POOR_CLIENT), BoundedVec::truncate_from(bundles.clone()), accounts - 1)
+            Verifier::settle_tickets(RuntimeOrigin::signed(POOR_CLIENT), BoundedVec::truncate_from(bundles.clone()), accounts - 1, 0)
                 .map_err(|e| e.error),
             Error::<Test>::AccountsWitnessTooLow
         );
-        let settled = Verifier::do_settle_tickets(bundles, accounts).unwrap();
+        let settled = Verifier::do_settle_tickets(bundles, accounts, 0).unwrap();
 
         assert_eq!((settled.bundles, settled.extra_outcomes, settled.accounts), (8, 0, accounts));
         for (who, jobs) in served {
@@ -185,6 +185,31 @@ fn one_call_settles_many_tickets_writing_each_provider_once() {
             assert_eq!(Records::get(who).unwrap().reputation.agreed, jobs);
         }
         assert!(tickets.iter().all(|t| Tickets::<Test>::get(t).is_none()));
+    });
+}
+
+/// Review finding (issue 13): every write of a provider record rewrites one listing per offer,
+/// and the benchmark measures one. With four offers a provider, the three agreeing providers'
+/// writes and the dissenter's slash rewrite three more listings each: a witness short of that
+/// is refused before anything is written, and the weight used charges them.
+#[test]
+fn a_settlement_pays_for_every_listing_its_providers_offers_rewrite() {
+    new_test_ext(|| {
+        offer_more_releases(3);
+        let ticket = drawn_tickets(3, 1)[0];
+        let bundles = vec![bundle(ticket, &[(0, result(1, 300)), (1, result(1, 300)), (2, result(2, 300))])];
+        // Three records written once, and the dissenter's once more for its slash.
+        let relisted = (3 + 1) * 3;
+        let settle = |witness: u32| {
+            Verifier::settle_tickets(RuntimeOrigin::signed(POOR_CLIENT), BoundedVec::truncate_from(bundles.clone()), 4, witness)
+        };
+        assert_noop!(settle(relisted - 1).map_err(|e| e.error), Error::<Test>::ListingsWitnessTooLow);
+        let charged = Verifier::settle_tickets_weight(&bundles, 4, relisted);
+        let used = settle(relisted).unwrap().actual_weight.unwrap();
+        let expected = crate::types::TicketsSettled { bundles: 1, extra_outcomes: 1, dissents: 1, held: 0, accounts: 4, relisted };
+        assert_eq!(used, Verifier::tickets_weight(expected));
+        assert!(Providers::relisting_weight(relisted).proof_size() > 0);
+        assert!(used.all_lte(charged));
     });
 }
 
@@ -209,16 +234,16 @@ fn the_weight_charged_upfront_covers_the_weight_used() {
         let mut touched: Vec<u64> = tickets.iter().flat_map(|t| providers_of(*t)).collect();
         touched.sort();
         touched.dedup();
-        let charged = Verifier::settle_tickets_weight(&bundles, 64);
+        let charged = Verifier::settle_tickets_weight(&bundles, 64, 0);
         // The provider the second bundle leaves out is not credited (its share is held).
         let accounts = touched.len() as u32 + 1 - u32::from(!bundles_credit(&tickets, &touched));
-        let expected = crate::types::TicketsSettled { bundles: 3, extra_outcomes: 2, dissents: 1, held: 1, accounts };
+        let expected = crate::types::TicketsSettled { bundles: 3, extra_outcomes: 2, dissents: 1, held: 1, accounts, relisted: 0 };
         assert_eq!(
             charged,
             Verifier::tickets_weight(crate::types::TicketsSettled { accounts: 27, held: 3, ..expected }),
             "at most 9 accounts a bundle, and any bundle may be held"
         );
-        let used = Verifier::settle_tickets(RuntimeOrigin::signed(POOR_CLIENT), BoundedVec::truncate_from(bundles), 64)
+        let used = Verifier::settle_tickets(RuntimeOrigin::signed(POOR_CLIENT), BoundedVec::truncate_from(bundles), 64, 0)
             .unwrap()
             .actual_weight
             .unwrap();
@@ -268,7 +293,7 @@ fn a_bundle_that_does_not_hold_is_refused_by_name_and_moves_nothing() {
         assert_noop!(settle(vec![bundle(t, &agreed), bundle(t, &agreed)]), Error::<Test>::AlreadySettled);
         // Two providers and the buyer are three accounts (the one left out is not credited yet).
         assert_noop!(
-            Verifier::settle_tickets(RuntimeOrigin::signed(POOR_CLIENT), BoundedVec::truncate_from(vec![bundle(t, &agreed)]), 2)
+            Verifier::settle_tickets(RuntimeOrigin::signed(POOR_CLIENT), BoundedVec::truncate_from(vec![bundle(t, &agreed)]), 2, 0)
                 .map_err(|e| e.error),
             Error::<Test>::AccountsWitnessTooLow
         );

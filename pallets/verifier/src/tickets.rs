@@ -41,6 +41,10 @@ struct Batch<T: Config> {
     extra_outcomes: u32,
     dissents: u32,
     held: u32,
+    /// Listings rewritten beyond the first of each provider record written: what the call's
+    /// second witness bounds.
+    relisted: u32,
+    relisted_witness: u32,
 }
 
 impl<T: Config> Batch<T> {
@@ -56,13 +60,23 @@ impl<T: Config> Batch<T> {
         self.outcomes.entry(who.clone()).or_default().push(outcome);
         self.accounts.insert(who.clone());
     }
+
+    /// Counts the listings a write of `who`'s record will rewrite beyond its first, before it
+    /// is written: a provider with many offers costs more than the benchmark measured, and the
+    /// witness paid for it.
+    fn will_relist(&mut self, who: &T::AccountId) -> DispatchResult {
+        self.relisted.saturating_accrue(Providers::<T>::listings_of(who).saturating_sub(1));
+        ensure!(self.relisted <= self.relisted_witness, Error::<T>::ListingsWitnessTooLow);
+        Ok(())
+    }
 }
 
 impl<T: Config> Pallet<T> {
-    /// The weight of settling `bundles` that credit or record at most `accounts` accounts,
-    /// from the bundles alone: a bundle that settles has a majority, and every outcome outside
-    /// its largest group is a slash.
-    pub fn settle_tickets_weight(bundles: &[TicketBundleOf<T>], accounts: u32) -> Weight {
+    /// The weight of settling `bundles` that credit or record at most `accounts` accounts and
+    /// rewrite at most `relisted` listings beyond each provider record's first, from the bundles
+    /// alone: a bundle that settles has a majority, and every outcome outside its largest group
+    /// is a slash.
+    pub fn settle_tickets_weight(bundles: &[TicketBundleOf<T>], accounts: u32, relisted: u32) -> Weight {
         // Any bundle may leave a provider out, and its ticket is then written back.
         let mut settled = TicketsSettled { bundles: bundles.len() as u32, held: bundles.len() as u32, ..Default::default() };
         for bundle in bundles {
@@ -72,6 +86,9 @@ impl<T: Config> Pallet<T> {
         }
         // Each bundle names at most k providers and one buyer.
         settled.accounts = accounts.min(settled.bundles.saturating_mul(MAX_REDUNDANCY + 1));
+        // Each provider record is written once for its outcomes and once for each slash.
+        let writes = settled.bundles.saturating_mul(MAX_REDUNDANCY).saturating_add(settled.dissents);
+        settled.relisted = relisted.min(Providers::<T>::most_relisted(writes));
         Self::tickets_weight(settled)
     }
 
@@ -82,11 +99,17 @@ impl<T: Config> Pallet<T> {
             .saturating_add(<T as Config>::WeightInfo::ticket_outcome().saturating_mul(settled.extra_outcomes.into()))
             .saturating_add(<T as Config>::WeightInfo::ticket_dissent().saturating_mul(settled.dissents.into()))
             .saturating_add(T::DbWeight::get().writes(settled.held.into()))
+            .saturating_add(Providers::<T>::relisting_weight(settled.relisted))
     }
 
     /// Settles every bundle or none: one that does not hold fails the call with its reason.
-    /// `witness` bounds the distinct accounts credited or recorded, which the weight paid for.
-    pub(crate) fn do_settle_tickets(bundles: Vec<TicketBundleOf<T>>, witness: u32) -> Result<TicketsSettled, DispatchError> {
+    /// `witness` bounds the distinct accounts credited or recorded and `relisted_witness` the
+    /// listings rewritten beyond each provider record's first, which the weight paid for.
+    pub(crate) fn do_settle_tickets(
+        bundles: Vec<TicketBundleOf<T>>,
+        witness: u32,
+        relisted_witness: u32,
+    ) -> Result<TicketsSettled, DispatchError> {
         let mut batch = Batch::<T> {
             credits: BTreeMap::new(),
             accounts: BTreeSet::new(),
@@ -94,11 +117,16 @@ impl<T: Config> Pallet<T> {
             extra_outcomes: 0,
             dissents: 0,
             held: 0,
+            relisted: 0,
+            relisted_witness,
         };
         let count = bundles.len() as u32;
         for bundle in bundles {
             Self::settle_bundle(bundle, &mut batch)?;
             ensure!(batch.accounts.len() as u32 <= witness, Error::<T>::AccountsWitnessTooLow);
+        }
+        for who in batch.outcomes.keys().cloned().collect::<Vec<_>>() {
+            batch.will_relist(&who)?;
         }
         let settled = TicketsSettled {
             bundles: count,
@@ -106,6 +134,7 @@ impl<T: Config> Pallet<T> {
             dissents: batch.dissents,
             held: batch.held,
             accounts: batch.accounts.len() as u32,
+            relisted: batch.relisted,
         };
         let challengeable_until = frame_system::Pallet::<T>::block_number().saturating_add(T::ChallengeWindow::get());
         for (who, outcomes) in batch.outcomes {
@@ -168,7 +197,8 @@ impl<T: Config> Pallet<T> {
                 },
                 Some(_) => {
                     batch.dissents.saturating_accrue(1);
-                    let taken = Providers::<T>::slash(who, T::WrongResultSlash::get());
+                    batch.will_relist(who)?;
+                    let taken = Providers::<T>::slash(who, T::WrongResultSlash::get()).taken;
                     batch.record(who, JobOutcome::Wrong);
                     let _ = receipt.slashed.try_push((who.clone(), taken, JobOutcome::Wrong));
                 },
@@ -206,8 +236,9 @@ impl<T: Config> Pallet<T> {
 
     /// Pays or slashes a provider a settlement left out, from its signed outcome for the `Use`
     /// the ticket was settled under: the winning result earns its price from the share held
-    /// for it, another is slashed; the rest of the share goes back to the buyer.
-    pub(crate) fn do_claim_outcome(id: TicketId, claimed: SignedOutcome<T::OffchainSignature>) -> DispatchResult {
+    /// for it, another is slashed; the rest of the share goes back to the buyer. Returns the
+    /// listings rewritten beyond the provider's first.
+    pub(crate) fn do_claim_outcome(id: TicketId, claimed: SignedOutcome<T::OffchainSignature>) -> Result<u32, DispatchError> {
         let mut ticket = Escrow::<T>::take_settleable_ticket(id)?;
         let TicketStatus::Settled(mut settlement) = ticket.status else { return Err(Error::<T>::NotSettled.into()) };
         let position = claimed.provider as usize;
@@ -222,16 +253,15 @@ impl<T: Config> Pallet<T> {
         let share = pricing::cost(settlement.prompt_tokens, *price_in, settlement.max_output_tokens, *price_out)
             .unwrap_or_default()
             .min(ticket.escrow);
-        let (paid, slashed) = if outcome == settlement.winning {
+        let (paid, slashed, relisted) = if outcome == settlement.winning {
             let due = pricing::cost(settlement.prompt_tokens, *price_in, outcome.token_count, *price_out).unwrap_or_default().min(share);
             Escrow::<T>::credit(who, due);
-            Providers::<T>::record_outcome(who, JobOutcome::Agreed);
+            let relisted = Providers::<T>::record_outcome(who, JobOutcome::Agreed);
             Providers::<T>::expose_until(who, frame_system::Pallet::<T>::block_number().saturating_add(T::ChallengeWindow::get()));
-            (due, Zero::zero())
+            (due, Zero::zero(), relisted)
         } else {
-            let taken = Providers::<T>::slash(who, T::WrongResultSlash::get());
-            Providers::<T>::record_outcome(who, JobOutcome::Wrong);
-            (Zero::zero(), taken)
+            let punished = Providers::<T>::punish(who, Some(JobOutcome::Wrong), T::WrongResultSlash::get());
+            (Zero::zero(), punished.taken, punished.relisted)
         };
         Escrow::<T>::credit(&ticket.buyer, share.saturating_sub(paid));
         Self::deposit_event(Event::TicketOutcomeClaimed { ticket: id, provider: who.clone(), outcome, paid, slashed });
@@ -241,6 +271,6 @@ impl<T: Config> Pallet<T> {
             ticket.status = TicketStatus::Settled(settlement);
             Escrow::<T>::hold_ticket(id, ticket);
         }
-        Ok(())
+        Ok(relisted)
     }
 }

@@ -11,4 +11,6 @@ pub struct TicketsSettled {
     /// Tickets written back because a provider was left out (its share held for a claim).
     pub held: u32,
     pub accounts: u32,
+    /// Listings rewritten beyond the first of each provider record written.
+    pub relisted: u32,
 }
