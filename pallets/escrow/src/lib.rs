@@ -290,7 +290,7 @@ pub mod pallet {
         /// Return the escrow of a request nobody settled within the settle window.
         #[pallet::call_index(2)]
         #[pallet::weight(<T as Config>::WeightInfo::refund_expired().saturating_add(
-            pallet_agora_providers::Pallet::<T>::relisting_weight(pallet_agora_providers::Pallet::<T>::most_relisted(agora_primitives::MAX_REDUNDANCY))
+            pallet_agora_providers::Pallet::<T>::most_relisting_weight(agora_primitives::MAX_REDUNDANCY)
         ))]
         pub fn refund_expired(origin: OriginFor<T>, request: RequestId) -> DispatchResultWithPostInfo {
             ensure_signed(origin)?;

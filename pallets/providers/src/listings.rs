@@ -87,6 +87,12 @@ impl<T: Config> Pallet<T> {
         stores.saturating_mul(<agora_primitives::MaxOffers as Get<u32>>::get().saturating_sub(1))
     }
 
+    /// The weight of the most listings that `stores` record writes can rewrite beyond the first
+    /// of each.
+    pub fn most_relisting_weight(stores: u32) -> Weight {
+        Self::relisting_weight(Self::most_relisted(stores))
+    }
+
     /// Removes `who` and its listings.
     pub(crate) fn remove_listed(who: &T::AccountId, manifest: &ManifestOf<T>) {
         for offer in manifest.offers.iter() {

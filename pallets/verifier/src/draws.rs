@@ -41,12 +41,6 @@ impl<T: Config> Pallet<T> {
         <T as Config>::WeightInfo::settle_to_dispute(k)
     }
 
-    /// The weight of the most listings that `stores` writes of provider records can rewrite
-    /// beyond each one's first.
-    pub fn most_relisting_weight(stores: u32) -> Weight {
-        Providers::<T>::relisting_weight(Providers::<T>::most_relisted(stores))
-    }
-
     /// Runs every queued draw whose randomness has arrived; the rest wait on. Returns the
     /// weight used, by the path each draw took.
     pub(crate) fn draw_pending() -> Weight {
@@ -68,7 +62,7 @@ impl<T: Config> Pallet<T> {
                 Ok(used) => weight.saturating_accrue(used),
                 // Only a broken invariant gets here (`try_state` names it); the block goes on.
                 Err(e) => {
-                    weight.saturating_accrue(Self::verifier_draw_weight(MAX_REDUNDANCY).saturating_add(Self::most_relisting_weight(RESOLVE_STORES)));
+                    weight.saturating_accrue(Self::verifier_draw_weight(MAX_REDUNDANCY).saturating_add(Providers::<T>::most_relisting_weight(RESOLVE_STORES)));
                     polkadot_sdk::frame_support::defensive!(e, "a queued draw finds its request open");
                 },
             }

@@ -411,7 +411,7 @@ pub mod pallet {
         #[pallet::call_index(2)]
         #[pallet::weight(
             <T as Config>::WeightInfo::settle_to_dispute(MAX_REDUNDANCY).max(<T as Config>::WeightInfo::settle(MAX_REDUNDANCY))
-                .saturating_add(Pallet::<T>::most_relisting_weight(draws::CLOSE_STORES))
+                .saturating_add(pallet_agora_providers::Pallet::<T>::most_relisting_weight(draws::CLOSE_STORES))
         )]
         pub fn settle(origin: OriginFor<T>, request: RequestId) -> DispatchResultWithPostInfo {
             ensure_signed(origin)?;
@@ -450,7 +450,7 @@ pub mod pallet {
         #[pallet::call_index(6)]
         #[pallet::weight(
             <T as Config>::WeightInfo::submit_verdict(MAX_VERIFIERS, MAX_REDUNDANCY)
-                .saturating_add(Pallet::<T>::most_relisting_weight(draws::RESOLVE_STORES))
+                .saturating_add(pallet_agora_providers::Pallet::<T>::most_relisting_weight(draws::RESOLVE_STORES))
         )]
         pub fn submit_verdict(origin: OriginFor<T>, request: RequestId, verdicts: VerdictsOf) -> DispatchResultWithPostInfo {
             let who = ensure_signed(origin)?;
@@ -463,7 +463,7 @@ pub mod pallet {
         #[pallet::call_index(7)]
         #[pallet::weight(
             <T as Config>::WeightInfo::resolve_dispute(MAX_VERIFIERS, MAX_REDUNDANCY)
-                .saturating_add(Pallet::<T>::most_relisting_weight(draws::RESOLVE_STORES))
+                .saturating_add(pallet_agora_providers::Pallet::<T>::most_relisting_weight(draws::RESOLVE_STORES))
         )]
         pub fn resolve_dispute(origin: OriginFor<T>, request: RequestId) -> DispatchResultWithPostInfo {
             ensure_signed(origin)?;
@@ -518,7 +518,7 @@ pub mod pallet {
         /// slashed; the rest of the share goes back to the buyer. Anyone may call it; the
         /// provider has the reason to.
         #[pallet::call_index(10)]
-        #[pallet::weight(<T as Config>::WeightInfo::claim_ticket_outcome().saturating_add(Pallet::<T>::most_relisting_weight(1)))]
+        #[pallet::weight(<T as Config>::WeightInfo::claim_ticket_outcome().saturating_add(pallet_agora_providers::Pallet::<T>::most_relisting_weight(1)))]
         pub fn claim_ticket_outcome(
             origin: OriginFor<T>,
             ticket: agora_primitives::TicketId,
