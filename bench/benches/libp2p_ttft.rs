@@ -14,7 +14,7 @@
 mod support;
 
 use agora_devnet::demo::UNIT;
-use agora_primitives::wire::{InferFrame, MAX_FRAME_BYTES};
+use agora_primitives::wire::{InferFrame, InferOpen, MAX_FRAME_BYTES};
 use agora_net::frame;
 use std::time::Instant;
 use support::*;
@@ -53,7 +53,7 @@ fn main() -> anyhow::Result<()> {
             // chain is a remote node and not a chopsticks process on the same two cores.
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             let started = Instant::now();
-            frame::write(&mut stream, &signed_request(id, &prompt, &net)).await?;
+            frame::write(&mut stream, &InferOpen::from(signed_request(id, &prompt, &net))).await?;
             let accepted = frame::read::<InferFrame, _>(&mut stream, MAX_FRAME_BYTES).await?;
             anyhow::ensure!(matches!(accepted, Some(InferFrame::Accepted { .. })), "{accepted:?}");
             let first = frame::read::<InferFrame, _>(&mut stream, MAX_FRAME_BYTES).await?;

@@ -73,10 +73,12 @@ pub struct DisputeNotice {
     pub verdict_deadline: BlockNumber,
 }
 
-/// One block's assignments and opened disputes.
+/// One block's assignments, drawn tickets and opened disputes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BlockNews {
     pub assignments: Vec<Assignment>,
+    /// The ids of the tickets whose providers this block drew, one range per purchase.
+    pub drawn_tickets: Vec<std::ops::Range<u64>>,
     pub disputes: Vec<DisputeNotice>,
 }
 
@@ -272,7 +274,11 @@ impl ChainClient {
                 Ok(DisputeNotice { request: e.request, verifiers: e.verifiers.0, verdict_deadline: e.verdict_deadline })
             })
             .collect::<Result<_, Error>>()?;
-        Ok(BlockNews { assignments, disputes })
+        let drawn_tickets = events
+            .find::<agora::escrow::events::TicketsDrawn>()
+            .map(|e| e.map(|e| e.first..e.first + u64::from(e.count)).map_err(subxt_err))
+            .collect::<Result<_, Error>>()?;
+        Ok(BlockNews { assignments, drawn_tickets, disputes })
     }
 
     /// The providers listed as offering `release`, under any runtime profile, in any state.

@@ -123,6 +123,13 @@ impl ChainClient {
         self.submit(&agora::tx().verifier().claim_ticket_outcome(id, outcome), caller).await
     }
 
+    /// Blocks after a ticket's expiry in which it can still be settled or claimed; after them,
+    /// anyone can expire it.
+    pub async fn ticket_settle_window(&self) -> Result<BlockNumber, Error> {
+        let at = self.api().at_current_block().await.map_err(|e| Error::Subxt(e.into()))?;
+        at.constants().entry(agora::constants().escrow().settle_window()).map_err(|e| Error::Subxt(e.into()))
+    }
+
     /// Closes ticket `id`, drawn and never used, once its settle window has passed (anyone may).
     pub async fn expire_ticket(&self, id: u64, caller: &Keypair) -> Result<(), Error> {
         self.submit(&agora::tx().escrow().expire_ticket(id), caller).await.map(|_| ())

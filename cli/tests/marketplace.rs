@@ -240,3 +240,94 @@ async fn a_liar_is_outvoted_and_slashed_and_a_dead_provider_is_a_no_show() {
     assert_eq!(receipt.slashed.0.iter().map(|s| (s.0.clone(), s.2.clone())).collect::<Vec<_>>(), vec![(bob.clone(), types::JobOutcome::NoShow)]);
     assert_eq!(chain.provider(&bob).await.unwrap().unwrap().reputation.no_shows, 1);
 }
+
+/// Issue 13, tickets from the client's side: a pool buys tickets ahead, and each prompt goes
+/// straight to its ticket's three providers. The answer is verified when two of them signed
+/// it, before anything reaches the chain; the liar's signed dissent is slashed when the
+/// bundles settle, several prompts' bundles in a batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pooled_tickets_answer_verified_from_signed_outcomes_and_settle_in_batches() {
+    let _serial = serial();
+    let (chain_guard, chain) = agora_e2e::start_chain("client-tickets").await.unwrap();
+    publish_smollm2(&chain).await;
+    let _ticker = agora_devnet::demo::spawn_block_ticker(chain.clone(), Duration::from_secs(2));
+    let root = tempfile::tempdir().unwrap();
+    let providers = start_three(&chain_guard.ws_url(), root.path(), Some("dave"));
+    for p in &providers {
+        wait_online(&chain, p).await;
+    }
+    let dave = providers[2].account();
+    let client = std::sync::Arc::new(client(&chain_guard.ws_url()).await);
+    let config = agora_client::PoolConfig { batch: 4, max_prompt_tokens: 32 };
+    let err = client.ticket_pool(&job("Hi", 8, 1), config.clone()).await.err().expect("k = 1 has no majority to verify");
+    assert!(matches!(err, ClientError::TicketsNeedMajority(1)), "{err}");
+    let pool = client.ticket_pool(&job("Hi", 8, 3), config).await.unwrap();
+    let greedy = agora_client::SamplingParams { temperature_milli: 0, top_k: 0, top_p_milli: 0 };
+    let too_long = pool.run(&agora_client::Prompt::Text("lighthouse ".repeat(40)), 8, greedy.clone(), |_| {}).await.unwrap_err();
+    assert!(matches!(too_long, ClientError::ExceedsTicket { .. }), "{too_long}");
+
+    let prompts = ["The capital of France is", "Name a large ocean:", "Two plus two is"];
+    let asked: Vec<_> = prompts.iter().map(|p| agora_client::Prompt::Text(p.to_string())).collect();
+    let answers = futures::future::join_all(asked.iter().map(|p| pool.run(p, 8, greedy.clone(), |_| {}))).await;
+    let mut tickets = Vec::new();
+    for (prompt, answer) in prompts.iter().zip(answers) {
+        let answer = answer.unwrap();
+        assert_eq!(answer.tokens, expected_greedy(prompt, 8).await, "{prompt}");
+        assert_eq!((answer.agreeing, answer.verified), (2, true), "{prompt}: {:?}", answer.providers);
+        let verified = answer.timings.verified.expect("verified before the call returned");
+        assert!(answer.timings.first_token <= verified && verified <= answer.timings.answered);
+        tickets.push(answer.ticket);
+    }
+    tickets.sort();
+    tickets.dedup();
+    assert_eq!(tickets.len(), 3, "one ticket per prompt");
+    let (mut slashed, mut blocks) = (0, Vec::new());
+    for ticket in tickets {
+        let receipt = pool.receipt(ticket).await.unwrap();
+        blocks.push(receipt.settled_at);
+        assert_eq!(receipt.paid.0.len(), 2, "{receipt:?}");
+        assert_eq!(receipt.slashed.0.iter().map(|s| s.0.clone()).collect::<Vec<_>>(), vec![dave.clone()], "the liar signed its dissent");
+        slashed += receipt.slashed.0[0].1;
+        assert!(chain.ticket(ticket).await.unwrap().is_none(), "settled whole");
+    }
+    assert!(slashed > 0);
+    blocks.sort();
+    blocks.dedup();
+    // The answers came within a block of each other: whatever arrived while a settlement was
+    // in flight went into the next one.
+    assert!(blocks.len() <= 2, "three bundles, at most two settlements: {blocks:?}");
+    let reputation = chain.provider(&dave).await.unwrap().unwrap().reputation;
+    assert_eq!(reputation.wrong, 3);
+    // Down to one ticket of four, the pool bought the next four in the background.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while pool.held() < 5 {
+        assert!(std::time::Instant::now() < deadline, "the pool never refilled: {} held", pool.held());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // The gateway through a pool: eight concurrent calls of the official `openai` client, each
+    // served from a ticket of its own with no transaction before its first token.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/v1", listener.local_addr().unwrap());
+    let tickets = Some(agora_client::PoolConfig { batch: 8, max_prompt_tokens: 48 });
+    let config = agora_client::gateway::GatewayConfig { max_tokens_limit: 16, tickets, ..Default::default() };
+    let _gateway = tokio::spawn(agora_client::gateway::serve(listener, client.clone(), config));
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/openai_concurrent.py");
+    let output = tokio::process::Command::new("python3").arg(script).arg(&base).arg("smollm2-135m-instruct").arg("8").output().await.unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let batch: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let calls = batch["calls"].as_array().unwrap();
+    let mut used = std::collections::HashSet::new();
+    for call in calls {
+        // Dave lies from the second token on: what streams depends on who answers first, so
+        // only that every call was answered from a ticket of its own is checked here.
+        assert!(call["error"].is_null() && call["pieces"].as_u64().unwrap() > 0, "{batch}");
+        assert!(call["request"].as_str().unwrap().starts_with("ticket-"), "{batch}");
+        used.insert(call["request"].as_str().unwrap().to_string());
+    }
+    assert_eq!((calls.len(), used.len()), (8, 8), "{batch}");
+    let pieces: u64 = calls.iter().map(|c| c["pieces"].as_u64().unwrap()).sum();
+    let wall = batch["wall_s"].as_f64().unwrap();
+    let firsts: Vec<String> = calls.iter().map(|c| format!("{:.2}", c["first_piece_s"].as_f64().unwrap())).collect();
+    eprintln!("8 concurrent openai calls on pooled tickets: {pieces} pieces in {wall:.1} s ({:.1}/s in all); first piece after {} s", pieces as f64 / wall, firsts.join(", "));
+}

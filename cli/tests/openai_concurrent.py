@@ -18,7 +18,8 @@ def call(_):
     first, parts = None, []
     try:
         with client.chat.completions.with_streaming_response.create(model=model, messages=question, max_tokens=16, stream=True) as response:
-            request = response.headers.get("x-agora-request-id")
+            ticket = response.headers.get("x-agora-ticket-id")
+            request = response.headers.get("x-agora-request-id") or (ticket and "ticket-" + ticket)
             for chunk in response.parse():
                 if chunk.choices and chunk.choices[0].delta.content:
                     first = first if first is not None else time.monotonic() - started

@@ -22,6 +22,10 @@ pub enum ClientError {
     ZeroMaxTokens,
     #[error("k must be between 1 and {max}, not {k}")]
     BadRedundancy { k: u32, max: u32 },
+    #[error("tickets are verified by a strict majority of their providers, so they need k of at least 2 (not {0}): raise k, or run a request of its own")]
+    TicketsNeedMajority(u32),
+    #[error("no provider of ticket {0} answered; it is left to expire (its providers get their reservation fees)")]
+    TicketNoAnswer(u64),
     #[error("the prompt has {prompt_tokens} tokens and asks for {max_tokens} more, but the largest context offered is {max_context}")]
     PromptTooLong { prompt_tokens: u32, max_tokens: u32, max_context: u32 },
     #[error("k = {k} providers were asked for, but only {eligible} are eligible for this release now")]
@@ -56,6 +60,12 @@ pub enum ClientError {
     UnknownProvider(String),
     #[error("prompt token {position} has id {token}, outside the release's vocabulary of {n_vocab}")]
     TokenOutOfVocabulary { position: usize, token: u32, n_vocab: u32 },
+    #[error("the prompt has {prompt_tokens} tokens and asks for {max_tokens} more, but the pool's tickets take at most {max_prompt_tokens} and {max_output_tokens}: shorten the prompt or max_tokens, or make a pool with longer tickets (--ticket-prompt-tokens)")]
+    ExceedsTicket { prompt_tokens: u32, max_tokens: u32, max_prompt_tokens: u32, max_output_tokens: u32 },
+    #[error("no ticket to serve the prompt: {0}")]
+    TicketPurchase(String),
+    #[error("ticket {ticket} is not settled: {reason}")]
+    TicketNotSettled { ticket: u64, reason: String },
     #[error("the price of k providers overflows: lower k or --max-price")]
     PriceOverflow,
     #[error(transparent)]

@@ -2,11 +2,15 @@
 //! `/v1/chat/completions` (with SSE streaming), each call paid and verified through the
 //! marketplace with the gateway's own k and price limit. The request id and output hash come
 //! back in `x-agora-request-id` / `x-agora-output-hash` headers (streamed responses carry the
-//! request id as a header and both in an `agora` object of the last chunk).
+//! request id as a header and both in an `agora` object of the last chunk). With `tickets` set,
+//! calls are served from ticket pools (one per model, bought ahead): no transaction before
+//! the first token, the answer verified by its providers' signed outcomes, and the headers
+//! name the ticket (`x-agora-ticket-id`).
 
 use crate::error::ClientError;
 use crate::models::text;
 use crate::run::{Job, Prompt, RunEvent, RunResult};
+use crate::tickets::{PoolConfig, TicketAnswer, TicketPool};
 use crate::{ChatTurn, Client};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -28,17 +32,124 @@ pub struct GatewayConfig {
     /// The most tokens one call may ask for.
     pub max_tokens_limit: u32,
     pub commit_blocks: u32,
+    /// Serve calls from ticket pools bought ahead (k ≥ 2), instead of a request each.
+    pub tickets: Option<PoolConfig>,
 }
 
 impl Default for GatewayConfig {
     fn default() -> Self {
-        Self { k: 3, max_price_per_1k: None, max_tokens_limit: 512, commit_blocks: 20 }
+        Self { k: 3, max_price_per_1k: None, max_tokens_limit: 512, commit_blocks: 20, tickets: None }
     }
 }
 
 struct Gateway {
     client: Arc<Client>,
     config: GatewayConfig,
+    /// One ticket pool per model name a caller used, made at its first call.
+    pools: tokio::sync::Mutex<BTreeMap<String, TicketPool>>,
+}
+
+/// A call's answer: from a request of its own, or from a pooled ticket.
+enum Answer {
+    Request(RunResult),
+    Ticket(TicketAnswer),
+}
+
+impl Answer {
+    /// What the response ids and headers name: `42` for a request, `ticket-42` for a ticket.
+    fn id(&self) -> String {
+        match self {
+            Self::Request(r) => r.request.to_string(),
+            Self::Ticket(t) => format!("ticket-{}", t.ticket),
+        }
+    }
+
+    /// Why the answer may not be given as the marketplace's: a ticket's providers did not
+    /// agree (a request's disagreement goes to its verifiers before the run returns).
+    fn unverified(&self) -> Option<String> {
+        match self {
+            Self::Ticket(t) if !t.verified => {
+                let failures: Vec<String> = t.providers.iter().filter_map(|p| Some(format!("{}: {}", p.provider, p.failure.as_deref()?))).collect();
+                Some(format!(
+                    "ticket {}: only {} of its {} providers signed one answer, so it is not settled (it expires for its reservation fees){}{}",
+                    t.ticket,
+                    t.agreeing,
+                    t.providers.len(),
+                    if failures.is_empty() { "" } else { "; " },
+                    failures.join("; "),
+                ))
+            },
+            _ => None,
+        }
+    }
+
+    fn text(&self) -> &str {
+        match self {
+            Self::Request(r) => &r.text,
+            Self::Ticket(t) => &t.text,
+        }
+    }
+
+    fn usage(&self) -> Value {
+        let (prompt, tokens) = match self {
+            Self::Request(r) => (&r.prompt, &r.tokens),
+            Self::Ticket(t) => (&t.prompt, &t.tokens),
+        };
+        usage(prompt.len() as u32, tokens.len() as u32)
+    }
+
+    fn finish_reason(&self, max_tokens: u32) -> &'static str {
+        let tokens = match self {
+            Self::Request(r) => r.tokens.len(),
+            Self::Ticket(t) => t.tokens.len(),
+        };
+        if tokens as u32 >= max_tokens {
+            "length"
+        } else {
+            "stop"
+        }
+    }
+
+    /// The whole answer again when the streamed tokens were outvoted.
+    fn correction(&self) -> Option<&str> {
+        let corrected = match self {
+            Self::Request(r) => r.stream_corrected,
+            Self::Ticket(t) => t.stream_corrected,
+        };
+        corrected.then(|| self.text())
+    }
+
+    fn header(&self) -> (&'static str, HeaderValue) {
+        match self {
+            Self::Request(r) => ("x-agora-request-id", HeaderValue::from(r.request)),
+            Self::Ticket(t) => ("x-agora-ticket-id", HeaderValue::from(t.ticket)),
+        }
+    }
+
+    fn output_hash(&self) -> [u8; 32] {
+        match self {
+            Self::Request(r) => r.output_hash,
+            Self::Ticket(t) => t.output_hash,
+        }
+    }
+
+    fn summary(&self) -> Value {
+        match self {
+            Self::Request(result) => json!({
+                "request": result.request,
+                "output_hash": hex::encode(result.output_hash),
+                "verified": result.verified,
+                "agreeing": result.agreeing,
+                "receipt": result.receipt.as_ref().map(crate::report::ReceiptView::from),
+            }),
+            Self::Ticket(answer) => json!({
+                "ticket": answer.ticket,
+                "output_hash": hex::encode(answer.output_hash),
+                "verified": answer.verified,
+                "agreeing": answer.agreeing,
+            }),
+        }
+    }
 }
 
 pub fn router(client: Arc<Client>, config: GatewayConfig) -> Router {
@@ -46,7 +157,7 @@ pub fn router(client: Arc<Client>, config: GatewayConfig) -> Router {
         .route("/v1/models", get(models))
         .route("/v1/completions", post(completions))
         .route("/v1/chat/completions", post(chat_completions))
-        .with_state(Arc::new(Gateway { client, config }))
+        .with_state(Arc::new(Gateway { client, config, pools: Default::default() }))
 }
 
 /// Serves the gateway on `listener` until the future is dropped.
@@ -62,10 +173,12 @@ fn client_error(e: ClientError) -> Response {
     use ClientError::*;
     let status = match &e {
         UnknownModel(_) | Revoked(_) | ModelFileMissing { .. } => StatusCode::NOT_FOUND,
-        BadModelRef(_) | EmptyPrompt | ZeroMaxTokens | BadRedundancy { .. } | PromptTooLong { .. } | TokenOutOfVocabulary { .. } | Tokenizer(_) => {
+        BadModelRef(_) | EmptyPrompt | ZeroMaxTokens | BadRedundancy { .. } | TicketsNeedMajority(_) | PromptTooLong { .. } | TokenOutOfVocabulary { .. } | Tokenizer(_) => {
             StatusCode::BAD_REQUEST
         },
         NotEnoughProviders { .. } | NoCapacity { .. } | PriceTooLow { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        ExceedsTicket { .. } => StatusCode::BAD_REQUEST,
+        TicketPurchase(_) => StatusCode::SERVICE_UNAVAILABLE,
         InsufficientFunds { .. } => StatusCode::PAYMENT_REQUIRED,
         NoAnswer(_) | SettlementTimeout { .. } | NotAssigned { .. } => StatusCode::GATEWAY_TIMEOUT,
         _ => StatusCode::BAD_GATEWAY,
@@ -157,34 +270,56 @@ impl Gateway {
         Ok(job)
     }
 
+    /// The pool of tickets for `model`, made (and its first tickets bought) at the first call
+    /// that names it.
+    async fn pool(&self, model: &str, job: &Job, config: &PoolConfig) -> Result<TicketPool, ClientError> {
+        let mut pools = self.pools.lock().await;
+        if let Some(pool) = pools.get(model) {
+            return Ok(pool.clone());
+        }
+        let template = Job { max_tokens: self.config.max_tokens_limit, ..job.clone() };
+        let pool = self.client.ticket_pool(&template, config.clone()).await?;
+        pools.insert(model.to_string(), pool.clone());
+        Ok(pool)
+    }
+
+    /// Starts the call's run: from a pooled ticket, or as a request of its own, checked
+    /// (model, prompt, providers, price, funds) before anything is paid.
+    async fn start(self: &Arc<Self>, model: &str, job: Job, events: mpsc::UnboundedSender<RunEvent>) -> Result<tokio::task::JoinHandle<Result<Answer, ClientError>>, ClientError> {
+        if let Some(config) = &self.config.tickets {
+            let pool = self.pool(model, &job, config).await?;
+            return Ok(tokio::spawn(async move {
+                pool.run(&job.prompt, job.max_tokens, sampling(&job.sampling), move |event| drop(events.send(event))).await.map(Answer::Ticket)
+            }));
+        }
+        let prepared = self.client.prepare(&job).await?;
+        let client = self.client.clone();
+        Ok(tokio::spawn(async move { client.run_prepared(prepared, move |event| drop(events.send(event))).await.map(Answer::Request) }))
+    }
+
     async fn answer(self: Arc<Self>, kind: Kind, model: String, job: Job, stream: bool) -> Response {
-        // Every check (model, prompt, providers, price, funds) happens before a response starts.
-        let prepared = match self.client.prepare(&job).await {
-            Ok(p) => p,
+        let (tx, mut rx) = mpsc::unbounded_channel::<RunEvent>();
+        let run = match self.start(&model, job.clone(), tx).await {
+            Ok(run) => run,
             Err(e) => return client_error(e),
         };
-        let prompt_tokens = prepared.prompt.len() as u32;
-        let (tx, mut rx) = mpsc::unbounded_channel::<Result<RunEvent, ()>>();
-        let client = self.client.clone();
-        let run = tokio::spawn(async move {
-            let events = tx.clone();
-            let result = client.run_prepared(prepared, move |event| drop(events.send(Ok(event)))).await;
-            drop(tx);
-            result
-        });
         let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         if !stream {
             drop(rx);
             return match run.await {
-                Ok(Ok(result)) => full_response(kind, &model, created, prompt_tokens, job.max_tokens, &result),
+                Ok(Ok(answer)) => match answer.unverified() {
+                    Some(why) => error(StatusCode::BAD_GATEWAY, "marketplace_error", why),
+                    None => full_response(kind, &model, created, job.max_tokens, &answer),
+                },
                 Ok(Err(e)) => client_error(e),
                 Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", e),
             };
         }
-        // Streaming: the headers wait for the escrow, so that they can name the request.
-        let request = loop {
+        // Streaming: the headers wait for the escrow or the ticket, so that they can name it.
+        let (header, number, named) = loop {
             match rx.recv().await {
-                Some(Ok(RunEvent::Escrowed { request, .. })) => break request,
+                Some(RunEvent::Escrowed { request, .. }) => break ("x-agora-request-id", request, request.to_string()),
+                Some(RunEvent::Ticket { ticket, .. }) => break ("x-agora-ticket-id", ticket, format!("ticket-{ticket}")),
                 Some(_) => continue,
                 None => {
                     return match run.await {
@@ -194,7 +329,7 @@ impl Gateway {
                 },
             }
         };
-        let id = format!("{}-{request}", if kind == Kind::Chat { "chatcmpl" } else { "cmpl" });
+        let id = format!("{}-{named}", if kind == Kind::Chat { "chatcmpl" } else { "cmpl" });
         let object = if kind == Kind::Chat { "chat.completion.chunk" } else { "text_completion" };
         let chunk = move |id: &str, model: &str, choice: Value| json!({ "id": id, "object": object, "created": created, "model": model, "choices": [choice] });
         let (sse_tx, sse_rx) = mpsc::unbounded_channel::<Event>();
@@ -206,7 +341,7 @@ impl Gateway {
             }
             let mut pending = Vec::new();
             while let Some(event) = rx.recv().await {
-                if let Ok(RunEvent::Token { piece, .. }) = event {
+                if let RunEvent::Token { piece, .. } = event {
                     pending.extend_from_slice(&piece);
                     let text = take_utf8(&mut pending);
                     if text.is_empty() {
@@ -222,19 +357,21 @@ impl Gateway {
                 }
             }
             let last = match run.await {
-                Ok(Ok(result)) => {
-                    let finish = finish_reason(&result, max_tokens);
-                    let correction = if result.stream_corrected { result.text.clone() } else { String::new() };
+                Ok(Ok(answer)) if answer.unverified().is_some() => {
+                    json!({ "error": { "message": answer.unverified(), "type": "marketplace_error" } })
+                },
+                Ok(Ok(answer)) => {
+                    let finish = answer.finish_reason(max_tokens);
                     let mut choice = match kind {
                         Kind::Chat => json!({ "index": 0, "delta": {}, "finish_reason": finish }),
                         Kind::Completion => json!({ "index": 0, "text": "", "logprobs": null, "finish_reason": finish }),
                     };
-                    if !correction.is_empty() {
+                    if let Some(correction) = answer.correction() {
                         choice["agora_corrected_text"] = json!(correction);
                     }
                     let mut value = chunk(&id, &model, choice);
-                    value["usage"] = usage(prompt_tokens, result.tokens.len() as u32);
-                    value["agora"] = agora_summary(&result);
+                    value["usage"] = answer.usage();
+                    value["agora"] = answer.summary();
                     value
                 },
                 Ok(Err(e)) => json!({ "error": { "message": e.to_string(), "type": "marketplace_error" } }),
@@ -245,9 +382,14 @@ impl Gateway {
         });
         let events = futures::stream::unfold(sse_rx, |mut rx| async move { rx.recv().await.map(|e| (Ok::<_, std::convert::Infallible>(e), rx)) });
         let mut response = Sse::new(events).into_response();
-        response.headers_mut().insert("x-agora-request-id", HeaderValue::from(request));
+        response.headers_mut().insert(header, HeaderValue::from(number));
         response
     }
+}
+
+/// The chain's sampling parameters as the wire carries them.
+fn sampling(params: &agora_chain_client::types::SamplingParams) -> agora_primitives::SamplingParams {
+    agora_primitives::SamplingParams { temperature_milli: params.temperature_milli, top_k: params.top_k, top_p_milli: params.top_p_milli }
 }
 
 /// The longest valid UTF-8 prefix of `pending`, removed from it (a character split across
@@ -267,52 +409,34 @@ fn take_utf8(pending: &mut Vec<u8>) -> String {
     text
 }
 
-fn finish_reason(result: &RunResult, max_tokens: u32) -> &'static str {
-    if result.tokens.len() as u32 >= max_tokens {
-        "length"
-    } else {
-        "stop"
-    }
-}
-
 fn usage(prompt: u32, completion: u32) -> Value {
     json!({ "prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion })
 }
 
-fn agora_summary(result: &RunResult) -> Value {
-    json!({
-        "request": result.request,
-        "output_hash": hex::encode(result.output_hash),
-        "verified": result.verified,
-        "agreeing": result.agreeing,
-        "receipt": result.receipt.as_ref().map(crate::report::ReceiptView::from),
-    })
-}
-
-fn full_response(kind: Kind, model: &str, created: u64, prompt_tokens: u32, max_tokens: u32, result: &RunResult) -> Response {
-    let finish = finish_reason(result, max_tokens);
-    let body = match kind {
+fn full_response(kind: Kind, model: &str, created: u64, max_tokens: u32, answer: &Answer) -> Response {
+    let finish = answer.finish_reason(max_tokens);
+    let mut body = match kind {
         Kind::Chat => json!({
-            "id": format!("chatcmpl-{}", result.request),
+            "id": format!("chatcmpl-{}", answer.id()),
             "object": "chat.completion",
             "created": created,
             "model": model,
-            "choices": [{ "index": 0, "message": { "role": "assistant", "content": result.text }, "finish_reason": finish }],
+            "choices": [{ "index": 0, "message": { "role": "assistant", "content": answer.text() }, "finish_reason": finish }],
         }),
         Kind::Completion => json!({
-            "id": format!("cmpl-{}", result.request),
+            "id": format!("cmpl-{}", answer.id()),
             "object": "text_completion",
             "created": created,
             "model": model,
-            "choices": [{ "index": 0, "text": result.text, "logprobs": null, "finish_reason": finish }],
+            "choices": [{ "index": 0, "text": answer.text(), "logprobs": null, "finish_reason": finish }],
         }),
     };
-    let mut body = body;
-    body["usage"] = usage(prompt_tokens, result.tokens.len() as u32);
-    body["agora"] = agora_summary(result);
+    body["usage"] = answer.usage();
+    body["agora"] = answer.summary();
     let mut headers = HeaderMap::new();
-    headers.insert("x-agora-request-id", HeaderValue::from(result.request));
-    if let Ok(v) = HeaderValue::from_str(&hex::encode(result.output_hash)) {
+    let (name, value) = answer.header();
+    headers.insert(name, value);
+    if let Ok(v) = HeaderValue::from_str(&hex::encode(answer.output_hash())) {
         headers.insert("x-agora-output-hash", v);
     }
     (headers, Json(body)).into_response()

@@ -9,7 +9,10 @@
 //! split vote, or a k = 1 request drawn for a spot check) is seen through: the client brings them
 //! the prompt and the answers and waits for their verdict ([`DisputeReport`]);
 //! [`Client::challenge`] has a settled answer re-scored, against a bond. Auditor calls read the
-//! release history, releases, provider records and receipts. [`RunStore`] keeps each run's prompt
+//! release history, releases, provider records and receipts. A [`TicketPool`]
+//! ([`Client::ticket_pool`]) serves prompts from tickets bought and drawn ahead: no transaction
+//! before the first token, the answer verified when a strict majority of its providers signed
+//! it, the bundles settled in batches in the background. [`RunStore`] keeps each run's prompt
 //! and answer so that it can be challenged later; [`report`] has typed views of every record, for
 //! JSON and for humans.
 //!
@@ -45,6 +48,8 @@ pub mod publish;
 pub mod report;
 pub mod run;
 pub mod runs;
+mod stream;
+pub mod tickets;
 
 pub use agora_tokenizer::ChatTurn;
 pub use dispute::{DisputeCause, DisputeReport};
@@ -55,6 +60,9 @@ pub use publish::ReleaseMeta;
 pub use local::{LocalAnswer, LocalModel, Routed};
 pub use runs::{RunRecord, RunStore};
 pub use run::{Job, Prepared, Prompt, ProviderReport, RunEvent, RunResult, Timeouts, Timings};
+pub use tickets::{HeldTicket, PoolConfig, TicketAnswer, TicketPool, TicketTimings};
+/// Sampling settings of a pooled ticket run (the same fields as a [`Job`]'s).
+pub use agora_primitives::SamplingParams;
 
 use agora_chain_client::{subxt_signer::sr25519::Keypair, AccountId, ChainClient, ModelRelease, ProviderRecord, Receipt};
 use agora_primitives::Hash256;

@@ -5,16 +5,15 @@ use crate::error::{ClientError, Result};
 use crate::models::{resolve, ModelRef};
 use crate::Client;
 use agora_chain_client::{types, AccountId, EscrowError, ModelRelease, Quote, Receipt, Rejection};
-use agora_primitives::wire::{token_hash, InferFrame, InferRequest, StopReason, Use};
+use crate::stream::{answer_groups, largest_group, Dispatch, Streamed};
+use agora_primitives::wire::{token_hash, Authorised, InferOpen, InferRequest, StopReason, Use};
 use agora_primitives::{pricing, Hash256, MAX_REDUNDANCY};
 use agora_tokenizer::{ChatTurn, Tokenizer};
 use crate::location_of as location;
-use agora_net::infer::InferCall;
-use agora_net::{Location, Network};
+use agora_net::Location;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
 
 /// What to ask.
 #[derive(Clone, Debug)]
@@ -56,6 +55,43 @@ impl Job {
     }
 }
 
+impl Prompt {
+    /// The prompt as token ids of `tokenizer`, refused if empty or outside its vocabulary.
+    pub(crate) fn token_ids(&self, tokenizer: &Tokenizer) -> Result<Vec<u32>> {
+        let ids = match self {
+            Prompt::Text(text) if text.trim().is_empty() => return Err(ClientError::EmptyPrompt),
+            Prompt::Text(text) => tokenizer.tokenize(text, true),
+            Prompt::Chat(turns) if turns.iter().all(|t| t.content.trim().is_empty()) => return Err(ClientError::EmptyPrompt),
+            Prompt::Chat(turns) => tokenizer.chat(turns)?,
+            Prompt::Tokens(tokens) => tokens.clone(),
+        };
+        if ids.is_empty() {
+            return Err(ClientError::EmptyPrompt);
+        }
+        if let Some((position, token)) = tokenizer.out_of_vocabulary(&ids) {
+            return Err(ClientError::TokenOutOfVocabulary { position, token, n_vocab: tokenizer.n_vocab() });
+        }
+        Ok(ids)
+    }
+}
+
+impl Job {
+    /// The most paid per 1k tokens: the caller's limit, or what the k-th cheapest of `quotes`
+    /// asks; refused if fewer than k quote or the caller's limit is below the k-th ask.
+    pub(crate) fn price_limit(&self, quotes: &[Quote]) -> Result<u128> {
+        let mut asks: Vec<u128> = quotes.iter().map(|q| q.price_per_1k_input.max(q.price_per_1k_output)).collect();
+        asks.sort_unstable();
+        let Some(&needed) = (self.k as usize).checked_sub(1).and_then(|i| asks.get(i)) else {
+            return Err(ClientError::NotEnoughProviders { k: self.k, eligible: asks.len() });
+        };
+        let max_price_per_1k = self.max_price_per_1k.unwrap_or(needed);
+        if max_price_per_1k < needed {
+            return Err(ClientError::PriceTooLow { k: self.k, max_price_per_1k, needed });
+        }
+        Ok(max_price_per_1k)
+    }
+}
+
 /// A job checked against the chain, ready to be paid for: nothing has moved yet.
 #[derive(Clone)]
 pub struct Prepared {
@@ -72,6 +108,18 @@ pub struct Prepared {
     pub(crate) locations: HashMap<[u8; 32], Location>,
 }
 
+/// What the providers of a release offer now.
+pub(crate) struct Offered {
+    /// The runtime profile most online providers run, and how many run it.
+    pub profile: Hash256,
+    pub serving: usize,
+    /// The largest context any of them offers.
+    pub max_context: u32,
+    /// Where each provider of the release listens, read with its record (saves a chain call
+    /// per provider on the way to the first token).
+    pub locations: HashMap<[u8; 32], Location>,
+}
+
 /// What happens, in order, as a job runs.
 #[derive(Clone, Debug)]
 pub enum RunEvent {
@@ -79,6 +127,8 @@ pub enum RunEvent {
     /// providers were free is made again, and only the one drawn is reported.
     Escrowed { request: u64, escrow: u128 },
     Assigned { request: u64, providers: Vec<AccountId> },
+    /// A pooled ticket (drawn ahead) takes the prompt, for these providers.
+    Ticket { ticket: u64, providers: Vec<AccountId> },
     /// A provider signed for this client's `Use` (checked): it has the prompt, and revealing
     /// nothing now makes it a no-show.
     Acknowledged { provider: AccountId },
@@ -179,54 +229,16 @@ impl Client {
         }
         let release = resolve(&self.chain, &job.model).await?;
         let tokenizer = self.models.tokenizer(&release).await?;
-        let prompt = match &job.prompt {
-            Prompt::Text(text) if text.trim().is_empty() => return Err(ClientError::EmptyPrompt),
-            Prompt::Text(text) => tokenizer.tokenize(text, true),
-            Prompt::Chat(turns) if turns.iter().all(|t| t.content.trim().is_empty()) => return Err(ClientError::EmptyPrompt),
-            Prompt::Chat(turns) => tokenizer.chat(turns)?,
-            Prompt::Tokens(tokens) => tokens.clone(),
-        };
-        if prompt.is_empty() {
-            return Err(ClientError::EmptyPrompt);
-        }
-        if let Some((position, token)) = tokenizer.out_of_vocabulary(&prompt) {
-            return Err(ClientError::TokenOutOfVocabulary { position, token, n_vocab: tokenizer.n_vocab() });
-        }
+        let prompt = job.prompt.token_ids(&tokenizer)?;
         let prompt_tokens = prompt.len() as u32;
         let id = release.info.sha256;
 
-        // Every profile offered for the release; the one most providers run is where k
-        // identical answers are likeliest.
-        let mut profiles: HashMap<Hash256, usize> = HashMap::new();
-        let mut max_context = 0;
-        let mut locations = HashMap::new();
-        for who in self.chain.servers_of(id).await? {
-            if let Some(record) = self.chain.provider(&who).await? {
-                if let Ok(location) = location(&record) {
-                    locations.insert(who.0, location);
-                }
-                if record.status == types::ProviderStatus::Online {
-                    if let Some(offer) = record.manifest.offers.0.iter().find(|o| o.release == id) {
-                        *profiles.entry(offer.runtime_profile).or_default() += 1;
-                        max_context = max_context.max(record.manifest.max_context);
-                    }
-                }
-            }
-        }
-        let Some((&profile, &serving)) = profiles.iter().max_by_key(|(hash, n)| (**n, **hash)) else {
-            return Err(ClientError::NotEnoughProviders { k: job.k, eligible: 0 });
-        };
+        let Offered { profile, serving, max_context, locations } = self.offered(id, job.k).await?;
         if prompt_tokens.saturating_add(job.max_tokens) > max_context {
             return Err(ClientError::PromptTooLong { prompt_tokens, max_tokens: job.max_tokens, max_context });
         }
         let quotes = self.free_quotes(id, profile, prompt_tokens, job, serving).await?;
-        let mut asks: Vec<u128> = quotes.iter().map(|q| q.price_per_1k_input.max(q.price_per_1k_output)).collect();
-        asks.sort_unstable();
-        let needed = asks[job.k as usize - 1];
-        let max_price_per_1k = job.max_price_per_1k.unwrap_or(needed);
-        if max_price_per_1k < needed {
-            return Err(ClientError::PriceTooLow { k: job.k, max_price_per_1k, needed });
-        }
+        let max_price_per_1k = job.price_limit(&quotes)?;
         let quotes: Vec<Quote> = quotes.into_iter().filter(|q| q.price_per_1k_input.max(q.price_per_1k_output) <= max_price_per_1k).collect();
         let per_provider = pricing::max_cost(prompt_tokens, job.max_tokens, max_price_per_1k)
             .ok_or(ClientError::PriceOverflow)?;
@@ -249,6 +261,31 @@ impl Client {
         Ok(Prepared { release, prompt, params, escrow, quotes, tokenizer, locations })
     }
 
+    /// The runtime profile most online providers of `release` run (where k identical answers
+    /// are likeliest), and where every provider of the release listens.
+    pub(crate) async fn offered(&self, release: Hash256, k: u32) -> Result<Offered> {
+        let mut profiles: HashMap<Hash256, usize> = HashMap::new();
+        let mut max_context = 0;
+        let mut locations = HashMap::new();
+        for who in self.chain.servers_of(release).await? {
+            if let Some(record) = self.chain.provider(&who).await? {
+                if let Ok(location) = location(&record) {
+                    locations.insert(who.0, location);
+                }
+                if record.status == types::ProviderStatus::Online {
+                    if let Some(offer) = record.manifest.offers.0.iter().find(|o| o.release == release) {
+                        *profiles.entry(offer.runtime_profile).or_default() += 1;
+                        max_context = max_context.max(record.manifest.max_context);
+                    }
+                }
+            }
+        }
+        let Some((&profile, &serving)) = profiles.iter().max_by_key(|(hash, n)| (**n, **hash)) else {
+            return Err(ClientError::NotEnoughProviders { k, eligible: 0 });
+        };
+        Ok(Offered { profile, serving, max_context, locations })
+    }
+
     /// Runs a job end to end: prepare, escrow, stream from the assigned providers (calling
     /// `on_event` as things happen), compare their answers, wait for settlement.
     pub async fn run(&self, job: &Job, on_event: impl FnMut(RunEvent)) -> Result<RunResult> {
@@ -262,100 +299,20 @@ impl Client {
         on_event(RunEvent::Escrowed { request, escrow: prepared.escrow });
         on_event(RunEvent::Assigned { request, providers: assignment.providers.0.clone() });
 
-        let streams_at = Instant::now();
         let (signed, authorised) = self.signed_request(request, &prepared.prompt);
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        for (slot, provider) in assignment.providers.0.iter().enumerate() {
-            let (chain, net, tx) = (self.chain.clone(), self.net.clone(), tx.clone());
-            let (provider, signed, authorised, timeouts) = (provider.clone(), signed.clone(), authorised.clone(), self.timeouts.clone());
-            let known = prepared.locations.get(&provider.0).cloned();
-            tokio::spawn(async move {
-                let target = Target { chain: &chain, provider: &provider, known };
-                let result = stream_from(target, &net, (&signed, &authorised), &timeouts, slot, &tx).await;
-                let _ = tx.send((slot, StreamEvent::Ended(result.err())));
-            });
-        }
-        drop(tx);
-
-        let k = assignment.providers.0.len();
-        let mut reports: Vec<ProviderReport> = assignment
-            .providers
-            .0
-            .iter()
-            .map(|p| ProviderReport {
-                provider: p.clone(),
-                tokens: vec![],
-                done: None,
-                failure: None,
-                time_to_first_token: None,
-                acknowledgement: None,
-                outcome_signature: None,
-            })
-            .collect();
-        let mut ended = vec![false; k];
-        let mut leader: Option<usize> = None;
-        let mut streamed: Vec<u32> = Vec::new();
-        while let Some((slot, event)) = rx.recv().await {
-            match event {
-                StreamEvent::Dialed => {
-                    if timings.dial.is_zero() {
-                        timings.dial = streams_at.elapsed();
-                    }
-                },
-                StreamEvent::Token(token) => {
-                    let report = &mut reports[slot];
-                    if report.tokens.is_empty() {
-                        report.time_to_first_token = Some(streams_at.elapsed());
-                    }
-                    report.tokens.push(token);
-                    if leader.is_none() {
-                        leader = Some(slot);
-                        timings.first_token = streams_at.elapsed();
-                    }
-                },
-                StreamEvent::Accepted(signature) => {
-                    reports[slot].acknowledgement = Some(signature);
-                    on_event(RunEvent::Acknowledged { provider: reports[slot].provider.clone() });
-                },
-                StreamEvent::Done(hash, count, stop, signature) => {
-                    reports[slot].done = Some((hash, count, stop));
-                    reports[slot].outcome_signature = Some(signature);
-                },
-                StreamEvent::Ended(failure) => {
-                    ended[slot] = true;
-                    let report = &mut reports[slot];
-                    report.failure = failure.or_else(|| report.done.is_none().then(|| "the stream ended without a closing frame".into()));
-                    if report.failure.is_some() {
-                        tracing::warn!(provider = %report.provider, reason = report.failure.as_deref().unwrap_or(""), "no answer from a provider");
-                    }
-                    on_event(RunEvent::ProviderFinished(report.clone()));
-                    if leader == Some(slot) && report.failure.is_some() {
-                        // The streaming provider died: carry on from one whose tokens agree so far.
-                        leader = (0..k).filter(|&s| !ended[s] && reports[s].tokens.starts_with(&streamed)).max_by_key(|&s| reports[s].tokens.len());
-                    }
-                },
-            }
-            if let Some(l) = leader {
-                let tokens = &reports[l].tokens;
-                if tokens.len() > streamed.len() && tokens.starts_with(&streamed) {
-                    for (index, &token) in tokens.iter().enumerate().skip(streamed.len()) {
-                        on_event(RunEvent::Token { index: index as u32, token, piece: prepared.tokenizer.piece(token) });
-                    }
-                    streamed = tokens.clone();
-                }
-            }
-        }
-        timings.generation = streams_at.elapsed().saturating_sub(timings.first_token);
+        let dispatch = Dispatch {
+            providers: &assignment.providers.0,
+            locations: &prepared.locations,
+            open: InferOpen::from(signed.clone()),
+            authorised: Authorised::Request(authorised),
+            tokenizer: &prepared.tokenizer,
+        };
+        let Streamed { reports, streamed, dial, first_token, generation, .. } = self.stream_k(dispatch, &mut on_event).await;
+        (timings.dial, timings.first_token, timings.generation) = (dial, first_token, generation);
 
         // The answer is the one most providers gave in full; ties and no answer at all fall back.
-        let mut groups: HashMap<Hash256, Vec<usize>> = HashMap::new();
-        for (slot, report) in reports.iter().enumerate() {
-            if let Some(hash) = report.answered() {
-                groups.entry(hash).or_default().push(slot);
-            }
-        }
-        let best = groups.values().max_by_key(|slots| (slots.len(), std::cmp::Reverse(slots[0]))).cloned();
-        let Some(best) = best else {
+        let groups = answer_groups(&reports);
+        let Some(best) = largest_group(&groups) else {
             // Nobody answered: settling after the reveal window slashes the providers that took
             // the job and returns the escrow, so the client loses nothing but the fees.
             if let Err(e) = self.wait_settled(request, &signed, &reports).await {
@@ -589,80 +546,4 @@ impl Default for Timeouts {
             poll: Duration::from_millis(100),
         }
     }
-}
-
-enum StreamEvent {
-    Dialed,
-    /// The provider's checked acknowledgement of the `Use`.
-    Accepted([u8; 64]),
-    Token(u32),
-    /// The closing frame, its signature checked.
-    Done(Hash256, u32, StopReason, [u8; 64]),
-    /// The stream is over; `Some` says why it gave no answer.
-    Ended(Option<String>),
-}
-
-/// A provider to reach, and where it was last seen listening.
-struct Target<'a> {
-    chain: &'a agora_chain_client::ChainClient,
-    provider: &'a AccountId,
-    known: Option<Location>,
-}
-
-async fn stream_from(
-    target: Target<'_>,
-    net: &Network,
-    (signed, authorised): (&InferRequest, &Use),
-    timeouts: &Timeouts,
-    slot: usize,
-    events: &mpsc::UnboundedSender<(usize, StreamEvent)>,
-) -> Result<(), String> {
-    let location = match target.known {
-        Some(location) => location,
-        None => {
-            let record = target.chain.provider(target.provider).await.map_err(|e| e.to_string())?.ok_or("not registered")?;
-            location(&record).map_err(|e| e.to_string())?
-        },
-    };
-    let mut call = InferCall::open(net, &location, timeouts.first_token).await.map_err(|e| e.to_string())?;
-    let _ = events.send((slot, StreamEvent::Dialed));
-    call.send(signed).await.map_err(|e| e.to_string())?;
-    let signed_by_provider = |signature: &[u8; 64], payload: Vec<u8>| agora_chain_client::signed_by(&target.provider.0, signature, &payload);
-    let mut acknowledged = false;
-    let mut wait = timeouts.first_token;
-    let result = loop {
-        // Up to the first token the provider may be queueing or prefilling; then it streams.
-        match call.next(wait).await {
-            Err(e) => break Err(e.to_string()),
-            Ok(None) => break Ok(()),
-            Ok(Some(InferFrame::Accepted { signature })) if !acknowledged => {
-                if !signed_by_provider(&signature, authorised.ack_payload()) {
-                    break Err("its acknowledgement is not signed by its account".into());
-                }
-                acknowledged = true;
-                let _ = events.send((slot, StreamEvent::Accepted(signature)));
-            },
-            Ok(Some(InferFrame::Accepted { .. })) => break Err("it acknowledged the request twice".into()),
-            Ok(Some(InferFrame::Token { .. } | InferFrame::Done { .. })) if !acknowledged => {
-                break Err("it answered without acknowledging the request".into());
-            },
-            Ok(Some(InferFrame::Token { token, .. })) => {
-                wait = timeouts.stall;
-                let _ = events.send((slot, StreamEvent::Token(token)));
-            },
-            Ok(Some(InferFrame::Done { output_hash, token_count, stop, signature })) => {
-                let outcome = agora_primitives::Outcome { output_hash, token_count };
-                if !signed_by_provider(&signature, authorised.outcome_payload(&outcome)) {
-                    break Err("its result is not signed by its account".into());
-                }
-                let _ = events.send((slot, StreamEvent::Done(output_hash, token_count, stop, signature)));
-                break Ok(());
-            },
-            Ok(Some(InferFrame::Error { kind, message })) => {
-                break Err(format!("refused ({kind:?}): {}", String::from_utf8_lossy(&message)));
-            },
-        }
-    };
-    call.close().await;
-    result
 }

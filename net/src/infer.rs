@@ -1,9 +1,10 @@
-//! Both halves of `/agora/infer/1`: the client sends one [`InferRequest`] and reads
+//! Both halves of `/agora/infer/1`: the client sends one [`InferOpen`] (a request's prompt or a
+//! ticket's) and reads
 //! [`InferFrame`]s (tokens, then `Done` or `Error`); the provider reads the request and streams
 //! the frames.
 
 use crate::{frame, infer_protocol, Location, Network, StreamError};
-use agora_primitives::wire::{InferErrorKind, InferFrame, InferRequest, MAX_FRAME_BYTES};
+use agora_primitives::wire::{InferErrorKind, InferFrame, InferOpen, MAX_FRAME_BYTES};
 use futures::AsyncWriteExt;
 use libp2p::Stream;
 use std::time::Duration;
@@ -20,8 +21,8 @@ impl InferCall {
         Ok(Self { stream: net.open_stream(location, infer_protocol(), dial_timeout).await? })
     }
 
-    /// Sends the request: the prompt as token ids.
-    pub async fn send(&mut self, request: &InferRequest) -> Result<(), StreamError> {
+    /// Sends the request: the prompt as token ids, under the client's signed `Use`.
+    pub async fn send(&mut self, request: &InferOpen) -> Result<(), StreamError> {
         Ok(frame::write(&mut self.stream, request).await?)
     }
 
@@ -40,8 +41,8 @@ impl InferCall {
 
 /// The provider's half: the client's request, sent within `within` of opening the stream;
 /// `None` if the client closed it first.
-pub async fn read_request(stream: &mut Stream, within: Duration) -> Result<Option<InferRequest>, StreamError> {
-    match tokio::time::timeout(within, frame::read::<InferRequest, _>(stream, MAX_FRAME_BYTES)).await {
+pub async fn read_request(stream: &mut Stream, within: Duration) -> Result<Option<InferOpen>, StreamError> {
+    match tokio::time::timeout(within, frame::read::<InferOpen, _>(stream, MAX_FRAME_BYTES)).await {
         Err(_) => Err(StreamError::Timeout(within)),
         Ok(read) => Ok(read?),
     }

@@ -346,7 +346,18 @@ pub struct Receipt<AccountId, Balance, BlockNumber> {
 /// The sampling seed every provider of a request uses: derived from the request id, so the
 /// client cannot pick a seed that steers sampled output.
 pub fn sampling_seed(request: RequestId) -> u64 {
-    let digest = polkadot_sdk::sp_crypto_hashing::blake2_256(&codec::Encode::encode(&(b"agora/seed/v1", request)));
+    seed_of(b"agora/seed/v1", request)
+}
+
+/// The sampler's seed of a ticket: derived like a request's, under its own domain, so a ticket
+/// and a request with the same number never share a seed.
+pub fn ticket_sampling_seed(ticket: TicketId) -> u64 {
+    seed_of(b"agora/ticket-seed/v1", ticket)
+}
+
+/// The domain is a byte array, encoded without a length prefix (as the request seeds always were).
+fn seed_of<const N: usize>(domain: &[u8; N], id: u64) -> u64 {
+    let digest = polkadot_sdk::sp_crypto_hashing::blake2_256(&codec::Encode::encode(&(domain, id)));
     u64::from_le_bytes([digest[0], digest[1], digest[2], digest[3], digest[4], digest[5], digest[6], digest[7]])
 }
 

@@ -19,6 +19,10 @@ pub const TICKET_USE_DOMAIN: &[u8] = b"agora/ticket-use/1";
 /// Domain of a provider's signed outcome for a [`TicketUse`].
 pub const TICKET_OUTCOME_DOMAIN: &[u8] = b"agora/ticket-outcome/1";
 
+/// Domain of a provider's acknowledgement of a [`TicketUse`]: it has the prompt and takes the
+/// job, so from now on not answering is its fault.
+pub const TICKET_ACK_DOMAIN: &[u8] = b"agora/ticket-ack/1";
+
 /// Tickets are numbered in purchase order.
 pub type TicketId = u64;
 
@@ -119,6 +123,11 @@ impl TicketUse {
     /// The bytes a provider signs over the result it stands by for this `Use`.
     pub fn outcome_payload(&self, outcome: &Outcome) -> Vec<u8> {
         outcome_payload(self.ticket, &self.hash(), outcome)
+    }
+
+    /// The bytes a provider signs to acknowledge this `Use` before prefill.
+    pub fn ack_payload(&self) -> Vec<u8> {
+        (TICKET_ACK_DOMAIN, self.ticket, self.hash()).encode()
     }
 }
 

@@ -6,7 +6,7 @@
 //! length, then the bytes). Frames are bounded by [`MAX_FRAME_BYTES`] so a peer can never make the
 //! other side buffer without limit.
 
-use crate::{Hash256, Outcome, RequestId};
+use crate::{Hash256, Outcome, RequestId, TicketUse};
 use alloc::vec::Vec;
 use codec::{Decode, Encode};
 use polkadot_sdk::sp_crypto_hashing::{blake2_256, sha2_256};
@@ -101,6 +101,63 @@ impl InferRequest {
     }
 }
 
+/// A ticket's prompt under its buyer's signed [`TicketUse`]: the first frame of a stream that
+/// serves a ticket. No chain call stands between it and the prefill: the provider knows the
+/// ticket from its draw.
+#[derive(Clone, Encode, Decode, PartialEq, Eq, Debug)]
+pub struct TicketRequest {
+    pub authorised: TicketUse,
+    /// The prompt as token ids; their hash and count must be the `Use`'s.
+    pub prompt: Vec<u32>,
+    /// The buyer's sr25519 signature over [`TicketUse::signing_payload`].
+    pub signature: [u8; 64],
+}
+
+/// The first and only frame a client sends on an inference stream: a request's prompt or a
+/// ticket's.
+#[derive(Clone, Encode, Decode, PartialEq, Eq, Debug)]
+pub enum InferOpen {
+    Request(InferRequest),
+    Ticket(TicketRequest),
+}
+
+impl From<InferRequest> for InferOpen {
+    fn from(request: InferRequest) -> Self {
+        Self::Request(request)
+    }
+}
+
+impl From<TicketRequest> for InferOpen {
+    fn from(request: TicketRequest) -> Self {
+        Self::Ticket(request)
+    }
+}
+
+/// What a provider's acknowledgement and signed outcome are bound to: a request's [`Use`] or
+/// a ticket's [`TicketUse`]. Each signs under its own domains, so no signature of one is valid
+/// for the other.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Authorised {
+    Request(Use),
+    Ticket(TicketUse),
+}
+
+impl Authorised {
+    pub fn ack_payload(&self) -> Vec<u8> {
+        match self {
+            Self::Request(authorised) => authorised.ack_payload(),
+            Self::Ticket(authorised) => authorised.ack_payload(),
+        }
+    }
+
+    pub fn outcome_payload(&self, outcome: &Outcome) -> Vec<u8> {
+        match self {
+            Self::Request(authorised) => authorised.outcome_payload(outcome),
+            Self::Ticket(authorised) => authorised.outcome_payload(outcome),
+        }
+    }
+}
+
 /// Why generation stopped.
 #[derive(Clone, Copy, Encode, Decode, PartialEq, Eq, Debug)]
 pub enum StopReason {
@@ -135,6 +192,8 @@ pub enum InferErrorKind {
     Internal,
     /// The request is not signed by the request's client for the peer that sent it.
     Unauthorized,
+    /// The `Use` asks for more than its ticket was bought for (prompt or output length).
+    ExceedsTicket,
 }
 
 /// A frame from provider to client. A stream is `Accepted Token* (Done | Error)`, or one
@@ -307,6 +366,50 @@ mod tests {
             signature: [0xff; 64],
         };
         assert!(request.encode().len() as u32 <= MAX_FRAME_BYTES);
+    }
+
+    #[test]
+    fn a_full_size_ticket_prompt_fits_in_a_frame() {
+        let request = InferOpen::Ticket(TicketRequest {
+            authorised: TicketUse {
+                ticket: u64::MAX,
+                prompt_hash: [0xff; 32],
+                prompt_tokens: MAX_PROMPT_TOKENS,
+                max_output_tokens: u32::MAX,
+                sampling: crate::SamplingParams { temperature_milli: u32::MAX, top_k: u32::MAX, top_p_milli: u32::MAX },
+                client_peer: crate::PeerIdBytes::truncate_from(alloc::vec![0xff; MAX_PEER_ID_BYTES]),
+            },
+            prompt: alloc::vec![u32::MAX; MAX_PROMPT_TOKENS as usize],
+            signature: [0xff; 64],
+        });
+        assert!(request.encode().len() as u32 <= MAX_FRAME_BYTES);
+    }
+
+    #[test]
+    fn a_ticket_signature_is_valid_for_no_request_message_and_back() {
+        let request = Use::new(1, &[1, 2, 3], alloc::vec![9; 38]);
+        let ticket = TicketUse {
+            ticket: 1,
+            prompt_hash: request.prompt_hash,
+            prompt_tokens: 3,
+            max_output_tokens: 8,
+            sampling: Default::default(),
+            client_peer: crate::PeerIdBytes::truncate_from(alloc::vec![9; 38]),
+        };
+        let outcome = Outcome { output_hash: [1; 32], token_count: 4 };
+        let (request, ticket) = (Authorised::Request(request), Authorised::Ticket(ticket));
+        let payloads = [
+            request.ack_payload(),
+            request.outcome_payload(&outcome),
+            ticket.ack_payload(),
+            ticket.outcome_payload(&outcome),
+        ];
+        for (i, a) in payloads.iter().enumerate() {
+            for b in &payloads[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        assert!(payloads[2].starts_with(&crate::tickets::TICKET_ACK_DOMAIN.encode()));
     }
 
     #[test]

@@ -7,6 +7,10 @@
 //! forward, and once a commitment is written its output, salt and commitment never change, so
 //! the reveal after a restart is always the value that was committed.
 
+mod tickets;
+
+pub use tickets::{TicketJob, TicketState};
+
 use agora_primitives::wire::{JudgedOutcome, StopReason};
 use agora_primitives::{Hash256, Outcome, ReleaseId, RequestId, SamplingParams};
 use codec::{Decode, Encode};
@@ -109,12 +113,18 @@ pub struct VerificationRecord {
 pub enum JournalError {
     #[error("journal storage: {0}")]
     Db(#[from] rocksdb::Error),
-    #[error("journal entry for request {0} is corrupt: {1}")]
+    #[error("journal entry {0} is corrupt: {1}")]
     Corrupt(RequestId, codec::Error),
     #[error("request {request}: the journal may not move a job back from {from:?} to {to:?}")]
     Backwards { request: RequestId, from: JobState, to: JobState },
     #[error("request {0}: the committed output, salt or commitment may not change")]
     CommittedValueChanged(RequestId),
+    #[error("ticket {ticket}: the journal may not move a ticket job back from {from:?} to {to:?}")]
+    TicketBackwards { ticket: u64, from: TicketState, to: TicketState },
+    #[error("ticket {0} already serves another Use: a ticket's providers sign outcomes for one prompt only")]
+    UseChanged(u64),
+    #[error("ticket {0}: the journaled output and outcome may not change")]
+    TicketResultChanged(u64),
     #[error(
         "this journal belongs to the chain with genesis {}, not to {} (a dev chain restarted from genesis?); move the journal directory away to start afresh",
         hex::encode(.journal), hex::encode(.chain)

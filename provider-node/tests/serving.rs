@@ -5,7 +5,7 @@ mod support;
 
 use agora_chain_client::types;
 use agora_devnet::demo::{self, UNIT};
-use agora_primitives::wire::{token_hash, InferErrorKind, InferFrame, MAX_FRAME_BYTES, MAX_PROMPT_TOKENS};
+use agora_primitives::wire::{token_hash, InferErrorKind, InferFrame, InferOpen, MAX_FRAME_BYTES, MAX_PROMPT_TOKENS};
 use agora_primitives::SamplingParams;
 use agora_engine::GenerateRequest;
 use agora_net::frame;
@@ -121,7 +121,7 @@ async fn a_provider_killed_at_any_point_finishes_its_jobs_after_a_restart() {
     bob.restart(price);
     wait_online(&chain, &bob).await;
     let mut stream = open(&net, &chain, &bob.account()).await;
-    frame::write(&mut stream, &signed_request(second, &long_prompt, &net)).await.unwrap();
+    frame::write(&mut stream, &InferOpen::from(signed_request(second, &long_prompt, &net))).await.unwrap();
     let accepted = frame::read::<InferFrame, _>(&mut stream, MAX_FRAME_BYTES).await.unwrap();
     assert!(matches!(accepted, Some(InferFrame::Accepted { .. })), "{accepted:?}");
     for _ in 0..5 {
@@ -182,7 +182,7 @@ async fn bad_input_over_the_wire_is_refused_and_the_node_keeps_serving() {
     // dropped stream each, never a crash.
     let oversized = signed_request(ours, &vec![1; MAX_PROMPT_TOKENS as usize * 2], &net);
     let mut stream = open(&net, &chain, &bob.account()).await;
-    let _ = frame::write(&mut stream, &oversized).await;
+    let _ = frame::write(&mut stream, &InferOpen::from(oversized)).await;
     let frames = read_all(&mut stream).await;
     assert!(frames.is_empty() || error_kind(&frames) == Some(InferErrorKind::Malformed), "{frames:?}");
     for bytes in [(MAX_FRAME_BYTES + 1).to_le_bytes().to_vec(), b"\x05\x00\x00\x00hello".to_vec(), vec![0xff; 64]] {
@@ -264,6 +264,102 @@ async fn a_withheld_prompt_slashes_nobody_and_the_providers_close_it_for_their_f
     }
 }
 
+/// Issue 13, tickets off-chain: a drawn ticket is served with no chain call to its buyer's
+/// signed `Use` alone (hole 3 for tickets: a `Use` forwarded from another peer, signed by
+/// another account, or beyond what the ticket was bought for is refused by name), for one
+/// prompt only: a second `Use` is refused, the same one replayed. Each outcome is signed over
+/// the `Use`, and the bundle of two of the three settles the ticket; the third provider, left
+/// out, claims the share held for it by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ticket_serves_its_buyers_one_use_and_a_left_out_provider_claims_its_share() {
+    let _serial = serial();
+    let (chain_guard, chain) = agora_e2e::start_chain("serve-tickets").await.unwrap();
+    publish_smollm2(&chain).await;
+    let root = tempfile::tempdir().unwrap();
+    let price = 2 * UNIT / 1000;
+    let providers: Vec<Provider> = [("bob", "//Bob"), ("charlie", "//Charlie"), ("dave", "//Dave")]
+        .into_iter()
+        .map(|(name, uri)| Provider::start(&chain_guard.ws_url(), root.path(), name, uri, price))
+        .collect();
+    let profile = wait_online(&chain, &providers[0]).await.manifest.offers.0[0].runtime_profile;
+    for p in &providers[1..] {
+        wait_online(&chain, p).await;
+    }
+    let (id, ticket) = drawn_tickets(&chain, profile, 3, 8, 1).await.remove(0);
+    let eve = demo::Actors::dev().client;
+    let prompt = local_engine().tokenize("Name a large ocean:", false);
+    let (net, intruder) = (client_network().await, client_network().await);
+    let first = &ticket.providers.0[0];
+
+    let mut forwarded = ticket_request_by(&eve, id, &prompt, 8, &net);
+    let forged = ticket_request_by(&demo::Actors::dev().providers[2], id, &prompt, 8, &intruder);
+    let too_long = ticket_request_by(&eve, id, &prompt, 9, &intruder);
+    let mut mismatched = ticket_request_by(&eve, id, &prompt, 8, &intruder);
+    mismatched.prompt.push(1);
+    for (request, kind) in [
+        (forwarded.clone(), InferErrorKind::Unauthorized),
+        (forged, InferErrorKind::Unauthorized),
+        (too_long, InferErrorKind::ExceedsTicket),
+        (mismatched, InferErrorKind::PromptMismatch),
+    ] {
+        let frames = send_ticket(&intruder, &chain, first, &request).await;
+        assert_eq!(error_kind(&frames), Some(kind), "{frames:?}");
+    }
+
+    let request = ticket_request_by(&eve, id, &prompt, 8, &net);
+    let expected = expected_greedy(&prompt, 8).await;
+    let authorised = agora_primitives::wire::Authorised::Ticket(request.authorised.clone());
+    let mut outcomes = Vec::new();
+    for (position, provider) in ticket.providers.0.iter().enumerate().take(2) {
+        let frames = send_ticket(&net, &chain, provider, &request).await;
+        let (tokens, end) = tokens_and_end(&frames);
+        assert_eq!(tokens, expected, "{frames:?}");
+        let Some(InferFrame::Accepted { signature }) = frames.first() else { panic!("{frames:?}") };
+        assert!(signed_by(provider, signature, &authorised.ack_payload()));
+        let Some(InferFrame::Done { output_hash, token_count, signature, .. }) = end else { panic!("{frames:?}") };
+        let outcome = agora_primitives::Outcome { output_hash, token_count };
+        assert!(signed_by(provider, &signature, &authorised.outcome_payload(&outcome)), "signed over the ticket's Use");
+        outcomes.push(agora_chain_client::SignedOutcome {
+            provider: position as u8,
+            outcome: types::Outcome { output_hash, token_count },
+            signature: agora_chain_client::Signature::Sr25519(signature),
+        });
+    }
+    let replayed = send_ticket(&net, &chain, first, &request).await;
+    assert_eq!(tokens_and_end(&replayed).0, expected, "the same Use again is replayed");
+    forwarded.prompt = local_engine().tokenize("Name a small ocean:", false);
+    let second = ticket_request_by(&eve, id, &forwarded.prompt, 8, &net);
+    let frames = send_ticket(&net, &chain, first, &second).await;
+    assert_eq!(error_kind(&frames), Some(InferErrorKind::AlreadyServed), "one prompt per ticket: {frames:?}");
+
+    // The third provider answers too, but the bundle carries only the first two signed
+    // outcomes: its share is held open at settlement, and its chain worker claims it.
+    let left_out = ticket.providers.0[2].clone();
+    let frames = send_ticket(&net, &chain, &left_out, &request).await;
+    assert_eq!(tokens_and_end(&frames).0, expected);
+    let bundle = agora_chain_client::TicketBundle {
+        authorised: agora_chain_client::TicketUse {
+            ticket: id,
+            prompt_hash: request.authorised.prompt_hash,
+            prompt_tokens: request.authorised.prompt_tokens,
+            max_output_tokens: 8,
+            sampling: types::SamplingParams { temperature_milli: 0, top_k: 0, top_p_milli: 0 },
+            client_peer: agora_chain_client::bounded(request.authorised.client_peer.to_vec()),
+        },
+        buyer_signature: agora_chain_client::Signature::Sr25519(request.signature),
+        outcomes: agora_chain_client::bounded(outcomes),
+    };
+    let receipt = chain.settle_tickets(vec![bundle], &eve).await.unwrap().remove(0);
+    assert_eq!((receipt.paid.0.len(), receipt.held.0.len()), (2, 1), "{receipt:?}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while chain.ticket(id).await.unwrap().is_some() {
+        assert!(std::time::Instant::now() < deadline, "the left-out provider never claimed:\n{}", providers.iter().map(|p| p.log()).collect::<Vec<_>>().join("\n"));
+        chain.new_blocks(1).await.unwrap();
+    }
+    let earned = chain.ledger_balance(&left_out).await.unwrap();
+    assert_eq!(earned, receipt.paid.0[0].1, "paid as the others were, from its held share");
+}
+
 fn local_smollm2_release() -> [u8; 32] {
     agora_fixtures::models::smollm2_sha256()
 }
@@ -328,7 +424,7 @@ async fn a_provider_is_found_in_the_dht_shuts_down_gracefully_and_leaves() {
     let prompt = local_engine().tokenize("Once upon a time, in a lighthouse by the sea, there lived", false);
     let (id, _) = open_request(&chain, params(profile, &prompt, 48, 1)).await;
     let mut stream = open(&net, &chain, &bob.account()).await;
-    frame::write(&mut stream, &signed_request(id, &prompt, &net)).await.unwrap();
+    frame::write(&mut stream, &InferOpen::from(signed_request(id, &prompt, &net))).await.unwrap();
     let accepted = frame::read::<InferFrame, _>(&mut stream, MAX_FRAME_BYTES).await.unwrap();
     assert!(matches!(accepted, Some(InferFrame::Accepted { .. })), "{accepted:?}");
     let first = frame::read::<InferFrame, _>(&mut stream, MAX_FRAME_BYTES).await.unwrap();

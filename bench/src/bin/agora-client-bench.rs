@@ -3,13 +3,17 @@
 //! - a k = 3, 64-token request through the SDK, split into escrow inclusion, the draw, dial,
 //!   time to first token, generation and commit/reveal/settle, against generating the same
 //!   64 tokens with a plain llama-cpp-2 loop in this process;
+//! - the same prompt on a pooled ticket (bought and drawn ahead): time to first token, to the
+//!   verified answer (a strict majority of signed outcomes) and from the answer to its
+//!   on-chain settlement, against the same local loop;
 //! - the OpenAI-compatible gateway against the SDK called directly (time to first streamed
 //!   token and to the end of the response).
 //!
 //! Starts its own devnet (chain, three providers) on a free port unless `--chain-url` is given:
 //! `cargo test --workspace --no-run && $CARGO_TARGET_DIR/debug/agora-client-bench`
 
-use agora_client::{gateway, Client, ClientConfig, Job, Prompt, RunEvent};
+use agora_client::{gateway, Client, ClientConfig, Job, PoolConfig, Prompt, RunEvent};
+use agora_primitives::SamplingParams;
 use agora_fixtures::models;
 use agora_engine::{Engine, EngineConfig, GenEvent, GenerateRequest, Progress};
 use anyhow::{Context, Result};
@@ -170,6 +174,8 @@ async fn bench(args: &Args, chain_url: &str, model: &PathBuf) -> Result<()> {
         median(after_escrow) - local_ttft
     );
 
+    pooled_tickets(args, &client, &job, local_ttft, local_total).await?;
+
     // The gateway in this process, against the SDK above.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -200,5 +206,37 @@ async fn bench(args: &Args, chain_url: &str, model: &PathBuf) -> Result<()> {
     println!("| SDK `Client::run` | {sf:.0} | {st:.0} |");
     println!("| gateway | {gf:.0} | {gt:.0} |");
     println!("| overhead | {:+.0} | {:+.0} |", gf - sf, gt - st);
+    Ok(())
+}
+
+/// The prompt on pooled tickets: one warm-up use, then `repeats` timed ones.
+async fn pooled_tickets(args: &Args, client: &Arc<Client>, job: &Job, local_ttft: f64, local_total: f64) -> Result<()> {
+    let config = PoolConfig { batch: args.repeats as u32 + 2, max_prompt_tokens: 64 };
+    let pool = client.ticket_pool(job, config).await?;
+    let greedy = SamplingParams::default();
+    pool.run(&job.prompt, args.tokens, greedy, |_| {}).await?;
+    let (mut ttft, mut verified, mut answered, mut settled, mut blocks) = (vec![], vec![], vec![], vec![], vec![]);
+    for _ in 0..args.repeats {
+        let answer = pool.run(&job.prompt, args.tokens, greedy, |_| {}).await?;
+        anyhow::ensure!(answer.verified && answer.tokens.len() == args.tokens as usize, "an unverified or short answer: {answer:?}");
+        let done_at = (Instant::now(), client.chain().best_block_number().await?);
+        let receipt = pool.receipt(answer.ticket).await?;
+        settled.push(ms(done_at.0.elapsed()));
+        blocks.push(f64::from(receipt.settled_at.saturating_sub(done_at.1)));
+        ttft.push(ms(answer.timings.first_token));
+        verified.push(ms(answer.timings.verified.context("verified")?));
+        answered.push(ms(answer.timings.answered));
+    }
+    let (ttft, verified) = (median(ttft), median(verified));
+    println!("\n## k = 3, {} tokens on a pooled ticket (median of {}, ms; local loop from the same run)", args.tokens, args.repeats);
+    println!("| first token | verified (majority signed) | all k answered | answer to settlement | settlement, blocks after the answer | local loop TTFT | local loop total |");
+    println!("|---|---|---|---|---|---|---|");
+    println!("| {ttft:.0} | {verified:.0} | {:.0} | {:.0} | {:.0} | {local_ttft:.0} | {local_total:.0} |", median(answered), median(settled), median(blocks));
+    println!("first token: local loop {:+.0} ms (target: +150 ms or less)", ttft - local_ttft);
+    println!(
+        "verified answer: {:.2} × the local loop's whole answer (target: 1.3 × it + 150 ms = {:.0} ms)",
+        verified / local_total,
+        1.3 * local_total + 150.0
+    );
     Ok(())
 }

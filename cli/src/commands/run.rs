@@ -58,6 +58,7 @@ fn show(event: RunEvent) {
     match event {
         RunEvent::Escrowed { request, escrow } => eprintln!("request {request}: {escrow} escrowed"),
         RunEvent::Assigned { providers, .. } => eprintln!("assigned to {} providers", providers.len()),
+        RunEvent::Ticket { ticket, providers } => eprintln!("ticket {ticket}: {} providers", providers.len()),
         RunEvent::Token { piece, .. } => {
             let mut out = std::io::stdout().lock();
             let _ = out.write_all(&piece);

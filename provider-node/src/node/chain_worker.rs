@@ -35,6 +35,9 @@ impl Inner {
         while last < best {
             let block = last + 1;
             let news = self.chain.block_news(block).await?;
+            for ids in news.drawn_tickets {
+                self.note_drawn(ids).await?;
+            }
             for dispute in news.disputes.iter().filter(|d| d.verifiers.contains(&self.account)) {
                 self.drawn(dispute.request, dispute.verdict_deadline)?;
             }
@@ -59,6 +62,13 @@ impl Inner {
             }
         });
         futures::future::join_all(steps).await;
+        let tickets = self.journal.pending_tickets()?.into_iter().map(|job| async move {
+            let id = job.ticket;
+            if let Err(e) = self.step_ticket(job, best).await {
+                self.chain_error("ticket", &format!("ticket {id}: {e}"));
+            }
+        });
+        futures::future::join_all(tickets).await;
         if let Err(e) = self.verdicts_due(best).await {
             self.chain_error("verdicts", &format!("{e:#}"));
         }
@@ -142,18 +152,21 @@ impl Inner {
     /// A restart lost the running generation: run it again from the journaled prompt
     /// (deterministic, so the same output) while it can still be committed.
     pub(super) fn resume_generation(self: &Arc<Self>, record: JobRecord, next: BlockNumber) -> anyhow::Result<()> {
-        let id = record.request;
-        let idle = self.running.lock().unwrap_or_else(|p| p.into_inner()).insert(id);
-        if idle && next <= record.commit_deadline {
-            tracing::info!(request = id, "resuming an interrupted generation");
-            if let Err((_, e)) = self.clone().generate(record, None) {
-                self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
-                bail!("cannot resume: {e}");
-            }
-        } else if idle {
-            self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        if next <= record.commit_deadline {
+            self.resume(jobs::Job::Request(record))?;
         }
         Ok(())
+    }
+
+    /// Runs a journaled prompt whose generation a restart lost, with no client to stream to,
+    /// unless it runs already.
+    pub(super) fn resume(self: &Arc<Self>, job: jobs::Job) -> anyhow::Result<()> {
+        let running = job.running();
+        match self.launch(job, None) {
+            Ok(true) => Ok(tracing::info!(job = ?running, "resumed an interrupted generation")),
+            Ok(false) => Ok(()),
+            Err((_, e)) => bail!("cannot resume: {e}"),
+        }
     }
 
     pub(super) async fn commit(&self, mut record: JobRecord, next: BlockNumber) -> anyhow::Result<()> {

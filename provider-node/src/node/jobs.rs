@@ -5,26 +5,92 @@ use super::*;
 /// The client a generation streams to, and the `Use` it signed.
 pub(super) struct Client {
     pub frames: mpsc::UnboundedSender<InferFrame>,
-    pub authorised: Use,
+    pub authorised: Authorised,
+}
+
+/// What a generation runs for, and is journaled as: a request or a ticket.
+pub(super) enum Job {
+    Request(JobRecord),
+    Ticket(TicketJob),
+}
+
+/// At most one generation runs per request and one per ticket.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub(super) enum Running {
+    Request(RequestId),
+    Ticket(TicketId),
+}
+
+impl Job {
+    pub(super) fn running(&self) -> Running {
+        match self {
+            Self::Request(record) => Running::Request(record.request),
+            Self::Ticket(job) => Running::Ticket(job.ticket),
+        }
+    }
+
+    fn generate_request(&self) -> GenerateRequest {
+        let (prompt, max_output_tokens, sampling, seed) = match self {
+            Self::Request(r) => (&r.prompt, r.params.max_output_tokens, r.params.sampling, sampling_seed(r.request)),
+            Self::Ticket(t) => {
+                let authorised = t.authorised.as_ref();
+                let sampling = authorised.map(|a| a.sampling).unwrap_or_default();
+                (&t.prompt, authorised.map_or(0, |a| a.max_output_tokens), sampling, agora_primitives::ticket_sampling_seed(t.ticket))
+            },
+        };
+        GenerateRequest { prompt: prompt.clone().unwrap_or_default(), max_output_tokens, sampling, seed, logprobs: false }
+    }
+
+    fn journal(&self, journal: &Journal) -> Result<(), crate::journal::JournalError> {
+        match self {
+            Self::Request(record) => journal.put(record),
+            Self::Ticket(job) => journal.put_ticket(job),
+        }
+    }
+
+    /// Fixes the result: a request's with a fresh salt and its commitment.
+    fn finish(&mut self, account: &AccountId, tokens: Vec<u32>, outcome: Outcome, stop: StopReason) {
+        match self {
+            Self::Request(record) => {
+                let mut salt = [0u8; 32];
+                rand::rng().fill_bytes(&mut salt);
+                record.commitment = Some(commitment(record.request, &account.0, &outcome, &salt));
+                record.state = JobState::Generated;
+                record.salt = Some(salt);
+                (record.outcome, record.stop, record.output) = (Some(outcome), Some(stop), Some(tokens));
+            },
+            Self::Ticket(job) => {
+                job.state = TicketState::Generated;
+                (job.outcome, job.stop, job.output) = (Some(outcome), Some(stop), Some(tokens));
+            },
+        }
+    }
 }
 
 impl Inner {
+    /// Starts `job`'s generation unless one runs already for its request or ticket (`false`).
+    pub(super) fn launch(self: &Arc<Self>, job: Job, client: Option<Client>) -> Result<bool, Refusal> {
+        let running = job.running();
+        if !self.running.lock().unwrap_or_else(|p| p.into_inner()).insert(running) {
+            return Ok(false);
+        }
+        match self.clone().generate(job, client) {
+            Ok(()) => Ok(true),
+            Err(refusal) => {
+                self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&running);
+                Err(refusal)
+            },
+        }
+    }
+
     /// Runs a job's generation. The prompt is journaled while the prefill runs (off the path to
     /// the first token), and only then is the client's `Use` acknowledged: a provider that
-    /// signed for a prompt can always finish it after a restart. The result (output, salt,
-    /// commitment) is journaled before the client hears `Done`, signed over its `Use`, and
-    /// before anything goes on-chain. The caller has put the request into `running`; this
-    /// removes it when the job ends.
-    pub(super) fn generate(self: Arc<Self>, mut record: JobRecord, client: Option<Client>) -> Result<(), Refusal> {
-        let id = record.request;
-        let request = GenerateRequest {
-            prompt: record.prompt.clone().unwrap_or_default(),
-            max_output_tokens: record.params.max_output_tokens,
-            sampling: record.params.sampling,
-            seed: sampling_seed(id),
-            logprobs: false,
-        };
-        let mut handle = self.engine.submit(request).map_err(|e| match e {
+    /// signed for a prompt can always finish it after a restart. The result is journaled
+    /// before the client hears `Done`, signed over its `Use`, and before anything goes
+    /// on-chain. [`Self::launch`] has put the job into `running`; this removes it when the job ends.
+    fn generate(self: Arc<Self>, mut job: Job, client: Option<Client>) -> Result<(), Refusal> {
+        let running = job.running();
+        let mut handle = self.engine.submit(job.generate_request()).map_err(|e| match e {
             EngineError::Busy { .. } => (InferErrorKind::Busy, e.to_string()),
             other => (InferErrorKind::Internal, other.to_string()),
         })?;
@@ -35,10 +101,10 @@ impl Inner {
                     let _ = client.frames.send(frame);
                 }
             };
-            if let Err(e) = self.journal.put(&record) {
-                tracing::error!(request = id, error = %e, "cannot journal a received prompt");
+            if let Err(e) = job.journal(&self.journal) {
+                tracing::error!(job = ?running, error = %e, "cannot journal a received prompt");
                 send(InferFrame::Error { kind: InferErrorKind::Internal, message: e.to_string().into_bytes() });
-                self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&running);
                 return;
             }
             if let Some(client) = &client {
@@ -66,42 +132,35 @@ impl Inner {
                                 self.metrics.tokens_per_second.set(decoded / elapsed);
                             }
                         }
-                        let mut salt = [0u8; 32];
-                        rand::rng().fill_bytes(&mut salt);
                         let outcome = Outcome { output_hash: generation.output_hash, token_count: generation.tokens.len() as u32 };
-                        record.commitment = Some(commitment(id, &self.account.0, &outcome, &salt));
-                        record.state = JobState::Generated;
-                        record.outcome = Some(outcome);
-                        record.salt = Some(salt);
-                        record.stop = Some(generation.stop);
-                        record.output = Some(generation.tokens);
-                        match self.journal.put(&record) {
+                        job.finish(&self.account, generation.tokens, outcome, generation.stop);
+                        match job.journal(&self.journal) {
                             Ok(()) => {
                                 if let Some(client) = &client {
                                     send(self.done(&client.authorised, &outcome, generation.stop));
                                 }
                             },
                             Err(e) => {
-                                tracing::error!(request = id, error = %e, "cannot journal a finished job");
+                                tracing::error!(job = ?running, error = %e, "cannot journal a finished job");
                                 send(InferFrame::Error { kind: InferErrorKind::Internal, message: e.to_string().into_bytes() });
                             },
                         }
                         self.wake.notify_one();
                     },
                     GenEvent::Finished(Err(e)) => {
-                        tracing::error!(request = id, error = %e, "generation failed");
+                        tracing::error!(job = ?running, error = %e, "generation failed");
                         send(InferFrame::Error { kind: InferErrorKind::Internal, message: e.to_string().into_bytes() });
                     },
                 }
             }
-            self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+            self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&running);
             self.metrics.queue_depth.set(self.engine.queued() as i64);
         });
         Ok(())
     }
 
     /// The closing frame of a stream: the result, signed over the `Use` it answers.
-    pub(super) fn done(&self, authorised: &Use, outcome: &Outcome, stop: StopReason) -> InferFrame {
+    pub(super) fn done(&self, authorised: &Authorised, outcome: &Outcome, stop: StopReason) -> InferFrame {
         InferFrame::Done {
             output_hash: outcome.output_hash,
             token_count: outcome.token_count,

@@ -24,20 +24,21 @@ mod jobs;
 mod safeguard;
 mod serving;
 mod startup;
+mod tickets;
 mod verify;
 
 use crate::config::Config;
 use agora_engine::{Engine, EngineConfig, EngineError, GenEvent, GenerateRequest, Progress};
-use crate::journal::{JobParams, JobRecord, JobState, Journal};
+use crate::journal::{JobParams, JobRecord, JobState, Journal, TicketJob, TicketState};
 use crate::keys::NodeKeys;
 use crate::load;
 use crate::metrics::{KindLabel, Metrics, StateLabel};
 use agora_net::limits::Admission;
 use agora_net::{infer, Location, NetConfig, Network, StreamError};
 use agora_chain_client::{agora, bounded, types, AccountId, BlockNumber, ChainClient, Keypair, Rejection, VerifierError};
-use agora_primitives::wire::{InferErrorKind, InferFrame, InferRequest, StopReason, Use, VerifyReply, VerifyRequest};
+use agora_primitives::wire::{Authorised, InferErrorKind, InferFrame, InferOpen, InferRequest, StopReason, TicketRequest, VerifyReply, VerifyRequest};
 use agora_verifier::commitment::commitment;
-use agora_primitives::{sampling_seed, Hash256, Outcome, ReleaseId, RequestId, SamplingParams};
+use agora_primitives::{sampling_seed, Hash256, Outcome, ReleaseId, RequestId, SamplingParams, TicketId};
 use anyhow::{anyhow, bail, Context};
 use libp2p::{Multiaddr, PeerId};
 use rand::RngCore;
@@ -71,14 +72,16 @@ struct Inner {
     chain: ChainClient,
     network: Network,
     metrics: Arc<Metrics>,
-    /// Requests whose generation is running now.
-    running: Mutex<HashSet<RequestId>>,
+    /// Requests and tickets whose generation is running now.
+    running: Mutex<HashSet<jobs::Running>>,
     wake: Notify,
     /// Serialises changes to the journaled verifications.
     verifying: Mutex<()>,
     judging: tokio::sync::Mutex<()>,
     /// Disputed requests whose result this node has brought to their verifiers.
     pushed: Mutex<HashSet<RequestId>>,
+    /// The escrow pallet's settle window, read the first time a ticket needs it.
+    settle_window: tokio::sync::OnceCell<BlockNumber>,
 }
 
 /// A running provider node.
@@ -179,6 +182,7 @@ impl Node {
             verifying: Mutex::new(()),
             judging: tokio::sync::Mutex::new(()),
             pushed: Mutex::default(),
+            settle_window: tokio::sync::OnceCell::new(),
             config,
         });
         // A dropped RPC answer (seen from chopsticks while a transaction was being watched) must

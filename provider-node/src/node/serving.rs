@@ -16,16 +16,18 @@ pub(super) fn kind_name(kind: InferErrorKind) -> &'static str {
         InferErrorKind::AlreadyServed => "already_served",
         InferErrorKind::Internal => "internal",
         InferErrorKind::Unauthorized => "unauthorized",
+        InferErrorKind::ExceedsTicket => "exceeds_ticket",
     }
 }
 
-/// A request is served only under its client's signature, and only to the peer the client
-/// signed for: the one on the other end of this (Noise-authenticated) stream.
-fn check_authorised(authorised: &Use, signature: &[u8; 64], peer: &PeerId, client: &[u8; 32]) -> Result<(), Refusal> {
-    if authorised.client_peer.len() > MAX_PEER_ID_BYTES || authorised.client_peer != peer.to_bytes() {
+/// A request or ticket is served only under its client's signature over `payload`, and only to
+/// the peer the client signed for (`client_peer`): the one on the other end of this
+/// (Noise-authenticated) stream.
+pub(super) fn check_authorised(payload: &[u8], client_peer: &[u8], signature: &[u8; 64], peer: &PeerId, client: &[u8; 32]) -> Result<(), Refusal> {
+    if client_peer.len() > MAX_PEER_ID_BYTES || client_peer != peer.to_bytes() {
         return Err((InferErrorKind::Unauthorized, "the request names another peer than the one that sent it".into()));
     }
-    if !agora_chain_client::signed_by(client, signature, &authorised.signing_payload()) {
+    if !agora_chain_client::signed_by(client, signature, payload) {
         return Err((InferErrorKind::Unauthorized, "the request is not signed by its client's account".into()));
     }
     Ok(())
@@ -63,7 +65,11 @@ impl Inner {
                 return;
             },
         };
-        let mut frames = match self.admit(request, peer).await {
+        let admitted = match request {
+            InferOpen::Request(request) => self.admit(request, peer).await,
+            InferOpen::Ticket(request) => self.admit_ticket(request, peer).await,
+        };
+        let mut frames = match admitted {
             Ok(frames) => frames,
             Err(refusal) => return self.refuse(stream, refusal).await,
         };
@@ -122,7 +128,7 @@ impl Inner {
         };
         // Hashes the prompt once, for the signature check and the on-chain terms alike.
         let authorised = request.authorised_use();
-        check_authorised(&authorised, &request.signature, &peer, &record.params.client)?;
+        check_authorised(&authorised.signing_payload(), &authorised.client_peer, &request.signature, &peer, &record.params.client)?;
         if record.release != self.release || record.params.runtime_profile != self.profile_hash {
             return Err((InferErrorKind::UnsupportedRelease, "this provider does not serve that release and runtime profile".into()));
         }
@@ -135,34 +141,37 @@ impl Inner {
         }
         self.engine.validate_prompt(&request.prompt).map_err(|e| (InferErrorKind::PromptInvalid, e.to_string()))?;
 
-        let (tx, rx) = mpsc::unbounded_channel();
-        if record.output.is_some() {
-            self.replay(&record, &authorised, &tx);
-            return Ok(rx);
-        }
-        if !self.running.lock().unwrap_or_else(|p| p.into_inner()).insert(id) {
-            return Err((InferErrorKind::AlreadyServed, format!("request {id} is already being generated")));
+        let authorised = Authorised::Request(authorised);
+        if let (Some(output), Some(outcome)) = (&record.output, &record.outcome) {
+            return Ok(self.replay(output, outcome, record.stop, &authorised));
         }
         let record = JobRecord { state: JobState::PromptReceived, prompt: Some(request.prompt), ..record };
         let checked = started.elapsed();
-        let result = self.clone().generate(record, Some(jobs::Client { frames: tx, authorised }));
-        if result.is_err() {
-            self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
-        }
+        let rx = self.start(jobs::Job::Request(record), authorised)?;
         tracing::debug!(request = id, asked_chain, ?checked, admitted_in = ?started.elapsed(), "admitted");
-        result.map(|()| rx)
+        Ok(rx)
+    }
+
+    /// Starts a checked job's generation for the client that sent it, unless it runs already.
+    pub(super) fn start(self: &Arc<Self>, job: jobs::Job, authorised: Authorised) -> Result<mpsc::UnboundedReceiver<InferFrame>, Refusal> {
+        let running = job.running();
+        let (tx, rx) = mpsc::unbounded_channel();
+        match self.launch(job, Some(jobs::Client { frames: tx, authorised }))? {
+            true => Ok(rx),
+            false => Err((InferErrorKind::AlreadyServed, format!("{running:?} is already being generated"))),
+        }
     }
 
     /// Streams a finished job's journaled output again (a client that reconnects), under the
     /// `Use` it came back with.
-    pub(super) fn replay(&self, record: &JobRecord, authorised: &Use, tx: &mpsc::UnboundedSender<InferFrame>) {
-        let (Some(output), Some(outcome)) = (&record.output, &record.outcome) else { return };
+    pub(super) fn replay(&self, output: &[u32], outcome: &Outcome, stop: Option<StopReason>, authorised: &Authorised) -> mpsc::UnboundedReceiver<InferFrame> {
+        let (tx, rx) = mpsc::unbounded_channel();
         let _ = tx.send(InferFrame::Accepted { signature: self.signer.sign(&authorised.ack_payload()).0 });
         for (index, &token) in output.iter().enumerate() {
             let _ = tx.send(InferFrame::Token { index: index as u32, token, piece: self.engine.piece(token) });
         }
-        let stop = record.stop.unwrap_or(agora_primitives::wire::StopReason::MaxTokens);
-        let _ = tx.send(self.done(authorised, outcome, stop));
+        let _ = tx.send(self.done(authorised, outcome, stop.unwrap_or(StopReason::MaxTokens)));
+        rx
     }
 
 }

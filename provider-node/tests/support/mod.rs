@@ -5,7 +5,7 @@
 
 use agora_chain_client::{agora, subxt_signer::sr25519::Keypair, types, AccountId, ChainClient};
 use agora_devnet::demo::{self, UNIT};
-use agora_primitives::wire::{token_hash, InferFrame, InferRequest, Use, MAX_FRAME_BYTES};
+use agora_primitives::wire::{token_hash, InferFrame, InferOpen, InferRequest, Use, MAX_FRAME_BYTES};
 use agora_fixtures::models::{fetch_smollm2, smollm2_sha256};
 use agora_engine::{Engine, EngineConfig, Progress};
 use agora_net::{frame, NetConfig, Network};
@@ -334,7 +334,7 @@ pub fn signed_request(request: u64, prompt: &[u32], net: &Network) -> InferReque
 /// Sends `request` from `net` and reads every frame until the stream ends.
 pub async fn send(net: &Network, chain: &ChainClient, provider: &AccountId, request: &InferRequest) -> Vec<InferFrame> {
     let mut stream = open(net, chain, provider).await;
-    frame::write(&mut stream, request).await.unwrap();
+    frame::write(&mut stream, &InferOpen::from(request.clone())).await.unwrap();
     read_all(&mut stream).await
 }
 
@@ -408,4 +408,49 @@ pub async fn commit_events(chain: &ChainClient, request: u64, provider: &Account
             .count();
     }
     count
+}
+
+/// Eve's tickets of the dev release (k = `redundancy`, prompts up to 64 tokens, outputs up to
+/// `max_output_tokens`), bought from a fresh deposit, once a block has drawn them.
+pub async fn drawn_tickets(chain: &ChainClient, profile: [u8; 32], redundancy: u32, max_output_tokens: u32, count: u32) -> Vec<(u64, agora_chain_client::Ticket)> {
+    let eve = demo::Actors::dev().client;
+    let spec = agora_chain_client::TicketSpec {
+        release: smollm2_sha256(),
+        runtime_profile: profile,
+        redundancy,
+        max_prompt_tokens: 64,
+        max_output_tokens,
+        max_price_per_1k: UNIT / 100,
+    };
+    chain.deposit(UNIT, &eve).await.unwrap();
+    let purchase = chain.buy_tickets(spec, count, &eve).await.unwrap();
+    for _ in 0..10 {
+        chain.new_blocks(1).await.unwrap();
+        let tickets: Vec<_> = futures::future::join_all(purchase.ids().map(|id| chain.ticket(id))).await.into_iter().map(|t| t.unwrap().unwrap()).collect();
+        if tickets.iter().all(|t| t.status == agora_chain_client::TicketStatus::Drawn) {
+            return purchase.ids().zip(tickets).collect();
+        }
+    }
+    panic!("tickets {:?} were never drawn", purchase.ids());
+}
+
+/// `key`'s `Use` of `ticket` for `prompt`, to be read on `net`'s peer.
+pub fn ticket_request_by(key: &Keypair, ticket: u64, prompt: &[u32], max_output_tokens: u32, net: &Network) -> agora_primitives::wire::TicketRequest {
+    let authorised = agora_primitives::TicketUse {
+        ticket,
+        prompt_hash: token_hash(prompt),
+        prompt_tokens: prompt.len() as u32,
+        max_output_tokens,
+        sampling: Default::default(),
+        client_peer: agora_primitives::PeerIdBytes::truncate_from(net.peer_id().to_bytes()),
+    };
+    let signature = key.sign(&authorised.signing_payload()).0;
+    agora_primitives::wire::TicketRequest { authorised, prompt: prompt.to_vec(), signature }
+}
+
+/// Sends a ticket's `Use` from `net` and reads every frame until the stream ends.
+pub async fn send_ticket(net: &Network, chain: &ChainClient, provider: &AccountId, request: &agora_primitives::wire::TicketRequest) -> Vec<InferFrame> {
+    let mut stream = open(net, chain, provider).await;
+    frame::write(&mut stream, &InferOpen::from(request.clone())).await.unwrap();
+    read_all(&mut stream).await
 }

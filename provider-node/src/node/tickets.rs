@@ -1,0 +1,175 @@
+//! Serving tickets: a `Use` is checked against the ticket as the chain drew it (journaled when
+//! the chain worker read the draw), with no chain call on the way to the first token; the
+//! prompt is journaled before the acknowledgement and the result before the signed outcome.
+//! Afterwards the chain worker claims the share a settlement held for this provider, or expires
+//! a ticket nobody used for its reservation fee.
+
+use super::*;
+use agora_chain_client::{Signature, SignedOutcome, Ticket};
+use super::serving::check_authorised;
+use crate::journal::JournalError;
+
+type TicketStatus = agora_chain_client::TicketStatus;
+
+impl Inner {
+    /// Checks a ticket's `Use` and starts (or replays) its generation.
+    pub(super) async fn admit_ticket(self: &Arc<Self>, request: TicketRequest, peer: PeerId) -> Result<mpsc::UnboundedReceiver<InferFrame>, Refusal> {
+        let TicketRequest { authorised, prompt, signature } = request;
+        let id = authorised.ticket;
+        let mut job = match self.journal.ticket(id).map_err(|e| internal(&e))? {
+            Some(job) => job,
+            // The client saw the draw before this node's chain worker did.
+            None => self.ticket_from_chain(id).await?,
+        };
+        if job.state == TicketState::Closed {
+            return Err((InferErrorKind::UnknownRequest, format!("ticket {id} is used up or expired")));
+        }
+        check_authorised(&authorised.signing_payload(), &authorised.client_peer, &signature, &peer, &job.buyer)?;
+        if job.spec.release != self.release || job.spec.runtime_profile != self.profile_hash {
+            return Err((InferErrorKind::UnsupportedRelease, "this provider does not serve that release and runtime profile".into()));
+        }
+        if !job.admits(&authorised) {
+            return Err((InferErrorKind::ExceedsTicket, format!("the Use asks for more than ticket {id} was bought for")));
+        }
+        if authorised.prompt_tokens as usize != prompt.len() || authorised.prompt_hash != agora_primitives::wire::token_hash(&prompt) {
+            return Err((InferErrorKind::PromptMismatch, format!("the prompt ({} tokens) does not match its Use", prompt.len())));
+        }
+        let seen = self.journal.last_block().map_err(|e| internal(&e))?.unwrap_or(0);
+        if seen > job.expires_at {
+            return Err((InferErrorKind::UnknownRequest, format!("ticket {id} expired at block {}", job.expires_at)));
+        }
+        self.engine.validate_prompt(&prompt).map_err(|e| (InferErrorKind::PromptInvalid, e.to_string()))?;
+        match &job.authorised {
+            Some(served) if *served != authorised => {
+                return Err((InferErrorKind::AlreadyServed, format!("ticket {id} already serves another Use")));
+            },
+            Some(_) => {
+                if let (Some(output), Some(outcome)) = (&job.output, &job.outcome) {
+                    return Ok(self.replay(output, outcome, job.stop, &Authorised::Ticket(authorised)));
+                }
+            },
+            None => {
+                job.state = TicketState::PromptReceived;
+                (job.authorised, job.prompt, job.buyer_signature) = (Some(authorised.clone()), Some(prompt), Some(signature));
+            },
+        }
+        self.start(jobs::Job::Ticket(job), Authorised::Ticket(authorised))
+    }
+
+    async fn ticket_from_chain(&self, id: TicketId) -> Result<TicketJob, Refusal> {
+        let ticket = self
+            .chain
+            .ticket(id)
+            .await
+            .map_err(|e| internal(&format!("chain unavailable: {e}")))?
+            .ok_or((InferErrorKind::UnknownRequest, format!("ticket {id} does not exist on-chain")))?;
+        if ticket.status != TicketStatus::Drawn {
+            return Err((InferErrorKind::UnknownRequest, format!("ticket {id} is not usable ({:?})", ticket.status)));
+        }
+        self.drawn_job(id, &ticket).ok_or((InferErrorKind::NotAssigned, format!("this provider is not drawn for ticket {id}")))
+    }
+
+    /// The journal entry of a drawn ticket, if this provider is among its providers.
+    fn drawn_job(&self, id: TicketId, ticket: &Ticket) -> Option<TicketJob> {
+        let position = ticket.providers.0.iter().position(|p| *p == self.account)?;
+        let s = &ticket.spec;
+        let spec = agora_primitives::TicketSpec {
+            release: s.release,
+            runtime_profile: s.runtime_profile,
+            redundancy: s.redundancy,
+            max_prompt_tokens: s.max_prompt_tokens,
+            max_output_tokens: s.max_output_tokens,
+            max_price_per_1k: s.max_price_per_1k,
+        };
+        Some(TicketJob::drawn(id, ticket.buyer.0, position as u8, spec, ticket.expires_at))
+    }
+
+    /// Journals each ticket of `ids` that drew this provider.
+    pub(super) async fn note_drawn(&self, ids: std::ops::Range<TicketId>) -> anyhow::Result<()> {
+        for id in ids {
+            if self.journal.ticket(id)?.is_some() {
+                continue;
+            }
+            let Some(ticket) = self.chain.ticket(id).await? else { continue };
+            if let Some(job) = self.drawn_job(id, &ticket) {
+                tracing::info!(ticket = id, position = job.position, "drawn for a ticket");
+                match self.journal.put_ticket(&job) {
+                    // The buyer's Use came first (read from the chain) and is journaled past `Drawn`.
+                    Ok(()) | Err(JournalError::TicketBackwards { .. } | JournalError::UseChanged(_)) => {},
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves one ticket job forward: a lost generation resumed; the share a settlement held for
+    /// this provider claimed with its signed outcome; a ticket past its settle window expired
+    /// (its reservation fee); a ticket gone from the chain closed.
+    pub(super) async fn step_ticket(self: &Arc<Self>, job: TicketJob, best: BlockNumber) -> anyhow::Result<()> {
+        let id = job.ticket;
+        let ticket = self.chain.ticket(id).await?;
+        let past_window = match &ticket {
+            Some(ticket) => best + 1 > ticket.expires_at + self.ticket_settle_window().await?,
+            None => false,
+        };
+        match ticket.map(|t| t.status) {
+            None => {},
+            Some(_) if past_window => self.expire(id).await?,
+            Some(TicketStatus::Settled(settlement)) if settlement.open & (1 << job.position) != 0 => {
+                let served = job.authorised.as_ref().is_some_and(|a| a.hash() == settlement.use_hash);
+                if job.state == TicketState::PromptReceived && served {
+                    // Settled while this provider's generation was lost: finish it, claim next pass.
+                    return self.resume(jobs::Job::Ticket(job));
+                }
+                let claimable = job.state == TicketState::Generated && job.outcome.as_ref().is_some_and(|o| same_outcome(o, &settlement.winning));
+                if !(claimable && served) {
+                    // Not the winner, or another Use than the one served: a claim would be
+                    // slashed or refused. The reservation fee comes at expiry.
+                    return Ok(());
+                }
+                self.claim(&job, &settlement.use_hash).await?;
+            },
+            Some(TicketStatus::Settled(_)) => {},
+            Some(TicketStatus::Drawn) if job.state == TicketState::PromptReceived => return self.resume(jobs::Job::Ticket(job)),
+            Some(_) => return Ok(()),
+        }
+        Ok(self.journal.close_ticket(id)?)
+    }
+
+    async fn claim(&self, job: &TicketJob, use_hash: &Hash256) -> anyhow::Result<()> {
+        let outcome = job.outcome.ok_or_else(|| anyhow!("journal lost the outcome"))?;
+        let payload = agora_primitives::tickets::outcome_payload(job.ticket, use_hash, &outcome);
+        let claimed = SignedOutcome {
+            provider: job.position,
+            outcome: types::Outcome { output_hash: outcome.output_hash, token_count: outcome.token_count },
+            signature: Signature::Sr25519(self.signer.sign(&payload).0),
+        };
+        match self.chain.claim_ticket_outcome(job.ticket, claimed, &self.signer).await {
+            Ok(_) => Ok(tracing::info!(ticket = job.ticket, "claimed the share held for this provider")),
+            Err(e) if e.is_rejected(Rejection::Verifier(VerifierError::NotOpen)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn expire(&self, id: TicketId) -> anyhow::Result<()> {
+        match self.chain.expire_ticket(id, &self.signer).await {
+            Ok(()) => Ok(tracing::info!(ticket = id, "expired a ticket past its settle window")),
+            Err(e) if e.is_rejected(Rejection::Escrow(agora_chain_client::EscrowError::UnknownTicket)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The escrow pallet's settle window, read once.
+    async fn ticket_settle_window(&self) -> anyhow::Result<BlockNumber> {
+        Ok(*self.settle_window.get_or_try_init(|| self.chain.ticket_settle_window()).await?)
+    }
+}
+
+fn internal(e: &dyn std::fmt::Display) -> Refusal {
+    (InferErrorKind::Internal, e.to_string())
+}
+
+fn same_outcome(ours: &Outcome, chain: &types::Outcome) -> bool {
+    ours.output_hash == chain.output_hash && ours.token_count == chain.token_count
+}
