@@ -180,7 +180,7 @@ fn client_error(e: ClientError) -> Response {
         ExceedsTicket { .. } => StatusCode::BAD_REQUEST,
         TicketPurchase(_) => StatusCode::SERVICE_UNAVAILABLE,
         InsufficientFunds { .. } => StatusCode::PAYMENT_REQUIRED,
-        NoAnswer(_) | SettlementTimeout { .. } | NotAssigned { .. } => StatusCode::GATEWAY_TIMEOUT,
+        NoAnswer(_) | TicketNoAnswer(_) | SettlementTimeout { .. } | NotAssigned { .. } => StatusCode::GATEWAY_TIMEOUT,
         _ => StatusCode::BAD_GATEWAY,
     };
     let kind = if status.is_client_error() { "invalid_request_error" } else { "marketplace_error" };
