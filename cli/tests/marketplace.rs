@@ -262,13 +262,13 @@ async fn pooled_tickets_answer_verified_from_signed_outcomes_and_settle_in_batch
     let err = client.ticket_pool(&job("Hi", 8, 1), config.clone()).await.err().expect("k = 1 has no majority to verify");
     assert!(matches!(err, ClientError::TicketsNeedMajority(1)), "{err}");
     let pool = client.ticket_pool(&job("Hi", 8, 3), config).await.unwrap();
-    let greedy = agora_client::SamplingParams { temperature_milli: 0, top_k: 0, top_p_milli: 0 };
-    let too_long = pool.run(&agora_client::Prompt::Text("lighthouse ".repeat(40)), 8, greedy.clone(), |_| {}).await.unwrap_err();
+    let greedy = types::SamplingParams { temperature_milli: 0, top_k: 0, top_p_milli: 0 };
+    let too_long = pool.run(&agora_client::Prompt::Text("lighthouse ".repeat(40)), 8, &greedy, |_| {}).await.unwrap_err();
     assert!(matches!(too_long, ClientError::ExceedsTicket { .. }), "{too_long}");
 
     let prompts = ["The capital of France is", "Name a large ocean:", "Two plus two is"];
     let asked: Vec<_> = prompts.iter().map(|p| agora_client::Prompt::Text(p.to_string())).collect();
-    let answers = futures::future::join_all(asked.iter().map(|p| pool.run(p, 8, greedy.clone(), |_| {}))).await;
+    let answers = futures::future::join_all(asked.iter().map(|p| pool.run(p, 8, &greedy, |_| {}))).await;
     let mut tickets = Vec::new();
     for (prompt, answer) in prompts.iter().zip(answers) {
         let answer = answer.unwrap();

@@ -55,12 +55,35 @@ enum Answer {
     Ticket(TicketAnswer),
 }
 
-impl Answer {
-    /// What the response ids and headers name: `42` for a request, `ticket-42` for a ticket.
-    fn id(&self) -> String {
+/// What a call's response ids and headers name: its request or its ticket.
+#[derive(Clone, Copy)]
+enum Named {
+    Request(u64),
+    Ticket(u64),
+}
+
+impl Named {
+    /// `42` for a request, `ticket-42` for a ticket.
+    fn id(self) -> String {
         match self {
-            Self::Request(r) => r.request.to_string(),
-            Self::Ticket(t) => format!("ticket-{}", t.ticket),
+            Self::Request(request) => request.to_string(),
+            Self::Ticket(ticket) => format!("ticket-{ticket}"),
+        }
+    }
+
+    fn header(self) -> (&'static str, HeaderValue) {
+        match self {
+            Self::Request(request) => ("x-agora-request-id", HeaderValue::from(request)),
+            Self::Ticket(ticket) => ("x-agora-ticket-id", HeaderValue::from(ticket)),
+        }
+    }
+}
+
+impl Answer {
+    fn named(&self) -> Named {
+        match self {
+            Self::Request(r) => Named::Request(r.request),
+            Self::Ticket(t) => Named::Ticket(t.ticket),
         }
     }
 
@@ -117,13 +140,6 @@ impl Answer {
             Self::Ticket(t) => t.stream_corrected,
         };
         corrected.then(|| self.text())
-    }
-
-    fn header(&self) -> (&'static str, HeaderValue) {
-        match self {
-            Self::Request(r) => ("x-agora-request-id", HeaderValue::from(r.request)),
-            Self::Ticket(t) => ("x-agora-ticket-id", HeaderValue::from(t.ticket)),
-        }
     }
 
     fn output_hash(&self) -> [u8; 32] {
@@ -289,7 +305,7 @@ impl Gateway {
         if let Some(config) = &self.config.tickets {
             let pool = self.pool(model, &job, config).await?;
             return Ok(tokio::spawn(async move {
-                pool.run(&job.prompt, job.max_tokens, sampling(&job.sampling), move |event| drop(events.send(event))).await.map(Answer::Ticket)
+                pool.run(&job.prompt, job.max_tokens, &job.sampling, move |event| drop(events.send(event))).await.map(Answer::Ticket)
             }));
         }
         let prepared = self.client.prepare(&job).await?;
@@ -316,10 +332,10 @@ impl Gateway {
             };
         }
         // Streaming: the headers wait for the escrow or the ticket, so that they can name it.
-        let (header, number, named) = loop {
+        let named = loop {
             match rx.recv().await {
-                Some(RunEvent::Escrowed { request, .. }) => break ("x-agora-request-id", request, request.to_string()),
-                Some(RunEvent::Ticket { ticket, .. }) => break ("x-agora-ticket-id", ticket, format!("ticket-{ticket}")),
+                Some(RunEvent::Escrowed { request, .. }) => break Named::Request(request),
+                Some(RunEvent::Ticket { ticket, .. }) => break Named::Ticket(ticket),
                 Some(_) => continue,
                 None => {
                     return match run.await {
@@ -329,7 +345,7 @@ impl Gateway {
                 },
             }
         };
-        let id = format!("{}-{named}", if kind == Kind::Chat { "chatcmpl" } else { "cmpl" });
+        let id = format!("{}-{}", if kind == Kind::Chat { "chatcmpl" } else { "cmpl" }, named.id());
         let object = if kind == Kind::Chat { "chat.completion.chunk" } else { "text_completion" };
         let chunk = move |id: &str, model: &str, choice: Value| json!({ "id": id, "object": object, "created": created, "model": model, "choices": [choice] });
         let (sse_tx, sse_rx) = mpsc::unbounded_channel::<Event>();
@@ -382,14 +398,10 @@ impl Gateway {
         });
         let events = futures::stream::unfold(sse_rx, |mut rx| async move { rx.recv().await.map(|e| (Ok::<_, std::convert::Infallible>(e), rx)) });
         let mut response = Sse::new(events).into_response();
-        response.headers_mut().insert(header, HeaderValue::from(number));
+        let (header, value) = named.header();
+        response.headers_mut().insert(header, value);
         response
     }
-}
-
-/// The chain's sampling parameters as the wire carries them.
-fn sampling(params: &agora_chain_client::types::SamplingParams) -> agora_primitives::SamplingParams {
-    agora_primitives::SamplingParams { temperature_milli: params.temperature_milli, top_k: params.top_k, top_p_milli: params.top_p_milli }
 }
 
 /// The longest valid UTF-8 prefix of `pending`, removed from it (a character split across
@@ -417,14 +429,14 @@ fn full_response(kind: Kind, model: &str, created: u64, max_tokens: u32, answer:
     let finish = answer.finish_reason(max_tokens);
     let mut body = match kind {
         Kind::Chat => json!({
-            "id": format!("chatcmpl-{}", answer.id()),
+            "id": format!("chatcmpl-{}", answer.named().id()),
             "object": "chat.completion",
             "created": created,
             "model": model,
             "choices": [{ "index": 0, "message": { "role": "assistant", "content": answer.text() }, "finish_reason": finish }],
         }),
         Kind::Completion => json!({
-            "id": format!("cmpl-{}", answer.id()),
+            "id": format!("cmpl-{}", answer.named().id()),
             "object": "text_completion",
             "created": created,
             "model": model,
@@ -434,7 +446,7 @@ fn full_response(kind: Kind, model: &str, created: u64, max_tokens: u32, answer:
     body["usage"] = answer.usage();
     body["agora"] = answer.summary();
     let mut headers = HeaderMap::new();
-    let (name, value) = answer.header();
+    let (name, value) = answer.named().header();
     headers.insert(name, value);
     if let Ok(v) = HeaderValue::from_str(&hex::encode(answer.output_hash())) {
         headers.insert("x-agora-output-hash", v);

@@ -61,8 +61,6 @@ pub use local::{LocalAnswer, LocalModel, Routed};
 pub use runs::{RunRecord, RunStore};
 pub use run::{Job, Prepared, Prompt, ProviderReport, RunEvent, RunResult, Timeouts, Timings};
 pub use tickets::{HeldTicket, PoolConfig, TicketAnswer, TicketPool, TicketTimings};
-/// Sampling settings of a pooled ticket run (the same fields as a [`Job`]'s).
-pub use agora_primitives::SamplingParams;
 
 use agora_chain_client::{subxt_signer::sr25519::Keypair, AccountId, ChainClient, ModelRelease, ProviderRecord, Receipt};
 use agora_primitives::Hash256;

@@ -183,7 +183,7 @@ impl Collector {
             for (index, &token) in tokens.iter().enumerate().skip(self.streamed.len()) {
                 on_event(RunEvent::Token { index: index as u32, token, piece: tokenizer.piece(token) });
             }
-            self.streamed = tokens.clone();
+            self.streamed.extend_from_slice(&tokens[self.streamed.len()..]);
         }
     }
 }

@@ -183,7 +183,7 @@ impl TicketPool {
     /// Runs `prompt` (at most `max_tokens` tokens of output, within the pool's tickets) on
     /// the next ticket, streaming tokens to `on_event`. Returns once every provider answered;
     /// the signed outcomes go to the background settlement.
-    pub async fn run(&self, prompt: &Prompt, max_tokens: u32, sampling: SamplingParams, mut on_event: impl FnMut(RunEvent)) -> Result<TicketAnswer> {
+    pub async fn run(&self, prompt: &Prompt, max_tokens: u32, sampling: &types::SamplingParams, mut on_event: impl FnMut(RunEvent)) -> Result<TicketAnswer> {
         let shared = &self.shared;
         let prompt = prompt.token_ids(&shared.tokenizer)?;
         let (prompt_tokens, spec) = (prompt.len() as u32, &shared.spec);
@@ -203,7 +203,7 @@ impl TicketPool {
             prompt_hash: token_hash(&prompt),
             prompt_tokens,
             max_output_tokens: max_tokens,
-            sampling,
+            sampling: SamplingParams { temperature_milli: sampling.temperature_milli, top_k: sampling.top_k, top_p_milli: sampling.top_p_milli },
             client_peer: PeerIdBytes::truncate_from(client.net.peer_id().to_bytes()),
         };
         let signature = client.signer.sign(&authorised.signing_payload()).0;

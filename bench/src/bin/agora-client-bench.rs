@@ -13,7 +13,6 @@
 //! `cargo test --workspace --no-run && $CARGO_TARGET_DIR/debug/agora-client-bench`
 
 use agora_client::{gateway, Client, ClientConfig, Job, PoolConfig, Prompt, RunEvent};
-use agora_primitives::SamplingParams;
 use agora_fixtures::models;
 use agora_engine::{Engine, EngineConfig, GenEvent, GenerateRequest, Progress};
 use anyhow::{Context, Result};
@@ -213,11 +212,10 @@ async fn bench(args: &Args, chain_url: &str, model: &PathBuf) -> Result<()> {
 async fn pooled_tickets(args: &Args, client: &Arc<Client>, job: &Job, local_ttft: f64, local_total: f64) -> Result<()> {
     let config = PoolConfig { batch: args.repeats as u32 + 2, max_prompt_tokens: 64 };
     let pool = client.ticket_pool(job, config).await?;
-    let greedy = SamplingParams::default();
-    pool.run(&job.prompt, args.tokens, greedy, |_| {}).await?;
+    pool.run(&job.prompt, args.tokens, &job.sampling, |_| {}).await?;
     let (mut ttft, mut verified, mut answered, mut settled, mut blocks) = (vec![], vec![], vec![], vec![], vec![]);
     for _ in 0..args.repeats {
-        let answer = pool.run(&job.prompt, args.tokens, greedy, |_| {}).await?;
+        let answer = pool.run(&job.prompt, args.tokens, &job.sampling, |_| {}).await?;
         anyhow::ensure!(answer.verified && answer.tokens.len() == args.tokens as usize, "an unverified or short answer: {answer:?}");
         let done_at = (Instant::now(), client.chain().best_block_number().await?);
         let receipt = pool.receipt(answer.ticket).await?;
