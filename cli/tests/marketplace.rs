@@ -306,7 +306,7 @@ async fn pooled_tickets_answer_verified_from_signed_outcomes_and_settle_in_batch
     }
 
     // The gateway through a pool: eight concurrent calls of the official `openai` client, each
-    // served from a ticket of its own with no transaction before its first token.
+    // served from a ticket of its own.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/v1", listener.local_addr().unwrap());
     let tickets = Some(agora_client::PoolConfig { batch: 8, max_prompt_tokens: 48 });

@@ -163,7 +163,7 @@ impl Inner {
     pub(super) fn resume(self: &Arc<Self>, job: jobs::Job) -> anyhow::Result<()> {
         let running = job.running();
         match self.launch(job, None) {
-            Ok(true) => Ok(tracing::info!(job = ?running, "resumed an interrupted generation")),
+            Ok(true) => Ok(tracing::info!(job = %running, "resumed an interrupted generation")),
             Ok(false) => Ok(()),
             Err((_, e)) => bail!("cannot resume: {e}"),
         }

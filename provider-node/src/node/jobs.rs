@@ -21,6 +21,16 @@ pub(super) enum Running {
     Ticket(TicketId),
 }
 
+/// "request 5", "ticket 5": what logs and refusals name.
+impl std::fmt::Display for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Request(id) => write!(f, "request {id}"),
+            Self::Ticket(id) => write!(f, "ticket {id}"),
+        }
+    }
+}
+
 impl Job {
     pub(super) fn running(&self) -> Running {
         match self {
@@ -102,7 +112,7 @@ impl Inner {
                 }
             };
             if let Err(e) = job.journal(&self.journal) {
-                tracing::error!(job = ?running, error = %e, "cannot journal a received prompt");
+                tracing::error!(job = %running, error = %e, "cannot journal a received prompt");
                 send(InferFrame::Error { kind: InferErrorKind::Internal, message: e.to_string().into_bytes() });
                 self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&running);
                 return;
@@ -141,14 +151,14 @@ impl Inner {
                                 }
                             },
                             Err(e) => {
-                                tracing::error!(job = ?running, error = %e, "cannot journal a finished job");
+                                tracing::error!(job = %running, error = %e, "cannot journal a finished job");
                                 send(InferFrame::Error { kind: InferErrorKind::Internal, message: e.to_string().into_bytes() });
                             },
                         }
                         self.wake.notify_one();
                     },
                     GenEvent::Finished(Err(e)) => {
-                        tracing::error!(job = ?running, error = %e, "generation failed");
+                        tracing::error!(job = %running, error = %e, "generation failed");
                         send(InferFrame::Error { kind: InferErrorKind::Internal, message: e.to_string().into_bytes() });
                     },
                 }

@@ -158,7 +158,7 @@ impl Inner {
         let (tx, rx) = mpsc::unbounded_channel();
         match self.launch(job, Some(jobs::Client { frames: tx, authorised }))? {
             true => Ok(rx),
-            false => Err((InferErrorKind::AlreadyServed, format!("{running:?} is already being generated"))),
+            false => Err((InferErrorKind::AlreadyServed, format!("{running} is already being generated"))),
         }
     }
 

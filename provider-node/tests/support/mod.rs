@@ -333,8 +333,13 @@ pub fn signed_request(request: u64, prompt: &[u32], net: &Network) -> InferReque
 
 /// Sends `request` from `net` and reads every frame until the stream ends.
 pub async fn send(net: &Network, chain: &ChainClient, provider: &AccountId, request: &InferRequest) -> Vec<InferFrame> {
+    exchange(net, chain, provider, &InferOpen::from(request.clone())).await
+}
+
+/// Opens a stream to `provider`, sends `first` and reads every frame until the stream ends.
+async fn exchange(net: &Network, chain: &ChainClient, provider: &AccountId, first: &InferOpen) -> Vec<InferFrame> {
     let mut stream = open(net, chain, provider).await;
-    frame::write(&mut stream, &InferOpen::from(request.clone())).await.unwrap();
+    frame::write(&mut stream, first).await.unwrap();
     read_all(&mut stream).await
 }
 
@@ -450,7 +455,5 @@ pub fn ticket_request_by(key: &Keypair, ticket: u64, prompt: &[u32], max_output_
 
 /// Sends a ticket's `Use` from `net` and reads every frame until the stream ends.
 pub async fn send_ticket(net: &Network, chain: &ChainClient, provider: &AccountId, request: &agora_primitives::wire::TicketRequest) -> Vec<InferFrame> {
-    let mut stream = open(net, chain, provider).await;
-    frame::write(&mut stream, &InferOpen::from(request.clone())).await.unwrap();
-    read_all(&mut stream).await
+    exchange(net, chain, provider, &InferOpen::from(request.clone())).await
 }
