@@ -177,11 +177,18 @@ impl ChainClient {
         &self.api
     }
 
-    /// Asks a chopsticks dev chain to build a block now (otherwise it builds one only for
-    /// waiting transactions). Used to reach deadlines and to run `on_initialize` work such as the draw.
+    /// Asks a chopsticks dev chain to build `count` blocks now (otherwise it builds one only for
+    /// waiting transactions). Used to reach deadlines and to run `on_initialize` work such as the
+    /// draw. Asked for a few at a time: hundreds in one call outlast the RPC request timeout.
     pub async fn new_blocks(&self, count: u32) -> Result<(), Error> {
-        let params = subxt::rpcs::rpc_params![serde_json::json!({ "count": count })];
-        let _: serde_json::Value = self.rpc.request("dev_newBlock", params).await.map_err(subxt_err)?;
+        const PER_CALL: u32 = 20;
+        let mut left = count;
+        while left > 0 {
+            let now = left.min(PER_CALL);
+            let params = subxt::rpcs::rpc_params![serde_json::json!({ "count": now })];
+            let _: serde_json::Value = self.rpc.request("dev_newBlock", params).await.map_err(subxt_err)?;
+            left -= now;
+        }
         Ok(())
     }
 
@@ -356,6 +363,12 @@ impl ChainClient {
 
     pub async fn receipt(&self, id: u64) -> Result<Option<Receipt>, Error> {
         self.call_api(agora::runtime_apis().agora_api().receipt(id)).await
+    }
+
+    /// Blocks a closed request's record and receipt stay on-chain before they are pruned.
+    pub async fn record_retention(&self) -> Result<BlockNumber, Error> {
+        let at = self.api().at_current_block().await.map_err(|e| Error::Subxt(e.into()))?;
+        at.constants().entry(agora::constants().escrow().record_retention()).map_err(|e| Error::Subxt(e.into()))
     }
 
     pub async fn quote(

@@ -38,7 +38,7 @@ pub enum ClientError {
     InsufficientFunds { needed: u128, free: u128 },
     #[error("request {request} was {status} before any provider was drawn")]
     NotAssigned { request: u64, status: String },
-    #[error("no receipt for request {0}: it does not exist")]
+    #[error("no receipt for request {0}: it does not exist, or it closed longer ago than the chain keeps records (`RecordRetention`) and was pruned; its Settled event stays in the chain's history")]
     UnknownRequest(u64),
     #[error("request {request} has no receipt yet: it is {status}")]
     NotSettled { request: u64, status: String },

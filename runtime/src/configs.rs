@@ -213,6 +213,8 @@ impl pallet_agora_escrow::Config for Runtime {
     type MaxPurchasesAwaitingDraw = ConstU32<16>;
     /// Half an hour in a client's pool.
     type TicketLifetime = ConstU32<{ 30 * MINUTES }>;
+    /// A closed request's record outlives its challenge window and the verdict that may follow.
+    type RecordRetention = ConstU32<{ 10 * MINUTES + 30 }>;
     type TicketReservationFee = ReservationShare;
     type WeightInfo = pallet_agora_escrow::weights::SubstrateWeight<Runtime>;
 }

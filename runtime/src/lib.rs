@@ -69,6 +69,7 @@ pub type Migrations = (
     pallet_agora_verifier::migrations::v2::MigrateV1ToV2<Runtime>,
     pallet_agora_providers::migrations::v2::MigrateV1ToV2<Runtime>,
     pallet_agora_escrow::migrations::v2::MigrateV1ToV2<Runtime>,
+    pallet_agora_escrow::migrations::v3::MigrateV2ToV3<Runtime>,
 );
 
 impl_opaque_keys! {

@@ -114,6 +114,14 @@ async fn k3_request_pays_the_majority_slashes_the_liar_and_refunds_the_client() 
     assert_eq!(after[&client], before[&client] - fee(&client) - paid_total, "the client pays only the winners");
     let request = chain.request(id).await.unwrap().unwrap();
     assert_eq!((request.status, request.escrow), (types::RequestStatus::Settled, 0));
+
+    // Hole 5: closed requests and their receipts were kept forever; they go after the retention.
+    let retention = chain.record_retention().await.unwrap();
+    chain.new_blocks(retention - 1).await.unwrap();
+    assert!(chain.receipt(id).await.unwrap().is_some(), "kept through the challenge window");
+    chain.new_blocks(1).await.unwrap();
+    assert!(chain.request(id).await.unwrap().is_none(), "the request's record is pruned");
+    assert!(chain.receipt(id).await.unwrap().is_none(), "the receipt goes with it");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,6 +6,7 @@ use agora_primitives::{RequestStatus, TicketStatus, MAX_REDUNDANCY};
 use pallet_agora_providers::benchmark_helpers::fund;
 use polkadot_sdk::frame_benchmarking::v2::*;
 use polkadot_sdk::frame_support::traits::Get;
+use polkadot_sdk::frame_support::weights::Weight;
 use polkadot_sdk::frame_system::{self as system, RawOrigin};
 use polkadot_sdk::sp_runtime::traits::Saturating;
 
@@ -154,6 +155,24 @@ mod benchmarks {
         _(RawOrigin::Signed(caller), 0);
 
         assert!(Tickets::<T>::get(0).is_none());
+    }
+
+    /// One closed request's record pruned in `on_idle`.
+    #[benchmark]
+    fn forget_request() {
+        let caller: T::AccountId = whitelisted_caller();
+        fund::<T>(&caller);
+        let release = served_release::<T>(1);
+        Pallet::<T>::do_create(caller.clone(), params::<T>(release, 1)).unwrap();
+        Pallet::<T>::do_cancel(caller, 0).unwrap();
+        let due = system::Pallet::<T>::block_number().saturating_add(T::RecordRetention::get());
+
+        #[block]
+        {
+            Pallet::<T>::forget_due(due, Weight::MAX);
+        }
+
+        assert!(Requests::<T>::get(0).is_none());
     }
 
     impl_benchmark_test_suite!(Pallet, crate::mock::bench_ext(), crate::mock::Test);

@@ -254,6 +254,7 @@ impl<T: Config> Pallet<T> {
             for who in request.providers.iter() {
                 closed.relisted.saturating_accrue(Providers::<T>::note_released(who));
             }
+            Self::queue_forget(id);
         }
         request.status = status;
         Requests::<T>::insert(id, request);
@@ -296,6 +297,7 @@ impl<T: Config> Pallet<T> {
             );
         }
         Self::ledger_try_state()?;
+        Self::pruning_try_state()?;
         Self::tickets_try_state()
     }
 }

@@ -30,6 +30,7 @@ mod benchmarking;
 mod impls;
 mod ledger;
 pub mod migrations;
+mod pruning;
 mod tickets;
 pub use tickets::{TicketOf, TicketSpecOf};
 pub mod types;
@@ -38,16 +39,29 @@ mod mock;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod pruning_tests;
+#[cfg(test)]
 mod ticket_tests;
 pub mod weights;
 
 pub use weights::WeightInfo;
 
-/// Told when a request closes (settled, refunded, cancelled, or parked as disputed), so pallets
-/// keeping per-request state can drop it. The verifier pallet implements it for its
-/// commitments and reveals; the runtime wires it in as `OnClose`.
+/// Told when a request closes (settled, refunded or cancelled) and when its record is pruned,
+/// so pallets keeping per-request state can drop it. The verifier pallet implements it for its
+/// commitments, reveals, receipts and resolutions; the runtime wires it in as `OnClose`.
 pub trait OnRequestClosed {
     fn on_request_closed(request: agora_primitives::RequestId);
+    /// Whether a closed request's record must outlive its retention: something still judges it
+    /// (a challenge under way). It is looked at again a retention later.
+    fn keeps_record(_request: agora_primitives::RequestId) -> bool {
+        false
+    }
+    /// The request's record is pruned: drop what was kept beside it.
+    fn on_request_forgotten(_request: agora_primitives::RequestId) {}
+    /// The most `keeps_record` and `on_request_forgotten` weigh together, for one request.
+    fn forget_weight() -> polkadot_sdk::frame_support::weights::Weight {
+        polkadot_sdk::frame_support::weights::Weight::zero()
+    }
 }
 
 impl OnRequestClosed for () {
@@ -73,7 +87,9 @@ pub mod pallet {
     /// (no migration: appended variant, same encoding of the others).
     /// 2: the deposit ledger and tickets ([`Deposits`], [`Tickets`]); the pallet's account is
     /// given its existential deposit ([`migrations::v2`]).
-    pub(crate) const STORAGE_VERSION: StorageVersion = StorageVersion::new(2);
+    /// 3: closed requests are pruned after `RecordRetention` ([`ClosedQueue`]); the ones closed
+    /// before are queued by [`migrations::v3`].
+    pub(crate) const STORAGE_VERSION: StorageVersion = StorageVersion::new(3);
 
     #[pallet::pallet]
     #[pallet::storage_version(STORAGE_VERSION)]
@@ -104,8 +120,13 @@ pub mod pallet {
         /// chain, whose randomness arrives one block after the request's block).
         #[pallet::constant]
         type MaxAssignmentsPerBlock: Get<u32>;
-        /// Cleans up other pallets' per-request state when a request closes.
+        /// Cleans up other pallets' per-request state when a request closes and when its
+        /// record is pruned.
         type OnClose: OnRequestClosed;
+        /// Blocks a closed request's record (and the receipt beside it) stays before it is
+        /// pruned: at least as long as its result can be challenged.
+        #[pallet::constant]
+        type RecordRetention: Get<BlockNumberFor<Self>>;
         /// Names the account that holds every deposit and ticket escrow.
         #[pallet::constant]
         type PalletId: Get<PalletId>;
@@ -158,6 +179,15 @@ pub mod pallet {
     #[pallet::storage]
     pub type PurchasesAwaitingDraw<T: Config> =
         StorageValue<_, BoundedVec<types::Purchase<BlockNumberFor<T>>, T::MaxPurchasesAwaitingDraw>, ValueQuery>;
+
+    /// Closed requests in the order they closed, each with the block from which its record may
+    /// be pruned; `on_idle` prunes from the front.
+    #[pallet::storage]
+    pub type ClosedQueue<T: Config> = StorageMap<_, Twox64Concat, u64, (RequestId, BlockNumberFor<T>)>;
+
+    /// The front of `ClosedQueue` and one past its back.
+    #[pallet::storage]
+    pub type ClosedQueueBounds<T> = StorageValue<_, (u64, u64), ValueQuery>;
 
     #[pallet::genesis_config]
     #[derive(polkadot_sdk::frame_support::DefaultNoBound)]
@@ -253,6 +283,10 @@ pub mod pallet {
             Self::draw_all().saturating_add(Self::draw_purchases())
         }
 
+        fn on_idle(now: BlockNumberFor<T>, limit: Weight) -> Weight {
+            Self::forget_due(now, limit)
+        }
+
         fn integrity_test() {
             assert!(T::MinCommitBlocks::get() <= T::MaxCommitBlocks::get(), "MinCommitBlocks must not exceed MaxCommitBlocks");
             assert!(T::MinCommitBlocks::get() > Zero::zero(), "a commit window needs a block");
@@ -260,6 +294,7 @@ pub mod pallet {
             assert!(T::MaxTicketsPerPurchase::get() > 0, "MaxTicketsPerPurchase must be positive");
             assert!(T::MaxPurchasesAwaitingDraw::get() > 0, "MaxPurchasesAwaitingDraw must be positive");
             assert!(T::TicketLifetime::get() > Zero::zero(), "a ticket must live at least a block");
+            assert!(T::RecordRetention::get() > Zero::zero(), "a closed request's record must stay at least a block");
         }
 
         #[cfg(feature = "try-runtime")]

@@ -84,6 +84,7 @@ impl pallet_agora_escrow::Config for Test {
     type MaxTicketsPerPurchase = ConstU32<16>;
     type MaxPurchasesAwaitingDraw = ConstU32<4>;
     type TicketLifetime = ConstU64<20>;
+    type RecordRetention = ConstU64<30>;
     type TicketReservationFee = TicketReservationFee;
     type WeightInfo = ();
 }
@@ -135,6 +136,7 @@ pub fn next_block() {
     let n = System::block_number() + 1;
     System::set_block_number(n);
     Escrow::on_initialize(n);
+    Escrow::on_idle(n, polkadot_sdk::frame_support::weights::Weight::MAX);
 }
 
 /// A manifest as large as its bounds allow: what the draw must not read for every provider.

@@ -28,12 +28,26 @@ pub(crate) struct SettleReport {
 }
 
 /// Commitments and reveals only matter while a request is in its commit–reveal phase; whoever
-/// closes it (settlement here, or an expiry refund in the escrow pallet), they go.
+/// closes it (settlement here, or an expiry refund in the escrow pallet), they go. The receipt
+/// and resolution stay as long as the request's record, and a challenge keeps both.
 impl<T: Config> pallet_agora_escrow::OnRequestClosed for Pallet<T> {
     fn on_request_closed(request: RequestId) {
         let _ = Commitments::<T>::clear_prefix(request, agora_primitives::MAX_REDUNDANCY, None);
         let _ = Reveals::<T>::clear_prefix(request, agora_primitives::MAX_REDUNDANCY, None);
         let _ = Acknowledged::<T>::clear_prefix(request, agora_primitives::MAX_REDUNDANCY, None);
+    }
+
+    fn keeps_record(request: RequestId) -> bool {
+        Disputes::<T>::contains_key(request)
+    }
+
+    fn on_request_forgotten(request: RequestId) {
+        Receipts::<T>::remove(request);
+        Resolutions::<T>::remove(request);
+    }
+
+    fn forget_weight() -> Weight {
+        T::DbWeight::get().reads_writes(1, 2)
     }
 }
 

@@ -56,7 +56,8 @@
 //! ([`pallet_agora_escrow::Pallet::fresh_seed`]), run in `on_initialize` from `PendingDraws`:
 //! neither the settler nor a challenger can time its transaction to choose the outcome.
 //!
-//! Every resolution is kept in `Resolutions` for clients and auditors.
+//! Every receipt and resolution is kept for clients and auditors as long as the escrow pallet
+//! keeps the request's record (`RecordRetention`, or until a challenge under way ends).
 //!
 //! ## Tickets, settled from signed outcomes
 //!
@@ -89,6 +90,8 @@ pub mod types;
 mod mock;
 #[cfg(test)]
 mod proptests;
+#[cfg(test)]
+mod pruning_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -373,6 +376,11 @@ pub mod pallet {
             assert!(
                 <T as pallet_agora_providers::Config>::UnbondingDelay::get() >= covered,
                 "UnbondingDelay must cover ChallengeWindow + VerdictWindow"
+            );
+            // A receipt pruned before its challenge window closes could not be challenged.
+            assert!(
+                <T as pallet_agora_escrow::Config>::RecordRetention::get() >= covered,
+                "RecordRetention must cover ChallengeWindow + VerdictWindow"
             );
             assert!(T::VerdictWindow::get() > Zero::zero(), "VerdictWindow must be positive");
             assert!(T::DisputeVerifiers::get() >= 1 && T::AuditVerifiers::get() >= 1, "a dispute needs a verifier");

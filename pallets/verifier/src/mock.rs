@@ -87,6 +87,7 @@ impl pallet_agora_escrow::Config for Test {
     type MaxTicketsPerPurchase = ConstU32<16>;
     type MaxPurchasesAwaitingDraw = ConstU32<4>;
     type TicketLifetime = ConstU64<20>;
+    type RecordRetention = ConstU64<12>;
     type TicketReservationFee = TicketReservationFee;
     type WeightInfo = ();
 }
@@ -203,6 +204,7 @@ pub fn next_block() {
     System::set_block_number(n);
     Escrow::on_initialize(n);
     Verifier::on_initialize(n);
+    Escrow::on_idle(n, polkadot_sdk::frame_support::weights::Weight::MAX);
 }
 
 /// Moves to block `n`, running every block's draw on the way.

@@ -10,17 +10,17 @@ use polkadot_sdk::frame_support::{
 
 const SALT: [u8; 32] = [42; 32];
 
-fn good() -> Outcome {
+pub(crate) fn good() -> Outcome {
     Outcome { output_hash: [0xaa; 32], token_count: 500 }
 }
 
-fn bad() -> Outcome {
+pub(crate) fn bad() -> Outcome {
     Outcome { output_hash: [0xbb; 32], token_count: 500 }
 }
 
 /// Creates a request with redundancy `k` at the providers' price and runs blocks until it is
 /// drawn (the next one, or the one after with a lagging randomness source).
-fn assigned_request(k: u32) -> (u64, Vec<u64>) {
+pub(crate) fn assigned_request(k: u32) -> (u64, Vec<u64>) {
     let id = pallet_agora_escrow::NextRequestId::<Test>::get();
     assert_ok!(Escrow::create_request(RuntimeOrigin::signed(CLIENT), params(k, PRICE)));
     for _ in 0..=RandomnessLag::get() {
@@ -141,7 +141,7 @@ fn no_show_is_slashed_less_and_majority_still_wins() {
 }
 
 /// Commits and reveals `outcomes[i]` for provider `p[i]`.
-fn commit_and_reveal(id: u64, p: &[u64], outcomes: &[Outcome]) {
+pub(crate) fn commit_and_reveal(id: u64, p: &[u64], outcomes: &[Outcome]) {
     for (who, o) in p.iter().zip(outcomes) {
         assert_ok!(commit(*who, id, *o));
     }
@@ -158,7 +158,7 @@ fn verdicts(judged: &[(Outcome, bool)]) -> crate::VerdictsOf {
     judged.iter().map(|&(outcome, accepted)| OutcomeVerdict { outcome, accepted }).collect::<Vec<_>>().try_into().unwrap()
 }
 
-fn verdict(who: u64, id: u64, judged: &[(Outcome, bool)]) -> polkadot_sdk::sp_runtime::DispatchResult {
+pub(crate) fn verdict(who: u64, id: u64, judged: &[(Outcome, bool)]) -> polkadot_sdk::sp_runtime::DispatchResult {
     Verifier::submit_verdict(RuntimeOrigin::signed(who), id, verdicts(judged)).map(|_| ()).map_err(|e| e.error)
 }
 
