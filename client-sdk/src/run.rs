@@ -373,7 +373,7 @@ impl Client {
     /// client's libp2p peer only; and the `Use` it stands for.
     fn signed_request(&self, request: u64, prompt: &[u32]) -> (InferRequest, Use) {
         let client_peer = self.net.peer_id().to_bytes();
-        let authorised = Use::new(request, prompt, client_peer.clone());
+        let authorised = Use::new(self.chain.genesis_hash(), request, prompt, client_peer.clone());
         let signature = self.signer.sign(&authorised.signing_payload()).0;
         (InferRequest { request, prompt: prompt.to_vec(), client_peer, signature }, authorised)
     }

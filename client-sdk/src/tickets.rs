@@ -199,6 +199,7 @@ impl TicketPool {
         on_event(RunEvent::Ticket { ticket: held.id, providers: held.ticket.providers.0.clone() });
         let client = &shared.client;
         let authorised = TicketUse {
+            chain: client.chain.genesis_hash(),
             ticket: held.id,
             prompt_hash: token_hash(&prompt),
             prompt_tokens,
@@ -376,6 +377,7 @@ fn bundle(authorised: &TicketUse, buyer_signature: [u8; 64], reports: &[Provider
     let sampling = &authorised.sampling;
     TicketBundle {
         authorised: agora_chain_client::TicketUse {
+            chain: authorised.chain,
             ticket: authorised.ticket,
             prompt_hash: authorised.prompt_hash,
             prompt_tokens: authorised.prompt_tokens,

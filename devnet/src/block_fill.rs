@@ -127,6 +127,7 @@ pub fn settle_block_fill(bundles: u32) -> BlockFill {
             .map(|id| {
                 let ticket = pallet_agora_escrow::Tickets::<Runtime>::get(id).expect("the ticket was drawn");
                 let authorised = TicketUse {
+                    chain: pallet_agora_verifier::Pallet::<Runtime>::chain(),
                     ticket: id,
                     prompt_hash: [id as u8; 32],
                     prompt_tokens: 100,

@@ -14,14 +14,14 @@ use polkadot_sdk::sp_runtime::BoundedVec;
 use scale_info::TypeInfo;
 
 /// Domain of a buyer's signature over a [`TicketUse`], so that it is valid as no other message.
-pub const TICKET_USE_DOMAIN: &[u8] = b"agora/ticket-use/1";
+pub const TICKET_USE_DOMAIN: &[u8] = b"agora/ticket-use/2";
 
 /// Domain of a provider's signed outcome for a [`TicketUse`].
-pub const TICKET_OUTCOME_DOMAIN: &[u8] = b"agora/ticket-outcome/1";
+pub const TICKET_OUTCOME_DOMAIN: &[u8] = b"agora/ticket-outcome/2";
 
 /// Domain of a provider's acknowledgement of a [`TicketUse`]: it has the prompt and takes the
 /// job, so from now on not answering is its fault.
-pub const TICKET_ACK_DOMAIN: &[u8] = b"agora/ticket-ack/1";
+pub const TICKET_ACK_DOMAIN: &[u8] = b"agora/ticket-ack/2";
 
 /// Tickets are numbered in purchase order.
 pub type TicketId = u64;
@@ -98,6 +98,9 @@ impl<Balance> TicketSpec<Balance> {
 /// the one prompt the buyer signed for.
 #[derive(Clone, Encode, Decode, DecodeWithMemTracking, PartialEq, Eq, Debug, TypeInfo, MaxEncodedLen)]
 pub struct TicketUse {
+    /// The genesis hash of the chain the ticket is on: a `Use` signed for one chain is valid on
+    /// no other.
+    pub chain: Hash256,
     pub ticket: TicketId,
     /// `token_hash` of the prompt's token ids.
     pub prompt_hash: Hash256,

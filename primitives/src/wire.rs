@@ -27,14 +27,14 @@ pub fn token_hash(tokens: &[u32]) -> Hash256 {
 }
 
 /// Domain of a client's signature over a [`Use`], so that it is valid as no other message.
-pub const USE_DOMAIN: &[u8] = b"agora/use/1";
+pub const USE_DOMAIN: &[u8] = b"agora/use/2";
 
 /// Domain of a provider's acknowledgement of a [`Use`]: it has the prompt and takes the job,
 /// so from now on not answering is its fault (a no-show, slashable with this signature).
-pub const ACK_DOMAIN: &[u8] = b"agora/ack/1";
+pub const ACK_DOMAIN: &[u8] = b"agora/ack/2";
 
 /// Domain of a provider's signed outcome: the result it stands by for one [`Use`].
-pub const OUTCOME_DOMAIN: &[u8] = b"agora/outcome/1";
+pub const OUTCOME_DOMAIN: &[u8] = b"agora/outcome/2";
 
 /// Longest libp2p PeerId the protocol carries, in bytes (an ed25519 one is 38).
 pub const MAX_PEER_ID_BYTES: usize = 64;
@@ -46,6 +46,9 @@ pub const MAX_PEER_ID_BYTES: usize = 64;
 /// co-assigned provider among them, can take the answer or be served before the client.
 #[derive(Clone, Encode, Decode, PartialEq, Eq, Debug)]
 pub struct Use {
+    /// The genesis hash of the chain the request is on: a `Use` signed for one chain (a
+    /// testnet, say, with the same keys and request ids) is valid on no other.
+    pub chain: Hash256,
     pub request: RequestId,
     pub prompt_hash: Hash256,
     pub prompt_tokens: u32,
@@ -54,8 +57,8 @@ pub struct Use {
 }
 
 impl Use {
-    pub fn new(request: RequestId, prompt: &[u32], client_peer: Vec<u8>) -> Self {
-        Self { request, prompt_hash: token_hash(prompt), prompt_tokens: prompt.len() as u32, client_peer }
+    pub fn new(chain: Hash256, request: RequestId, prompt: &[u32], client_peer: Vec<u8>) -> Self {
+        Self { chain, request, prompt_hash: token_hash(prompt), prompt_tokens: prompt.len() as u32, client_peer }
     }
 
     /// The bytes the client signs: the domain, then the `Use`.
@@ -95,9 +98,10 @@ pub struct InferRequest {
 }
 
 impl InferRequest {
-    /// The [`Use`] this request stands for; its signature must be the client's over it.
-    pub fn authorised_use(&self) -> Use {
-        Use::new(self.request, &self.prompt, self.client_peer.clone())
+    /// The [`Use`] this request stands for on chain `chain` (its genesis hash); its signature
+    /// must be the client's over it.
+    pub fn authorised_use(&self, chain: Hash256) -> Use {
+        Use::new(chain, self.request, &self.prompt, self.client_peer.clone())
     }
 }
 
@@ -348,6 +352,8 @@ impl RuntimeProfile {
 mod tests {
     use super::*;
 
+    const CHAIN: Hash256 = [7; 32];
+
     #[test]
     fn token_hash_depends_on_every_id_and_the_length() {
         let base = token_hash(&[1, 2, 3]);
@@ -372,6 +378,7 @@ mod tests {
     fn a_full_size_ticket_prompt_fits_in_a_frame() {
         let request = InferOpen::Ticket(TicketRequest {
             authorised: TicketUse {
+                chain: [0xff; 32],
                 ticket: u64::MAX,
                 prompt_hash: [0xff; 32],
                 prompt_tokens: MAX_PROMPT_TOKENS,
@@ -387,8 +394,9 @@ mod tests {
 
     #[test]
     fn a_ticket_signature_is_valid_for_no_request_message_and_back() {
-        let request = Use::new(1, &[1, 2, 3], alloc::vec![9; 38]);
+        let request = Use::new(CHAIN, 1, &[1, 2, 3], alloc::vec![9; 38]);
         let ticket = TicketUse {
+            chain: CHAIN,
             ticket: 1,
             prompt_hash: request.prompt_hash,
             prompt_tokens: 3,
@@ -413,10 +421,10 @@ mod tests {
     }
 
     #[test]
-    fn a_use_binds_request_prompt_and_peer() {
-        let base = Use::new(1, &[1, 2, 3], alloc::vec![9; 38]);
-        assert_eq!(base.signing_payload(), Use::new(1, &[1, 2, 3], alloc::vec![9; 38]).signing_payload());
-        for other in [Use::new(2, &[1, 2, 3], alloc::vec![9; 38]), Use::new(1, &[1, 2, 4], alloc::vec![9; 38]), Use::new(1, &[1, 2, 3], alloc::vec![8; 38])] {
+    fn a_use_binds_chain_request_prompt_and_peer() {
+        let base = Use::new(CHAIN, 1, &[1, 2, 3], alloc::vec![9; 38]);
+        assert_eq!(base.signing_payload(), Use::new(CHAIN, 1, &[1, 2, 3], alloc::vec![9; 38]).signing_payload());
+        for other in [Use::new(CHAIN, 2, &[1, 2, 3], alloc::vec![9; 38]), Use::new(CHAIN, 1, &[1, 2, 4], alloc::vec![9; 38]), Use::new(CHAIN, 1, &[1, 2, 3], alloc::vec![8; 38]), Use::new([8; 32], 1, &[1, 2, 3], alloc::vec![9; 38])] {
             assert_ne!(base.signing_payload(), other.signing_payload());
         }
         assert!(base.signing_payload().starts_with(&(USE_DOMAIN).encode()));
@@ -424,8 +432,8 @@ mod tests {
 
     #[test]
     fn acknowledgements_and_outcomes_are_bound_to_their_use_and_domain() {
-        let base = Use::new(1, &[1, 2, 3], alloc::vec![9; 38]);
-        let peer = Use::new(1, &[1, 2, 3], alloc::vec![8; 38]);
+        let base = Use::new(CHAIN, 1, &[1, 2, 3], alloc::vec![9; 38]);
+        let peer = Use::new(CHAIN, 1, &[1, 2, 3], alloc::vec![8; 38]);
         assert_ne!(base.ack_payload(), peer.ack_payload());
         let outcome = Outcome { output_hash: [1; 32], token_count: 4 };
         assert_ne!(base.outcome_payload(&outcome), peer.outcome_payload(&outcome));

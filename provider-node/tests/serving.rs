@@ -48,7 +48,7 @@ async fn three_providers_serve_a_k3_request_end_to_end() {
 
     let net = client_network().await;
     let streams = futures::future::join_all(assigned.iter().map(|p| infer(&net, &chain, p, id, &prompt))).await;
-    let authorised = signed_request(id, &prompt, &net).authorised_use();
+    let authorised = signed_request(chain.genesis_hash(), id, &prompt, &net).authorised_use(chain.genesis_hash());
     for (frames, provider) in streams.iter().zip(&assigned) {
         let (tokens, end) = tokens_and_end(frames);
         assert_eq!(tokens, expected, "every provider streams the tokens this process computes");
@@ -121,7 +121,7 @@ async fn a_provider_killed_at_any_point_finishes_its_jobs_after_a_restart() {
     bob.restart(price);
     wait_online(&chain, &bob).await;
     let mut stream = open(&net, &chain, &bob.account()).await;
-    frame::write(&mut stream, &InferOpen::from(signed_request(second, &long_prompt, &net))).await.unwrap();
+    frame::write(&mut stream, &InferOpen::from(signed_request(chain.genesis_hash(), second, &long_prompt, &net))).await.unwrap();
     let accepted = frame::read::<InferFrame, _>(&mut stream, MAX_FRAME_BYTES).await.unwrap();
     assert!(matches!(accepted, Some(InferFrame::Accepted { .. })), "{accepted:?}");
     for _ in 0..5 {
@@ -180,7 +180,7 @@ async fn bad_input_over_the_wire_is_refused_and_the_node_keeps_serving() {
 
     // An oversized prompt, a frame announcing more than the limit, and garbage: an error or a
     // dropped stream each, never a crash.
-    let oversized = signed_request(ours, &vec![1; MAX_PROMPT_TOKENS as usize * 2], &net);
+    let oversized = signed_request(chain.genesis_hash(), ours, &vec![1; MAX_PROMPT_TOKENS as usize * 2], &net);
     let mut stream = open(&net, &chain, &bob.account()).await;
     let _ = frame::write(&mut stream, &InferOpen::from(oversized)).await;
     let frames = read_all(&mut stream).await;
@@ -199,9 +199,11 @@ async fn bad_input_over_the_wire_is_refused_and_the_node_keeps_serving() {
     // forwarded from another peer, is refused; so is one signed for that peer by another key.
     let client_net = client_network().await;
     let intruder = client_network().await;
-    let forwarded = signed_request(ours, &prompt, &client_net);
-    let forged = signed_request_by(&demo::Actors::dev().providers[2], ours, &prompt, &intruder);
-    for request in [forwarded, forged] {
+    let forwarded = signed_request(chain.genesis_hash(), ours, &prompt, &client_net);
+    let forged = signed_request_by(&demo::Actors::dev().providers[2], chain.genesis_hash(), ours, &prompt, &intruder);
+    // The client's key, for the peer that sends it, but for another chain's request `ours`.
+    let elsewhere = signed_request_by(&demo::Actors::dev().client, [9; 32], ours, &prompt, &intruder);
+    for request in [forwarded, forged, elsewhere] {
         let frames = send(&intruder, &chain, &bob.account(), &request).await;
         assert_eq!(error_kind(&frames), Some(InferErrorKind::Unauthorized), "{frames:?}");
     }
@@ -291,14 +293,17 @@ async fn a_ticket_serves_its_buyers_one_use_and_a_left_out_provider_claims_its_s
     let (net, intruder) = (client_network().await, client_network().await);
     let first = &ticket.providers.0[0];
 
-    let mut forwarded = ticket_request_by(&eve, id, &prompt, 8, &net);
-    let forged = ticket_request_by(&demo::Actors::dev().providers[2], id, &prompt, 8, &intruder);
-    let too_long = ticket_request_by(&eve, id, &prompt, 9, &intruder);
-    let mut mismatched = ticket_request_by(&eve, id, &prompt, 8, &intruder);
+    let mut forwarded = ticket_request_by(&eve, chain.genesis_hash(), id, &prompt, 8, &net);
+    let forged = ticket_request_by(&demo::Actors::dev().providers[2], chain.genesis_hash(), id, &prompt, 8, &intruder);
+    let too_long = ticket_request_by(&eve, chain.genesis_hash(), id, &prompt, 9, &intruder);
+    let mut mismatched = ticket_request_by(&eve, chain.genesis_hash(), id, &prompt, 8, &intruder);
     mismatched.prompt.push(1);
+    // Signed by the buyer, for the peer that sends it, but for another chain's ticket `id`.
+    let elsewhere = ticket_request_by(&eve, [9; 32], id, &prompt, 8, &intruder);
     for (request, kind) in [
         (forwarded.clone(), InferErrorKind::Unauthorized),
         (forged, InferErrorKind::Unauthorized),
+        (elsewhere, InferErrorKind::Unauthorized),
         (too_long, InferErrorKind::ExceedsTicket),
         (mismatched, InferErrorKind::PromptMismatch),
     ] {
@@ -306,7 +311,7 @@ async fn a_ticket_serves_its_buyers_one_use_and_a_left_out_provider_claims_its_s
         assert_eq!(error_kind(&frames), Some(kind), "{frames:?}");
     }
 
-    let request = ticket_request_by(&eve, id, &prompt, 8, &net);
+    let request = ticket_request_by(&eve, chain.genesis_hash(), id, &prompt, 8, &net);
     let expected = expected_greedy(&prompt, 8).await;
     let authorised = agora_primitives::wire::Authorised::Ticket(request.authorised.clone());
     let mut outcomes = Vec::new();
@@ -328,7 +333,7 @@ async fn a_ticket_serves_its_buyers_one_use_and_a_left_out_provider_claims_its_s
     let replayed = send_ticket(&net, &chain, first, &request).await;
     assert_eq!(tokens_and_end(&replayed).0, expected, "the same Use again is replayed");
     forwarded.prompt = local_engine().tokenize("Name a small ocean:", false);
-    let second = ticket_request_by(&eve, id, &forwarded.prompt, 8, &net);
+    let second = ticket_request_by(&eve, chain.genesis_hash(), id, &forwarded.prompt, 8, &net);
     let frames = send_ticket(&net, &chain, first, &second).await;
     assert_eq!(error_kind(&frames), Some(InferErrorKind::AlreadyServed), "one prompt per ticket: {frames:?}");
 
@@ -339,6 +344,7 @@ async fn a_ticket_serves_its_buyers_one_use_and_a_left_out_provider_claims_its_s
     assert_eq!(tokens_and_end(&frames).0, expected);
     let bundle = agora_chain_client::TicketBundle {
         authorised: agora_chain_client::TicketUse {
+            chain: chain.genesis_hash(),
             ticket: id,
             prompt_hash: request.authorised.prompt_hash,
             prompt_tokens: request.authorised.prompt_tokens,
@@ -424,7 +430,7 @@ async fn a_provider_is_found_in_the_dht_shuts_down_gracefully_and_leaves() {
     let prompt = local_engine().tokenize("Once upon a time, in a lighthouse by the sea, there lived", false);
     let (id, _) = open_request(&chain, params(profile, &prompt, 48, 1)).await;
     let mut stream = open(&net, &chain, &bob.account()).await;
-    frame::write(&mut stream, &InferOpen::from(signed_request(id, &prompt, &net))).await.unwrap();
+    frame::write(&mut stream, &InferOpen::from(signed_request(chain.genesis_hash(), id, &prompt, &net))).await.unwrap();
     let accepted = frame::read::<InferFrame, _>(&mut stream, MAX_FRAME_BYTES).await.unwrap();
     assert!(matches!(accepted, Some(InferFrame::Accepted { .. })), "{accepted:?}");
     let first = frame::read::<InferFrame, _>(&mut stream, MAX_FRAME_BYTES).await.unwrap();

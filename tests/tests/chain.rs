@@ -273,6 +273,7 @@ async fn a_deposit_buys_tickets_drawn_in_a_later_block_and_the_rest_withdraws() 
 /// A bundle for ticket `id` (drawn to `ticket.providers`): `buyer`'s `Use` of a three-token
 /// prompt, and each `(position, result)` signed by the provider drawn at that position.
 fn signed_bundle(
+    genesis: [u8; 32],
     id: u64,
     ticket: &agora_chain_client::Ticket,
     buyer: &agora_chain_client::Keypair,
@@ -281,6 +282,7 @@ fn signed_bundle(
 ) -> agora_chain_client::TicketBundle {
     use agora_chain_client::{Signature, SignedOutcome};
     let authorised = agora_primitives::TicketUse {
+        chain: genesis,
         ticket: id,
         prompt_hash: agora_primitives::wire::token_hash(&[1, 2, 3]),
         prompt_tokens: 3,
@@ -298,6 +300,7 @@ fn signed_bundle(
         .collect::<Vec<_>>();
     agora_chain_client::TicketBundle {
         authorised: agora_chain_client::TicketUse {
+            chain: genesis,
             ticket: id,
             prompt_hash: authorised.prompt_hash,
             prompt_tokens: authorised.prompt_tokens,
@@ -334,15 +337,19 @@ async fn one_call_settles_tickets_from_signed_outcomes_paying_through_the_ledger
     let liar_stake = chain.provider(&liar).await.unwrap().unwrap().stake;
     let ledger_before = chain.ledger_balance(&client).await.unwrap();
 
-    let mut forged = signed_bundle(ids[2], &tickets[2], &actors.client, &keys, &[(0, good), (1, good)]);
+    let mut forged = signed_bundle(chain.genesis_hash(), ids[2], &tickets[2], &actors.client, &keys, &[(0, good), (1, good)]);
     forged.outcomes.0[1].signature = forged.outcomes.0[0].signature.clone();
     let err = chain.settle_tickets(vec![forged], &actors.publisher).await.unwrap_err();
     assert!(err.is_rejected(agora_chain_client::Rejection::Verifier(agora_chain_client::VerifierError::BadOutcomeSignature)), "{err}");
+    // Signed, buyer and providers alike, for another chain with the same keys and ticket ids.
+    let elsewhere = signed_bundle([9; 32], ids[2], &tickets[2], &actors.client, &keys, &[(0, good), (1, good)]);
+    let err = chain.settle_tickets(vec![elsewhere], &actors.publisher).await.unwrap_err();
+    assert!(err.is_rejected(agora_chain_client::Rejection::Verifier(agora_chain_client::VerifierError::WrongChain)), "{err}");
 
     let bundles = vec![
-        signed_bundle(ids[0], &tickets[0], &actors.client, &keys, &[(0, good), (1, good), (2, bad)]),
-        signed_bundle(ids[1], &tickets[1], &actors.client, &keys, &[(0, good), (1, good)]),
-        signed_bundle(ids[2], &tickets[2], &actors.client, &keys, &[(0, good), (1, good), (2, good)]),
+        signed_bundle(chain.genesis_hash(), ids[0], &tickets[0], &actors.client, &keys, &[(0, good), (1, good), (2, bad)]),
+        signed_bundle(chain.genesis_hash(), ids[1], &tickets[1], &actors.client, &keys, &[(0, good), (1, good)]),
+        signed_bundle(chain.genesis_hash(), ids[2], &tickets[2], &actors.client, &keys, &[(0, good), (1, good), (2, good)]),
     ];
     // The buyer and the three providers, each offering one release.
     let witness = chain.settle_witness(&bundles).await.unwrap();

@@ -28,6 +28,7 @@ impl<T: Config> Pallet<T> {
         ensure!(frame_system::Pallet::<T>::block_number() <= r.reveal_deadline, Error::<T>::AckClosed);
         ensure!(!Acknowledged::<T>::contains_key(request, &provider), Error::<T>::AlreadyAcknowledged);
         let authorised = Use {
+            chain: Self::chain(),
             request,
             prompt_hash: r.params.prompt_hash,
             prompt_tokens: r.params.prompt_tokens,

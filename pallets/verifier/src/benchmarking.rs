@@ -26,8 +26,9 @@ const SALT: [u8; 32] = [9; 32];
 type Signer<T> = <T as Config>::BenchmarkHelper;
 
 /// The dearest `Use` of `ticket`: the whole prompt and output, and the longest peer id.
-fn ticket_use(ticket: u64) -> TicketUse {
+fn ticket_use<T: Config>(ticket: u64) -> TicketUse {
     TicketUse {
+        chain: Pallet::<T>::chain(),
         ticket,
         prompt_hash: [5; 32],
         prompt_tokens: 1000,
@@ -163,7 +164,7 @@ mod benchmarks {
         });
         let r = Requests::<T>::get(id).expect("the request exists");
         let peer: PeerIdOf = BoundedVec::truncate_from(alloc::vec![7u8; MAX_PEER_ID_BYTES]);
-        let authorised = Use { request: id, prompt_hash: r.params.prompt_hash, prompt_tokens: r.params.prompt_tokens, client_peer: peer.to_vec() };
+        let authorised = Use { chain: Pallet::<T>::chain(), request: id, prompt_hash: r.params.prompt_hash, prompt_tokens: r.params.prompt_tokens, client_peer: peer.to_vec() };
         let signature = <T as Config>::BenchmarkHelper::sign(&signer, &authorised.ack_payload());
 
         #[extrinsic_call]
@@ -254,7 +255,7 @@ mod benchmarks {
             .map(|i| {
                 let pair = [providers[(2 * i % p) as usize].clone(), providers[((2 * i + 1) % p) as usize].clone()];
                 drawn_ticket::<T>(u64::from(i), &buyer, release, &pair);
-                let authorised = ticket_use(u64::from(i));
+                let authorised = ticket_use::<T>(u64::from(i));
                 let outcomes = pair
                     .iter()
                     .enumerate()
@@ -283,7 +284,7 @@ mod benchmarks {
     #[benchmark]
     fn ticket_outcome() {
         let who = Signer::<T>::signer(0);
-        let authorised = ticket_use(0);
+        let authorised = ticket_use::<T>(0);
         let result = outcome(2);
         let signature = Signer::<T>::sign(&who, &authorised.outcome_payload(&result));
 
@@ -316,7 +317,7 @@ mod benchmarks {
         let release = release_served_by::<T>(&providers);
         let buyer = Signer::<T>::signer(3);
         drawn_ticket::<T>(0, &buyer, release, &providers);
-        let authorised = ticket_use(0);
+        let authorised = ticket_use::<T>(0);
         let sign_outcome = |position: usize, result: Outcome| SignedOutcome {
             provider: position as u8,
             outcome: result,

@@ -52,6 +52,16 @@ impl<T: Config> pallet_agora_escrow::OnRequestClosed for Pallet<T> {
 }
 
 impl<T: Config> Pallet<T> {
+    /// This chain's genesis hash, which every signed `Use` names: known from block 1 on (the
+    /// first block records its parent's hash), before any transaction.
+    pub fn chain() -> Hash256 {
+        let genesis = frame_system::Pallet::<T>::block_hash(polkadot_sdk::frame_system::pallet_prelude::BlockNumberFor::<T>::zero());
+        let (bytes, mut out) = (genesis.as_ref(), [0u8; 32]);
+        let n = bytes.len().min(32);
+        out[..n].copy_from_slice(&bytes[..n]);
+        out
+    }
+
     /// The request, if `who` is one of its providers and it is in its commit–reveal phase.
     fn active_for(request: RequestId, who: &T::AccountId) -> Result<RequestOf<T>, DispatchError> {
         let r = Requests::<T>::get(request).ok_or(Error::<T>::UnknownRequest)?;

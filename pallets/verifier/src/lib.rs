@@ -360,6 +360,8 @@ pub mod pallet {
         NotSettled,
         /// Nothing is held at that position: its outcome was in the bundle or claimed already.
         NotOpen,
+        /// The `Use` names another chain's genesis hash: it was signed for that chain.
+        WrongChain,
     }
 
     #[pallet::hooks]

@@ -136,8 +136,14 @@ parameter_types! {
 
 /// The test signature names its signer and carries the message: valid for exactly that pair.
 pub fn ack(provider: u64, request: u64, client_peer: &[u8]) -> polkadot_sdk::sp_runtime::testing::TestSignature {
+    ack_on(Verifier::chain(), provider, request, client_peer)
+}
+
+/// [`ack`] of the request's `Use` as signed for the chain whose genesis hash is `chain`.
+pub fn ack_on(chain: [u8; 32], provider: u64, request: u64, client_peer: &[u8]) -> polkadot_sdk::sp_runtime::testing::TestSignature {
     let r = pallet_agora_escrow::Requests::<Test>::get(request).expect("the request exists");
     let authorised = agora_primitives::wire::Use {
+        chain,
         request,
         prompt_hash: r.params.prompt_hash,
         prompt_tokens: r.params.prompt_tokens,

@@ -469,6 +469,8 @@ fn an_acknowledgement_is_proven_once_by_the_right_signer_for_the_right_use_until
         // Another signer, another peer, another request: none is this provider's acknowledgement.
         assert_noop!(prove(p[0], ack(p[1], id, b"peer")), Error::<Test>::BadAcknowledgement);
         assert_noop!(prove(p[0], ack(p[0], id, b"other")), Error::<Test>::BadAcknowledgement);
+        // Signed for another chain (a testnet with the same keys and request ids): not this one's.
+        assert_noop!(prove(p[0], ack_on([9; 32], p[0], id, b"peer")), Error::<Test>::BadAcknowledgement);
         assert_noop!(prove(PROVIDERS[3], ack(PROVIDERS[3], id, b"peer")), Error::<Test>::NotAssigned);
         assert_noop!(
             Verifier::prove_ack(RuntimeOrigin::signed(CLIENT), id + 1, p[0], peer(b"peer"), ack(p[0], id, b"peer")),

@@ -37,6 +37,7 @@ fn providers_of(ticket: TicketId) -> Vec<u64> {
 /// A `Use` of `ticket` for a 500-token prompt.
 fn use_of(ticket: TicketId) -> TicketUse {
     TicketUse {
+        chain: Verifier::chain(),
         ticket,
         prompt_hash: [5; 32],
         prompt_tokens: 500,
@@ -267,6 +268,8 @@ fn a_bundle_that_does_not_hold_is_refused_by_name_and_moves_nothing() {
         refused(bundle_of(TicketUse { prompt_tokens: 1001, ..use_of(t) }, &agreed), Error::<Test>::UseExceedsTicket.into());
         refused(bundle_of(TicketUse { prompt_tokens: 0, ..use_of(t) }, &agreed), Error::<Test>::UseExceedsTicket.into());
         refused(bundle_of(TicketUse { max_output_tokens: 1001, ..use_of(t) }, &agreed), Error::<Test>::UseExceedsTicket.into());
+        // Signed, buyer and providers alike, for another chain with the same keys and ids.
+        refused(bundle_of(TicketUse { chain: [9; 32], ..use_of(t) }, &agreed), Error::<Test>::WrongChain.into());
         let mut forged = bundle(t, &agreed);
         forged.buyer_signature = TestSignature(POOR_CLIENT, use_of(t).signing_payload());
         refused(forged, Error::<Test>::BadUseSignature.into());

@@ -12,7 +12,7 @@
 use super::*;
 use crate::types::TicketsSettled;
 use agora_primitives::{
-    pricing, JobOutcome, Outcome, Settlement, SignedOutcome, TicketBundle, TicketId, TicketReceipt, TicketStatus, MAX_REDUNDANCY,
+    pricing, Hash256, JobOutcome, Outcome, Settlement, SignedOutcome, TicketBundle, TicketId, TicketReceipt, TicketStatus, MAX_REDUNDANCY,
 };
 use agora_verifier::tally;
 use alloc::collections::{BTreeMap, BTreeSet};
@@ -45,6 +45,8 @@ struct Batch<T: Config> {
     /// second witness bounds.
     relisted: u32,
     relisted_witness: u32,
+    /// This chain's genesis hash, read once a call: every bundle's `Use` must name it.
+    chain: Hash256,
 }
 
 impl<T: Config> Batch<T> {
@@ -119,6 +121,7 @@ impl<T: Config> Pallet<T> {
             held: 0,
             relisted: 0,
             relisted_witness,
+            chain: Self::chain(),
         };
         let count = bundles.len() as u32;
         for bundle in bundles {
@@ -153,6 +156,7 @@ impl<T: Config> Pallet<T> {
         let mut ticket = Escrow::<T>::take_settleable_ticket(authorised.ticket)?;
         // Its winner is fixed: what is left is claimed one outcome at a time.
         ensure!(ticket.status == TicketStatus::Drawn, Error::<T>::AlreadySettled);
+        ensure!(authorised.chain == batch.chain, Error::<T>::WrongChain);
         ensure!(ticket.spec.admits(authorised), Error::<T>::UseExceedsTicket);
         ensure!(
             bundle.buyer_signature.verify(&authorised.signing_payload()[..], &ticket.buyer),

@@ -124,6 +124,7 @@ mod tests {
 
     fn authorised(ticket: TicketId, prompt: &[u32]) -> TicketUse {
         TicketUse {
+            chain: [4; 32],
             ticket,
             prompt_hash: agora_primitives::wire::token_hash(prompt),
             prompt_tokens: prompt.len() as u32,

@@ -127,7 +127,7 @@ impl Inner {
             },
         };
         // Hashes the prompt once, for the signature check and the on-chain terms alike.
-        let authorised = request.authorised_use();
+        let authorised = request.authorised_use(self.chain.genesis_hash());
         check_authorised(&authorised.signing_payload(), &authorised.client_peer, &request.signature, &peer, &record.params.client)?;
         if record.release != self.release || record.params.runtime_profile != self.profile_hash {
             return Err((InferErrorKind::UnsupportedRelease, "this provider does not serve that release and runtime profile".into()));

@@ -24,6 +24,9 @@ impl Inner {
         if job.state == TicketState::Closed {
             return Err((InferErrorKind::UnknownRequest, format!("ticket {id} is used up or expired")));
         }
+        if authorised.chain != self.chain.genesis_hash() {
+            return Err((InferErrorKind::Unauthorized, format!("the Use of ticket {id} is signed for another chain")));
+        }
         check_authorised(&authorised.signing_payload(), &authorised.client_peer, &signature, &peer, &job.buyer)?;
         if job.spec.release != self.release || job.spec.runtime_profile != self.profile_hash {
             return Err((InferErrorKind::UnsupportedRelease, "this provider does not serve that release and runtime profile".into()));

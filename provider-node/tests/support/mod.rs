@@ -314,10 +314,11 @@ pub async fn open(net: &Network, chain: &ChainClient, provider: &AccountId) -> l
     net.control().open_stream(peer, agora_net::infer_protocol()).await.unwrap()
 }
 
-/// `prompt` for `request` under `key`'s signature, to be read on `net`'s peer.
-pub fn signed_request_by(key: &Keypair, request: u64, prompt: &[u32], net: &Network) -> InferRequest {
+/// `prompt` for `request` under `key`'s signature for the chain whose genesis hash is `genesis`,
+/// to be read on `net`'s peer.
+pub fn signed_request_by(key: &Keypair, genesis: [u8; 32], request: u64, prompt: &[u32], net: &Network) -> InferRequest {
     let client_peer = net.peer_id().to_bytes();
-    let signature = key.sign(&Use::new(request, prompt, client_peer.clone()).signing_payload()).0;
+    let signature = key.sign(&Use::new(genesis, request, prompt, client_peer.clone()).signing_payload()).0;
     InferRequest { request, prompt: prompt.to_vec(), client_peer, signature }
 }
 
@@ -327,8 +328,8 @@ pub fn signed_by(provider: &AccountId, signature: &[u8; 64], payload: &[u8]) -> 
 }
 
 /// The request as its client (the dev client, who opens every test request) sends it from `net`.
-pub fn signed_request(request: u64, prompt: &[u32], net: &Network) -> InferRequest {
-    signed_request_by(&demo::Actors::dev().client, request, prompt, net)
+pub fn signed_request(genesis: [u8; 32], request: u64, prompt: &[u32], net: &Network) -> InferRequest {
+    signed_request_by(&demo::Actors::dev().client, genesis, request, prompt, net)
 }
 
 /// Sends `request` from `net` and reads every frame until the stream ends.
@@ -345,7 +346,7 @@ async fn exchange(net: &Network, chain: &ChainClient, provider: &AccountId, firs
 
 /// Sends the client's signed request and reads every frame until the stream ends.
 pub async fn infer(net: &Network, chain: &ChainClient, provider: &AccountId, request: u64, prompt: &[u32]) -> Vec<InferFrame> {
-    send(net, chain, provider, &signed_request(request, prompt, net)).await
+    send(net, chain, provider, &signed_request(chain.genesis_hash(), request, prompt, net)).await
 }
 
 pub async fn read_all(stream: &mut libp2p::Stream) -> Vec<InferFrame> {
@@ -439,9 +440,18 @@ pub async fn drawn_tickets(chain: &ChainClient, profile: [u8; 32], redundancy: u
     panic!("tickets {:?} were never drawn", purchase.ids());
 }
 
-/// `key`'s `Use` of `ticket` for `prompt`, to be read on `net`'s peer.
-pub fn ticket_request_by(key: &Keypair, ticket: u64, prompt: &[u32], max_output_tokens: u32, net: &Network) -> agora_primitives::wire::TicketRequest {
+/// `key`'s `Use` of `ticket` for `prompt` on the chain whose genesis hash is `genesis`, to be read
+/// on `net`'s peer.
+pub fn ticket_request_by(
+    key: &Keypair,
+    genesis: [u8; 32],
+    ticket: u64,
+    prompt: &[u32],
+    max_output_tokens: u32,
+    net: &Network,
+) -> agora_primitives::wire::TicketRequest {
     let authorised = agora_primitives::TicketUse {
+        chain: genesis,
         ticket,
         prompt_hash: token_hash(prompt),
         prompt_tokens: prompt.len() as u32,
