@@ -149,9 +149,10 @@ const LAST_BLOCK_KEY: &[u8] = b"m/last_block";
 /// The genesis hash of the chain the jobs belong to: request ids and block numbers mean
 /// nothing on another chain.
 const GENESIS_KEY: &[u8] = b"m/genesis";
-/// The layout of the records. 2: a job's params name its client.
+/// The layout of the records. 2: a job's params name its client. 3: a ticket's `Use` names its
+/// chain.
 const FORMAT_KEY: &[u8] = b"m/format";
-const FORMAT: u32 = 2;
+const FORMAT: u32 = 3;
 
 fn key(request: RequestId) -> [u8; 9] {
     prefixed(JOB_PREFIX, request)

@@ -57,7 +57,8 @@
 //! neither the settler nor a challenger can time its transaction to choose the outcome.
 //!
 //! Every receipt and resolution is kept for clients and auditors as long as the escrow pallet
-//! keeps the request's record (`RecordRetention`, or until a challenge under way ends).
+//! keeps the request's record: `RecordRetention` after it closes, and while a challenge is under
+//! way and a retention after it is resolved.
 //!
 //! ## Tickets, settled from signed outcomes
 //!
