@@ -139,6 +139,13 @@ pub fn next_block() {
     Escrow::on_idle(n, polkadot_sdk::frame_support::weights::Weight::MAX);
 }
 
+/// Moves to block `n`, running every block's hooks on the way.
+pub fn run_to(n: u64) {
+    while System::block_number() < n {
+        next_block();
+    }
+}
+
 /// A manifest as large as its bounds allow: what the draw must not read for every provider.
 pub fn full_manifest(price: u64) -> CapabilityManifest<u64> {
     let address: Vec<u8> = b"/ip4/127.0.0.1/tcp/1/".iter().copied().cycle().take(128).collect();

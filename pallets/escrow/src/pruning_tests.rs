@@ -17,12 +17,6 @@ fn cancelled() -> u64 {
     id
 }
 
-fn run_to(n: u64) {
-    while System::block_number() < n {
-        next_block();
-    }
-}
-
 #[test]
 fn a_closed_request_is_forgotten_once_its_retention_has_passed_and_an_open_one_is_kept() {
     new_test_ext(|| {

@@ -206,11 +206,21 @@ pub fn params(k: u32, max_price: u64) -> RequestParams<u64, u64> {
 /// Moves to the next block, running the draws as the runtime would (providers, then audits and
 /// verifiers).
 pub fn next_block() {
+    start_next_block();
+    end_block();
+}
+
+/// The next block's number and `on_initialize` hooks: its transactions come after.
+pub fn start_next_block() {
     let n = System::block_number() + 1;
     System::set_block_number(n);
     Escrow::on_initialize(n);
     Verifier::on_initialize(n);
-    Escrow::on_idle(n, polkadot_sdk::frame_support::weights::Weight::MAX);
+}
+
+/// The current block's `on_idle`, after its transactions, with all the weight it wants.
+pub fn end_block() {
+    Escrow::on_idle(System::block_number(), polkadot_sdk::frame_support::weights::Weight::MAX);
 }
 
 /// Moves to block `n`, running every block's draw on the way.

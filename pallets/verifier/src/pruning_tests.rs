@@ -4,11 +4,7 @@
 use crate::tests::{assigned_request, bad, commit_and_reveal, good, verdict};
 use crate::{mock::*, Disputes, Receipts, Resolutions};
 use pallet_agora_escrow::Requests;
-use polkadot_sdk::frame_support::{
-    assert_ok,
-    traits::{Get, Hooks},
-    weights::Weight,
-};
+use polkadot_sdk::frame_support::{assert_ok, traits::Get};
 
 fn retention() -> u64 {
     <Test as pallet_agora_escrow::Config>::RecordRetention::get()
@@ -39,12 +35,18 @@ fn settled_with_verifiers() -> (u64, u64) {
     (id, System::block_number() + retention())
 }
 
+/// [`settled_with_verifiers`], challenged near the end of its challenge window.
+fn challenged_late() -> (u64, u64) {
+    let (id, due) = settled_with_verifiers();
+    run_to(System::block_number() + 5);
+    assert_ok!(Verifier::challenge(RuntimeOrigin::signed(CLIENT), id));
+    (id, due)
+}
+
 #[test]
 fn a_challenge_keeps_the_record_until_it_is_resolved_then_both_go() {
     new_test_ext(|| {
-        let (id, due) = settled_with_verifiers();
-        run_to(System::block_number() + 5);
-        assert_ok!(Verifier::challenge(RuntimeOrigin::signed(CLIENT), id));
+        let (id, due) = challenged_late();
         // The verifiers are drawn but nobody judges before the retention ends: all is kept.
         run_to(due);
         assert!(Disputes::<Test>::get(id).is_some());
@@ -66,15 +68,11 @@ fn a_challenge_keeps_the_record_until_it_is_resolved_then_both_go() {
 #[test]
 fn a_resolution_made_in_the_block_its_record_falls_due_stays_a_retention() {
     new_test_ext(|| {
-        let (id, due) = settled_with_verifiers();
-        run_to(System::block_number() + 5);
-        assert_ok!(Verifier::challenge(RuntimeOrigin::signed(CLIENT), id));
+        let (id, due) = challenged_late();
         run_to(due - 1);
-        System::set_block_number(due);
-        Escrow::on_initialize(due);
-        Verifier::on_initialize(due);
+        start_next_block();
         assert_ok!(Verifier::resolve_dispute(RuntimeOrigin::signed(CLIENT), id));
-        Escrow::on_idle(due, Weight::MAX);
+        end_block();
         assert!(Resolutions::<Test>::get(id).is_some() && Requests::<Test>::get(id).is_some());
         run_to(due + retention() - 1);
         assert!(Resolutions::<Test>::get(id).is_some());
