@@ -7,7 +7,11 @@
 
 #[subxt::subxt(
     runtime_metadata_path = "metadata/agora.scale",
-    derive_for_all_types = "Clone, PartialEq, Eq"
+    derive_for_all_types = "Clone, PartialEq, Eq",
+    // A ticket's receipt file keeps both as the chain encodes them: its receipt root is over
+    // the receipt's SCALE bytes.
+    derive_for_type(path = "agora_primitives::tickets::TicketReceipt", derive = "::subxt::ext::codec::Encode, ::subxt::ext::codec::Decode", recursive),
+    derive_for_type(path = "agora_primitives::tickets::TicketBundle", derive = "::subxt::ext::codec::Encode, ::subxt::ext::codec::Decode", recursive)
 )]
 pub mod agora {}
 
@@ -18,7 +22,7 @@ pub use subxt_signer;
 
 mod submit;
 mod tickets;
-pub use tickets::{Purchase, SettleWitness, Signature, SignedOutcome, Ticket, TicketBundle, TicketReceipt, TicketSpec, TicketStatus, TicketUse};
+pub use tickets::{BlockReceipts, Purchase, SettleWitness, SettledTickets, Signature, SignedOutcome, Ticket, TicketBundle, TicketReceipt, TicketSpec, TicketStatus, TicketUse};
 
 use subxt::OnlineClient;
 

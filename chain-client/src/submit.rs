@@ -45,10 +45,15 @@ impl ChainClient {
     /// Calls from one account may run concurrently: each takes the next nonce, so they are all
     /// in the pool at once and land in the order they were signed.
     pub async fn submit<C: Payload>(&self, call: &C, signer: &Keypair) -> Result<Events, Error> {
+        Ok(self.submit_in_block(call, signer).await?.0)
+    }
+
+    /// [`Self::submit`], and the hash of the block that included the call.
+    pub async fn submit_in_block<C: Payload>(&self, call: &C, signer: &Keypair) -> Result<(Events, [u8; 32]), Error> {
         let account = signer.public_key().0;
         let progress = self.sign_and_send(call, signer, account).await?;
         match included(progress).await {
-            Ok(events) => Ok(events),
+            Ok(included) => Ok(included),
             Err(Included::Failed(e)) => Err(e),
             Err(Included::Lost(e)) => {
                 // A dropped or invalid transaction may leave its nonce unused: read it again.
@@ -114,7 +119,7 @@ enum Included {
 
 async fn included(
     mut progress: Progress,
-) -> Result<Events, Included> {
+) -> Result<(Events, [u8; 32]), Included> {
     while let Some(status) = progress.next().await {
         let in_block = match status.map_err(|e| Included::Lost(subxt_err(e)))? {
             TransactionStatus::InBestBlock(in_block) | TransactionStatus::InFinalizedBlock(in_block) => in_block,
@@ -127,8 +132,9 @@ async fn included(
                 continue
             }
         };
+        let block = in_block.block_hash().0;
         return match in_block.wait_for_success().await {
-            Ok(events) => Ok(events),
+            Ok(events) => Ok((events, block)),
             Err(TransactionEventsError::ExtrinsicFailed(e)) => Err(Included::Failed(refusal(e))),
             Err(e) => Err(Included::Failed(subxt_err(e))),
         };

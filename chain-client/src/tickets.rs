@@ -1,7 +1,7 @@
 //! The deposit ledger and tickets: money in and out of the escrow pallet's account, tickets
 //! bought from it and drawn a block later, settled from signed outcomes.
 
-use crate::{agora, AccountId, Balance, BlockNumber, ChainClient, Error, Events, Keypair};
+use crate::{agora, subxt_err, AccountId, Balance, BlockNumber, ChainClient, Error, Events, Keypair};
 use std::collections::{BTreeMap, BTreeSet};
 
 pub type TicketSpec = crate::types::tickets::TicketSpec<Balance>;
@@ -27,6 +27,25 @@ pub struct Purchase {
 pub struct SettleWitness {
     pub accounts: u32,
     pub relisted: u32,
+}
+
+/// What one `settle_tickets` did: each ticket's receipt, and the block that included it.
+#[derive(Clone, Debug)]
+pub struct SettledTickets {
+    pub block: [u8; 32],
+    pub receipts: Vec<TicketReceipt>,
+}
+
+/// A block's header, SCALE-encoded, and the ticket receipts it deposited, in order.
+#[derive(Clone, Debug)]
+pub struct BlockReceipts {
+    /// The header as the node serves it.
+    pub header: Vec<u8>,
+    pub receipts: Vec<TicketReceipt>,
+    /// The digest the runtime deposited in the block (`System::Digest`, SCALE-encoded): a node
+    /// that seals the runtime's header serves it in the header; chopsticks builds headers of
+    /// its own that carry none of it.
+    pub runtime_digest: Vec<u8>,
 }
 
 impl Purchase {
@@ -69,22 +88,33 @@ impl ChainClient {
 
     /// Settles every ticket of `bundles` in one transaction, or none (the refusal names the
     /// first bundle's fault), with the witnesses the weight is charged by read from the chain
-    /// ([`Self::settle_witness`]). Returns each ticket's receipt.
-    pub async fn settle_tickets(&self, bundles: Vec<TicketBundle>, caller: &Keypair) -> Result<Vec<TicketReceipt>, Error> {
+    /// ([`Self::settle_witness`]). Returns each ticket's receipt and the block that settled it.
+    pub async fn settle_tickets(&self, bundles: Vec<TicketBundle>, caller: &Keypair) -> Result<SettledTickets, Error> {
         let witness = self.settle_witness(&bundles).await?;
         self.settle_tickets_with(bundles, witness, caller).await
     }
 
     /// [`Self::settle_tickets`] with the witnesses given: the chain refuses a witness lower
     /// than what the bundles touch by name (`AccountsWitnessTooLow`, `ListingsWitnessTooLow`).
-    pub async fn settle_tickets_with(&self, bundles: Vec<TicketBundle>, witness: SettleWitness, caller: &Keypair) -> Result<Vec<TicketReceipt>, Error> {
+    pub async fn settle_tickets_with(&self, bundles: Vec<TicketBundle>, witness: SettleWitness, caller: &Keypair) -> Result<SettledTickets, Error> {
         let call = agora::tx().verifier().settle_tickets(crate::bounded(bundles), witness.accounts, witness.relisted);
-        let events = self.submit(&call, caller).await?;
-        Ok(events
+        let (events, block) = self.submit_in_block(&call, caller).await?;
+        let receipts = events.find::<agora::verifier::events::TicketSettled>().filter_map(Result::ok).map(|e| e.receipt).collect();
+        Ok(SettledTickets { block, receipts })
+    }
+
+    /// Block `block`'s header, as the chain encodes it, and every ticket receipt it deposited,
+    /// in order: the leaves of the receipt root its header carries.
+    pub async fn settled_tickets_at(&self, block: [u8; 32]) -> Result<BlockReceipts, Error> {
+        let at = self.api.at_block(subxt::utils::H256(block)).await.map_err(subxt_err)?;
+        let header = at.block_header().await.map_err(subxt_err)?;
+        let events = at.events().fetch().await.map_err(subxt_err)?;
+        let receipts = events
             .find::<agora::verifier::events::TicketSettled>()
-            .filter_map(Result::ok)
-            .map(|e| e.receipt)
-            .collect())
+            .map(|e| e.map(|e| e.receipt).map_err(subxt_err))
+            .collect::<Result<_, Error>>()?;
+        let digest = at.storage().try_fetch(agora::storage().system().digest(), ()).await.map_err(subxt_err)?;
+        Ok(BlockReceipts { header: codec::Encode::encode(&header), receipts, runtime_digest: digest.map(|d| d.into_bytes()).unwrap_or_default() })
     }
 
     /// What settling `bundles` will touch, from their tickets and their providers' records:

@@ -52,8 +52,9 @@ enum Command {
     /// Providers and their reputation.
     #[command(subcommand)]
     Providers(commands::providers::ProvidersCommand),
-    /// A settled request's receipt.
-    Receipt { request: u64 },
+    /// A settled request's receipt, or `agora receipt verify FILE`: a saved ticket receipt
+    /// checked offline.
+    Receipt(commands::receipt::ReceiptArgs),
     /// Challenge the settled result of one of your requests run with `agora run`: a bond is
     /// held and drawn verifiers re-score the answer. A wrong answer's providers are slashed and
     /// you are repaid; a right one keeps the bond.
@@ -76,7 +77,7 @@ async fn main_async(cli: Cli) -> anyhow::Result<()> {
         Command::Run(args) => commands::run::run(global, args).await,
         Command::Models(command) => commands::models::run(global, command).await,
         Command::Providers(command) => commands::providers::run(global, command).await,
-        Command::Receipt { request } => commands::receipt::run(global, request).await,
+        Command::Receipt(args) => commands::receipt::run(global, args).await,
         Command::Challenge { request } => commands::challenge::run(global, request).await,
         Command::Publish(args) => commands::publish::run(global, args).await,
         Command::Gateway(args) => commands::gateway::run(global, args).await,

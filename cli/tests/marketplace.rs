@@ -241,6 +241,25 @@ async fn a_liar_is_outvoted_and_slashed_and_a_dead_provider_is_a_no_show() {
     assert_eq!(chain.provider(&bob).await.unwrap().unwrap().reputation.no_shows, 1);
 }
 
+/// The header a node that seals the runtime's header would serve for block `number`: the
+/// runtime's own digest of it, read from the chain. chopsticks serves headers of its own, which
+/// carry none of it, so a receipt file made on the dev chain cannot be tied to a block hash.
+async fn sealed_header(chain: &agora_chain_client::ChainClient, block: [u8; 32], number: u32) -> Vec<u8> {
+    let runtime_digest = chain.settled_tickets_at(block).await.unwrap().runtime_digest;
+    let mut header = codec::Encode::encode(&([7u8; 32], codec::Compact(number), [8u8; 32], [9u8; 32]));
+    header.extend_from_slice(&runtime_digest);
+    header
+}
+
+/// A receipt file as the dev chain serves it: every signature holds, and only the root is
+/// missing from chopsticks' header (unless it one day seals the runtime's digest).
+fn assert_served_header_is_sealed_or_rootless(file: &agora_client::ReceiptFile, block: u32) {
+    match file.verify() {
+        Ok(verified) => assert_eq!(verified.block.number, block),
+        Err(e) => assert_eq!(e, agora_client::ReceiptCheckError::NoReceiptRoot { block }),
+    }
+}
+
 /// Issue 13, tickets from the client's side: a pool buys tickets ahead, and each prompt goes
 /// straight to its ticket's three providers. The answer is verified when two of them signed
 /// it, before anything reaches the chain; the liar's signed dissent is slashed when the
@@ -258,7 +277,7 @@ async fn pooled_tickets_answer_verified_from_signed_outcomes_and_settle_in_batch
     }
     let dave = providers[2].account();
     let client = std::sync::Arc::new(client(&chain_guard.ws_url()).await);
-    let config = agora_client::PoolConfig { batch: 4, max_prompt_tokens: 32 };
+    let config = agora_client::PoolConfig { batch: 4, max_prompt_tokens: 32, refill: true };
     let err = client.ticket_pool(&job("Hi", 8, 1), config.clone()).await.err().expect("k = 1 has no majority to verify");
     assert!(matches!(err, ClientError::TicketsNeedMajority(1)), "{err}");
     let pool = client.ticket_pool(&job("Hi", 8, 3), config).await.unwrap();
@@ -283,7 +302,15 @@ async fn pooled_tickets_answer_verified_from_signed_outcomes_and_settle_in_batch
     assert_eq!(tickets.len(), 3, "one ticket per prompt");
     let (mut slashed, mut blocks) = (0, Vec::new());
     for ticket in tickets {
-        let receipt = pool.receipt(ticket).await.unwrap();
+        let settled = pool.receipt(ticket).await.unwrap();
+        let receipt = &settled.receipt;
+        // Its receipt file proves offline what the chain did: the buyer's Use, two of three
+        // signatures on the result and the liar's on another, the receipt under its block's root.
+        let mut file = client.receipt_file(&settled).await.unwrap();
+        assert_served_header_is_sealed_or_rootless(&file, receipt.settled_at);
+        file.header = sealed_header(&chain, settled.block, receipt.settled_at).await;
+        let verified = file.verify().unwrap();
+        assert_eq!((verified.block.number, verified.k, verified.agreeing), (receipt.settled_at, 3, 2));
         blocks.push(receipt.settled_at);
         assert_eq!(receipt.paid.0.len(), 2, "{receipt:?}");
         assert_eq!(receipt.slashed.0.iter().map(|s| s.0.clone()).collect::<Vec<_>>(), vec![dave.clone()], "the liar signed its dissent");
@@ -298,6 +325,42 @@ async fn pooled_tickets_answer_verified_from_signed_outcomes_and_settle_in_batch
     assert!(blocks.len() <= 2, "three bundles, at most two settlements: {blocks:?}");
     let reputation = chain.provider(&dave).await.unwrap().unwrap().reputation;
     assert_eq!(reputation.wrong, 3);
+
+    // From the command line: `agora run --tickets` saves a receipt `agora receipt verify` checks
+    // with no chain (an unreachable URL); an altered one fails, naming what does not hold.
+    let url = chain_guard.ws_url();
+    let agora = |args: &[&str]| {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_agora"));
+        command.args(args).arg("--json").arg("--gguf").arg(smollm2());
+        command.output()
+    };
+    let saved = root.path().join("ticket.receipt");
+    let saved_arg = saved.to_str().unwrap();
+    let ran = agora(&["run", "--chain-url", &url, "--model", "smollm2-135m-instruct", "-k", "3", "--max-tokens", "8", "--tickets", "--save-receipt", saved_arg, "--raw", "Two plus two is"]).await.unwrap();
+    assert!(ran.status.success(), "{}", String::from_utf8_lossy(&ran.stderr));
+    let ran: serde_json::Value = serde_json::from_slice(&ran.stdout).unwrap();
+    assert_eq!((ran["verified"].clone(), ran["agreeing"].clone(), ran["receipt_file"].clone()), (true.into(), 2.into(), saved_arg.into()), "{ran}");
+    let offline = ["--chain-url", "ws://127.0.0.1:9"];
+    let verify = || agora(&[&["receipt", "verify", saved_arg][..], &offline[..]].concat());
+    let served = verify().await.unwrap();
+    assert!(served.status.success() || String::from_utf8_lossy(&served.stderr).contains("carries no receipt root"), "{}", String::from_utf8_lossy(&served.stderr));
+    let mut file = agora_client::ReceiptFile::from_bytes(&std::fs::read(&saved).unwrap()).unwrap();
+    let block = u32::try_from(ran["receipt"]["settled_at"].as_u64().unwrap()).unwrap();
+    let hash = chain.api().at_block(u64::from(block)).await.unwrap().block_hash().0;
+    file.header = sealed_header(&chain, hash, block).await;
+    std::fs::write(&saved, file.to_bytes()).unwrap();
+    let checked = verify().await.unwrap();
+    assert!(checked.status.success(), "{}", String::from_utf8_lossy(&checked.stderr));
+    let checked: serde_json::Value = serde_json::from_slice(&checked.stdout).unwrap();
+    assert_eq!(checked["verified"], true, "{checked}");
+    assert_eq!((checked["receipt"]["ticket"].clone(), checked["block"].clone()), (ran["ticket"].clone(), ran["receipt"]["settled_at"].clone()), "{checked}");
+    assert_eq!(checked["receipt"]["slashed"][0]["provider"], dave.to_string(), "{checked}");
+    let mut altered = agora_client::ReceiptFile::from_bytes(&std::fs::read(&saved).unwrap()).unwrap();
+    altered.receipt.refunded += 1;
+    std::fs::write(&saved, altered.to_bytes()).unwrap();
+    let refused = verify().await.unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("is not in block"), "{}", String::from_utf8_lossy(&refused.stderr));
     // Down to one ticket of four, the pool bought the next four in the background.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while pool.held() < 5 {
@@ -309,7 +372,7 @@ async fn pooled_tickets_answer_verified_from_signed_outcomes_and_settle_in_batch
     // served from a ticket of its own.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/v1", listener.local_addr().unwrap());
-    let tickets = Some(agora_client::PoolConfig { batch: 8, max_prompt_tokens: 48 });
+    let tickets = Some(agora_client::PoolConfig { batch: 8, max_prompt_tokens: 48, refill: true });
     let config = agora_client::gateway::GatewayConfig { max_tokens_limit: 16, tickets, ..Default::default() };
     let _gateway = tokio::spawn(agora_client::gateway::serve(listener, client.clone(), config));
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/openai_concurrent.py");

@@ -45,6 +45,7 @@ pub mod gateway;
 pub mod local;
 pub mod models;
 pub mod publish;
+pub mod receipt_file;
 pub mod report;
 pub mod run;
 pub mod runs;
@@ -60,7 +61,8 @@ pub use publish::ReleaseMeta;
 pub use local::{LocalAnswer, LocalModel, Routed};
 pub use runs::{RunRecord, RunStore};
 pub use run::{Job, Prepared, Prompt, ProviderReport, RunEvent, RunResult, Timeouts, Timings};
-pub use tickets::{HeldTicket, PoolConfig, TicketAnswer, TicketPool, TicketTimings};
+pub use receipt_file::{ReceiptCheckError, ReceiptFile, VerifiedReceipt};
+pub use tickets::{HeldTicket, PoolConfig, SettledTicket, TicketAnswer, TicketPool, TicketTimings};
 
 use agora_chain_client::{subxt_signer::sr25519::Keypair, AccountId, ChainClient, ModelRelease, ProviderRecord, Receipt};
 use agora_primitives::Hash256;

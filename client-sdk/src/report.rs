@@ -3,8 +3,10 @@
 
 use crate::dispute::DisputeReport;
 use crate::models::text;
-use crate::run::RunResult;
-use agora_chain_client::{types, AccountId, ModelRelease, ProviderRecord, Receipt};
+use crate::receipt_file::VerifiedReceipt;
+use crate::run::{ProviderReport, RunResult};
+use crate::tickets::TicketAnswer;
+use agora_chain_client::{types, AccountId, ModelRelease, ProviderRecord, Receipt, TicketReceipt};
 use agora_primitives::wire::VerifyReply;
 use serde::Serialize;
 use std::fmt;
@@ -171,6 +173,24 @@ pub struct SlashedView {
     pub reason: String,
 }
 
+fn paid_views(list: &[(AccountId, u128)]) -> Vec<PaidView> {
+    list.iter().map(|(who, amount)| PaidView { provider: who.to_string(), amount: amount.to_string() }).collect()
+}
+
+fn slashed_views(list: &[(AccountId, u128, types::JobOutcome)]) -> Vec<SlashedView> {
+    list.iter().map(|(who, amount, why)| SlashedView { provider: who.to_string(), amount: amount.to_string(), reason: lower_debug(why) }).collect()
+}
+
+fn write_paid_and_slashed(f: &mut fmt::Formatter<'_>, paid: &[PaidView], slashed: &[SlashedView]) -> fmt::Result {
+    for p in paid {
+        writeln!(f, "  paid     {}  {}", p.provider, p.amount)?;
+    }
+    for s in slashed {
+        writeln!(f, "  slashed  {}  {} ({})", s.provider, s.amount, s.reason)?;
+    }
+    Ok(())
+}
+
 /// A settled request's receipt.
 #[derive(Clone, Debug, Serialize)]
 pub struct ReceiptView {
@@ -195,14 +215,9 @@ impl From<&Receipt> for ReceiptView {
             release: hex::encode(r.release),
             output_hash: r.winning.as_ref().map(|w| hex::encode(w.output_hash)),
             token_count: r.winning.as_ref().map(|w| w.token_count),
-            paid: r.paid.0.iter().map(|(who, amount)| PaidView { provider: who.to_string(), amount: amount.to_string() }).collect(),
-            slashed: r
-                .slashed
-                .0
-                .iter()
-                .map(|(who, amount, why)| SlashedView { provider: who.to_string(), amount: amount.to_string(), reason: lower_debug(why) })
-                .collect(),
-            reserved: r.reserved.0.iter().map(|(who, amount)| PaidView { provider: who.to_string(), amount: amount.to_string() }).collect(),
+            paid: paid_views(&r.paid.0),
+            slashed: slashed_views(&r.slashed.0),
+            reserved: paid_views(&r.reserved.0),
             refunded: r.refunded.to_string(),
             settled_at: r.settled_at,
         }
@@ -216,12 +231,7 @@ impl fmt::Display for ReceiptView {
             (Some(hash), Some(count)) => writeln!(f, "  output   {hash} ({count} tokens)")?,
             _ => writeln!(f, "  output   no majority")?,
         }
-        for p in &self.paid {
-            writeln!(f, "  paid     {}  {}", p.provider, p.amount)?;
-        }
-        for s in &self.slashed {
-            writeln!(f, "  slashed  {}  {} ({})", s.provider, s.amount, s.reason)?;
-        }
+        write_paid_and_slashed(f, &self.paid, &self.slashed)?;
         for p in &self.reserved {
             writeln!(f, "  reserved {}  {} (never shown to have had the prompt)", p.provider, p.amount)?;
         }
@@ -321,6 +331,18 @@ pub struct ProviderAnswerView {
     pub time_to_first_token_ms: Option<f64>,
 }
 
+impl From<&ProviderReport> for ProviderAnswerView {
+    fn from(p: &ProviderReport) -> Self {
+        Self {
+            provider: p.provider.to_string(),
+            tokens: p.tokens.len(),
+            output_hash: p.answered().map(hex::encode),
+            failure: p.failure.clone(),
+            time_to_first_token_ms: p.time_to_first_token.map(millis),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct TimingsView {
     pub escrow: f64,
@@ -363,17 +385,7 @@ impl From<&RunResult> for RunView {
             stream_corrected: r.stream_corrected,
             receipt: r.receipt.as_ref().map(ReceiptView::from),
             dispute: r.dispute.as_ref().map(DisputeView::from),
-            providers: r
-                .providers
-                .iter()
-                .map(|p| ProviderAnswerView {
-                    provider: p.provider.to_string(),
-                    tokens: p.tokens.len(),
-                    output_hash: p.answered().map(hex::encode),
-                    failure: p.failure.clone(),
-                    time_to_first_token_ms: p.time_to_first_token.map(millis),
-                })
-                .collect(),
+            providers: r.providers.iter().map(ProviderAnswerView::from).collect(),
             timings_ms: TimingsView {
                 escrow: millis(r.timings.escrow),
                 assignment: millis(r.timings.assignment),
@@ -382,6 +394,148 @@ impl From<&RunResult> for RunView {
                 generation: millis(r.timings.generation),
                 settlement: millis(r.timings.settlement),
             },
+        }
+    }
+}
+
+/// A settled ticket's receipt.
+#[derive(Clone, Debug, Serialize)]
+pub struct TicketReceiptView {
+    pub ticket: u64,
+    pub buyer: String,
+    /// `H(Use)`: the prompt, limits and sampling the buyer signed for.
+    pub use_hash: String,
+    pub output_hash: String,
+    pub token_count: u32,
+    pub paid: Vec<PaidView>,
+    pub slashed: Vec<SlashedView>,
+    /// Providers the bundle left out, and what stays held for each to claim.
+    pub held: Vec<PaidView>,
+    pub refunded: String,
+    pub settled_at: u32,
+}
+
+impl From<&TicketReceipt> for TicketReceiptView {
+    fn from(r: &TicketReceipt) -> Self {
+        Self {
+            ticket: r.ticket,
+            buyer: r.buyer.to_string(),
+            use_hash: hex::encode(r.use_hash),
+            output_hash: hex::encode(r.winning.output_hash),
+            token_count: r.winning.token_count,
+            paid: paid_views(&r.paid.0),
+            slashed: slashed_views(&r.slashed.0),
+            held: paid_views(&r.held.0),
+            refunded: r.refunded.to_string(),
+            settled_at: r.settled_at,
+        }
+    }
+}
+
+impl fmt::Display for TicketReceiptView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "receipt of ticket {} (settled in block {})", self.ticket, self.settled_at)?;
+        writeln!(f, "  output   {} ({} tokens)", self.output_hash, self.token_count)?;
+        write_paid_and_slashed(f, &self.paid, &self.slashed)?;
+        for p in &self.held {
+            writeln!(f, "  held     {}  {} (left out of the bundle: held for its claim)", p.provider, p.amount)?;
+        }
+        writeln!(f, "  refunded {}", self.refunded)
+    }
+}
+
+/// What `agora receipt verify` proved of a receipt file, offline.
+#[derive(Clone, Debug, Serialize)]
+pub struct VerifiedReceiptView {
+    pub verified: bool,
+    pub block: u32,
+    /// The settling block's hash: the one thing left to compare with a node one trusts.
+    pub block_hash: String,
+    pub receipt_root: String,
+    /// Receipts the block's root commits to.
+    pub receipts_in_block: u32,
+    /// The genesis hash of the chain the buyer signed the `Use` for.
+    pub chain: String,
+    pub k: usize,
+    pub agreeing: usize,
+    pub receipt: TicketReceiptView,
+}
+
+impl From<&VerifiedReceipt> for VerifiedReceiptView {
+    fn from(v: &VerifiedReceipt) -> Self {
+        let root = v.block.receipt_root.expect("a verified receipt's block has a root");
+        Self {
+            verified: true,
+            block: v.block.number,
+            block_hash: format!("0x{}", hex::encode(v.block.hash)),
+            receipt_root: format!("0x{}", hex::encode(root.root)),
+            receipts_in_block: root.count,
+            chain: format!("0x{}", hex::encode(v.chain)),
+            k: v.k,
+            agreeing: v.agreeing,
+            receipt: TicketReceiptView::from(&v.receipt),
+        }
+    }
+}
+
+impl fmt::Display for VerifiedReceiptView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "verified offline: ticket {} was settled in block {} (hash {})", self.receipt.ticket, self.block, self.block_hash)?;
+        writeln!(f, "  its receipt is one of the {} under the header's receipt root {}", self.receipts_in_block, self.receipt_root)?;
+        writeln!(f, "  the buyer signed the Use for chain {}; {} of the ticket's {} providers signed the result", self.chain, self.agreeing, self.k)?;
+        writeln!(f, "  compare the block hash with a node or explorer you trust")?;
+        write!(f, "{}", self.receipt)
+    }
+}
+
+/// Timings of one ticket's use, from the call.
+#[derive(Clone, Debug, Serialize)]
+pub struct TicketTimingsView {
+    pub ticket: f64,
+    pub first_token: f64,
+    pub verified: Option<f64>,
+    pub answered: f64,
+}
+
+/// A prompt answered from a ticket: the answer, who signed it, the receipt once settled.
+#[derive(Clone, Debug, Serialize)]
+pub struct TicketRunView {
+    pub ticket: u64,
+    pub text: String,
+    pub tokens: Vec<u32>,
+    pub output_hash: String,
+    pub agreeing: usize,
+    pub k: usize,
+    /// A strict majority of the ticket's providers signed this answer.
+    pub verified: bool,
+    pub stream_corrected: bool,
+    pub providers: Vec<ProviderAnswerView>,
+    pub timings_ms: TicketTimingsView,
+    pub receipt: Option<TicketReceiptView>,
+    /// Where the receipt file was saved, for `agora receipt verify`.
+    pub receipt_file: Option<String>,
+}
+
+impl TicketRunView {
+    pub fn new(answer: &TicketAnswer, receipt: Option<&TicketReceipt>, receipt_file: Option<String>) -> Self {
+        Self {
+            ticket: answer.ticket,
+            text: answer.text.clone(),
+            tokens: answer.tokens.clone(),
+            output_hash: hex::encode(answer.output_hash),
+            agreeing: answer.agreeing,
+            k: answer.providers.len(),
+            verified: answer.verified,
+            stream_corrected: answer.stream_corrected,
+            providers: answer.providers.iter().map(ProviderAnswerView::from).collect(),
+            timings_ms: TicketTimingsView {
+                ticket: millis(answer.timings.ticket),
+                first_token: millis(answer.timings.first_token),
+                verified: answer.timings.verified.map(millis),
+                answered: millis(answer.timings.answered),
+            },
+            receipt: receipt.map(TicketReceiptView::from),
+            receipt_file,
         }
     }
 }

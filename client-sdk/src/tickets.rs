@@ -10,7 +10,7 @@ use crate::models::resolve;
 use crate::run::{Job, Offered, Prompt, ProviderReport, RunEvent};
 use crate::stream::{answer_groups, largest_group, Dispatch, Streamed};
 use crate::Client;
-use agora_chain_client::{bounded, types, ModelRelease, Signature, SignedOutcome, Ticket, TicketBundle, TicketReceipt, TicketSpec, TicketStatus};
+use agora_chain_client::{bounded, types, ModelRelease, Signature, SettledTickets, SignedOutcome, Ticket, TicketBundle, TicketReceipt, TicketSpec, TicketStatus};
 use agora_net::Location;
 use agora_primitives::wire::{token_hash, Authorised, InferOpen, TicketRequest};
 use agora_primitives::{pricing, Hash256, PeerIdBytes, SamplingParams, TicketUse};
@@ -39,11 +39,15 @@ pub struct PoolConfig {
     pub batch: u32,
     /// The longest prompt a ticket takes, in tokens.
     pub max_prompt_tokens: u32,
+    /// Buy the next batch in the background when the pool runs low; off for a pool that
+    /// serves a known number of prompts (`agora run --tickets`), so no ticket is bought to
+    /// expire unused.
+    pub refill: bool,
 }
 
 impl Default for PoolConfig {
     fn default() -> Self {
-        Self { batch: 8, max_prompt_tokens: 512 }
+        Self { batch: 8, max_prompt_tokens: 512, refill: true }
     }
 }
 
@@ -88,6 +92,15 @@ pub struct TicketTimings {
     pub answered: Duration,
 }
 
+/// A ticket settled on-chain: its receipt, the bundle it was settled from and the block that
+/// settled it; [`Client::receipt_file`] turns it into a receipt anyone can check offline.
+#[derive(Clone, Debug)]
+pub struct SettledTicket {
+    pub receipt: TicketReceipt,
+    pub bundle: TicketBundle,
+    pub block: [u8; 32],
+}
+
 /// A pool of tickets for jobs like one template: its release, k and price limit.
 #[derive(Clone)]
 pub struct TicketPool {
@@ -110,7 +123,7 @@ struct Shared {
     bundles: mpsc::UnboundedSender<TicketBundle>,
     /// Each settled ticket's receipt, or why settling it failed, until it is asked for (the
     /// newest [`KEPT_RECEIPTS`] at most).
-    settled: Mutex<BTreeMap<u64, std::result::Result<TicketReceipt, String>>>,
+    settled: Mutex<BTreeMap<u64, std::result::Result<SettledTicket, String>>>,
     settled_news: Notify,
 }
 
@@ -250,8 +263,8 @@ impl TicketPool {
     }
 
     /// Waits until ticket `id`'s bundle is settled on-chain, up to the client's settlement
-    /// timeout, and returns its receipt (once: the pool forgets it then).
-    pub async fn receipt(&self, id: u64) -> Result<TicketReceipt> {
+    /// timeout, and returns its receipt, bundle and block (once: the pool forgets it then).
+    pub async fn receipt(&self, id: u64) -> Result<SettledTicket> {
         let shared = &self.shared;
         let deadline = Instant::now() + shared.client.timeouts.settlement;
         loop {
@@ -274,7 +287,7 @@ impl TicketPool {
         loop {
             let arrived = shared.arrived.notified();
             let next = shared.held.lock().expect("not poisoned").pop_front();
-            if self.held() < shared.config.batch.div_ceil(2) as usize {
+            if shared.config.refill && self.held() < shared.config.batch.div_ceil(2) as usize {
                 self.refill();
             }
             if let Some(held) = next {
@@ -402,22 +415,22 @@ async fn settler(client: Arc<Client>, pool: std::sync::Weak<Shared>, mut queued:
         }
         let (chain, signer) = (&client.chain, &client.signer);
         let ids: Vec<u64> = batch.iter().map(|b| b.authorised.ticket).collect();
-        let results = match chain.settle_tickets(batch.clone(), signer).await {
-            Ok(receipts) => receipts.into_iter().map(|r| (r.ticket, Ok(r))).collect::<Vec<_>>(),
-            Err(e) if batch.len() == 1 => vec![(ids[0], Err(e.to_string()))],
+        let mut bundles: HashMap<u64, TicketBundle> = batch.iter().map(|b| (b.authorised.ticket, b.clone())).collect();
+        let mut results = Vec::new();
+        match chain.settle_tickets(batch.clone(), signer).await {
+            Ok(settled) => results.extend(with_bundles(settled, &mut bundles)),
+            Err(e) if batch.len() == 1 => results.push((ids[0], Err(e.to_string()))),
             Err(e) => {
                 tracing::warn!(error = %e, tickets = ?ids, "a batch of bundles was refused; settling them one by one");
-                let mut results = Vec::new();
                 for bundle in batch {
                     let id = bundle.authorised.ticket;
                     match chain.settle_tickets(vec![bundle], signer).await {
-                        Ok(receipts) => results.extend(receipts.into_iter().map(|r| (r.ticket, Ok(r)))),
+                        Ok(settled) => results.extend(with_bundles(settled, &mut bundles)),
                         Err(e) => results.push((id, Err(e.to_string()))),
                     }
                 }
-                results
             },
-        };
+        }
         tracing::debug!(tickets = ?ids, "settled a batch of tickets");
         let Some(shared) = pool.upgrade() else { continue };
         {
@@ -429,4 +442,14 @@ async fn settler(client: Arc<Client>, pool: std::sync::Weak<Shared>, mut queued:
         }
         shared.settled_news.notify_waiters();
     }
+}
+
+/// Each receipt of a settlement with the bundle its ticket was settled from.
+fn with_bundles(settled: SettledTickets, bundles: &mut HashMap<u64, TicketBundle>) -> Vec<(u64, std::result::Result<SettledTicket, String>)> {
+    let block = settled.block;
+    settled
+        .receipts
+        .into_iter()
+        .filter_map(|receipt| Some((receipt.ticket, Ok(SettledTicket { bundle: bundles.remove(&receipt.ticket)?, receipt, block }))))
+        .collect()
 }

@@ -8,6 +8,7 @@
 extern crate alloc;
 
 pub mod pricing;
+pub mod receipts;
 pub mod runtime_api;
 pub mod tickets;
 pub mod wire;

@@ -355,7 +355,7 @@ async fn a_ticket_serves_its_buyers_one_use_and_a_left_out_provider_claims_its_s
         buyer_signature: agora_chain_client::Signature::Sr25519(request.signature),
         outcomes: agora_chain_client::bounded(outcomes),
     };
-    let receipt = chain.settle_tickets(vec![bundle], &eve).await.unwrap().remove(0);
+    let receipt = chain.settle_tickets(vec![bundle], &eve).await.unwrap().receipts.remove(0);
     assert_eq!((receipt.paid.0.len(), receipt.held.0.len()), (2, 1), "{receipt:?}");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while chain.ticket(id).await.unwrap().is_some() {

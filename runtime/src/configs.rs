@@ -243,6 +243,7 @@ impl pallet_agora_verifier::Config for Runtime {
     /// 1,024 bundles of k = 3 are some 470 KB of call data and 4,096 signature checks: within
     /// a block's length and weight, and more than the tickets a block is expected to settle.
     type MaxBundlesPerSettle = ConstU32<1024>;
+    type MaxBlockReceipts = ConstU32<4096>;
     #[cfg(feature = "runtime-benchmarks")]
     type BenchmarkHelper = AckSigner;
     type WeightInfo = pallet_agora_verifier::weights::SubstrateWeight<Runtime>;

@@ -3,6 +3,7 @@
 use agora_chain_client::{agora, types, AccountId, ChainClient};
 use agora_devnet::demo::{self, account, treasury, Actors, SMOLLM2_SHA256, UNIT};
 use agora_e2e::start_chain;
+use agora_primitives::receipts::{self, ReceiptRoot, SettlingBlock};
 use std::collections::BTreeMap;
 
 const STAKE: u128 = 1_000 * UNIT;
@@ -357,7 +358,21 @@ async fn one_call_settles_tickets_from_signed_outcomes_paying_through_the_ledger
     let low = agora_chain_client::SettleWitness { accounts: 3, ..witness };
     let err = chain.settle_tickets_with(bundles.clone(), low, &actors.publisher).await.unwrap_err();
     assert!(err.is_rejected(agora_chain_client::Rejection::Verifier(agora_chain_client::VerifierError::AccountsWitnessTooLow)), "{err}");
-    let receipts = chain.settle_tickets(bundles, &actors.publisher).await.unwrap();
+    let settled = chain.settle_tickets(bundles, &actors.publisher).await.unwrap();
+    let receipts = settled.receipts.clone();
+    // The settling block's header commits to every receipt it deposited, as the client
+    // encodes them: what a receipt file is checked against offline.
+    let block = chain.settled_tickets_at(settled.block).await.unwrap();
+    assert_eq!(block.receipts, receipts);
+    let header = SettlingBlock::from_header(&block.header).expect("a header of the chain's format");
+    assert_eq!(header.hash, settled.block, "the header's bytes hash to the block hash");
+    assert_eq!(header.number, receipts[0].settled_at);
+    let leaves: Vec<_> = receipts.iter().map(|r| receipts::leaf(&codec::Encode::encode(r))).collect();
+    let deposited = ReceiptRoot::from_encoded_digest(&block.runtime_digest);
+    assert_eq!(deposited, Some(ReceiptRoot::of(&leaves)), "the runtime's digest of the block holds the root of its receipts");
+    // chopsticks serves headers of its own, without the runtime's digest; a sealing node
+    // serves the root in the header.
+    assert!(header.receipt_root.is_none() || header.receipt_root == deposited, "{:?}", header.receipt_root);
 
     assert_eq!(receipts.iter().map(|r| r.ticket).collect::<Vec<_>>(), ids);
     assert_eq!((receipts[0].paid.0.len(), receipts[0].slashed.0.len(), receipts[0].held.0.len()), (2, 1, 0));

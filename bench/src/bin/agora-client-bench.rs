@@ -210,7 +210,7 @@ async fn bench(args: &Args, chain_url: &str, model: &PathBuf) -> Result<()> {
 
 /// The prompt on pooled tickets: one warm-up use, then `repeats` timed ones.
 async fn pooled_tickets(args: &Args, client: &Arc<Client>, job: &Job, local_ttft: f64, local_total: f64) -> Result<()> {
-    let config = PoolConfig { batch: args.repeats as u32 + 2, max_prompt_tokens: 64 };
+    let config = PoolConfig { batch: args.repeats as u32 + 2, max_prompt_tokens: 64, refill: true };
     let pool = client.ticket_pool(job, config).await?;
     pool.run(&job.prompt, args.tokens, &job.sampling, |_| {}).await?;
     let (mut ttft, mut verified, mut answered, mut settled, mut blocks) = (vec![], vec![], vec![], vec![], vec![]);
@@ -218,7 +218,7 @@ async fn pooled_tickets(args: &Args, client: &Arc<Client>, job: &Job, local_ttft
         let answer = pool.run(&job.prompt, args.tokens, &job.sampling, |_| {}).await?;
         anyhow::ensure!(answer.verified && answer.tokens.len() == args.tokens as usize, "an unverified or short answer: {answer:?}");
         let done_at = (Instant::now(), client.chain().best_block_number().await?);
-        let receipt = pool.receipt(answer.ticket).await?;
+        let receipt = pool.receipt(answer.ticket).await?.receipt;
         settled.push(ms(done_at.0.elapsed()));
         blocks.push(f64::from(receipt.settled_at.saturating_sub(done_at.1)));
         ttft.push(ms(answer.timings.first_token));

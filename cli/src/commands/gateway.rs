@@ -35,7 +35,7 @@ pub async fn run(global: &Global, args: GatewayArgs) -> anyhow::Result<()> {
         return Err(agora_client::ClientError::TicketsNeedMajority(args.k).into());
     }
     let client = std::sync::Arc::new(super::client(global).await?);
-    let tickets = args.tickets.then_some(agora_client::PoolConfig { batch: args.ticket_batch, max_prompt_tokens: args.ticket_prompt_tokens });
+    let tickets = args.tickets.then_some(agora_client::PoolConfig { batch: args.ticket_batch, max_prompt_tokens: args.ticket_prompt_tokens, refill: true });
     let config = GatewayConfig { k: args.k, max_price_per_1k: args.max_price, max_tokens_limit: args.max_tokens_limit, tickets, ..Default::default() };
     let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     eprintln!("OpenAI-compatible gateway on http://{}/v1 (k = {})", listener.local_addr()?, args.k);

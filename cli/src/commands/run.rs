@@ -2,10 +2,13 @@
 
 use crate::output::emit;
 use crate::Global;
-use agora_client::report::RunView;
-use agora_client::{ChatTurn, Job, ModelRef, Prompt, RunEvent, RunRecord};
+use agora_client::report::{RunView, TicketRunView};
+use agora_client::{ChatTurn, Job, ModelRef, PoolConfig, Prompt, RunEvent, RunRecord};
+use anyhow::Context;
 use clap::Args;
 use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -30,6 +33,13 @@ pub struct RunArgs {
     /// Send the prompt as raw text instead of a user turn in the model's chat template.
     #[arg(long)]
     raw: bool,
+    /// Serve the prompt from a ticket (k ≥ 2): bought and drawn first, then answered from the
+    /// providers' signed outcomes and settled in one transaction, with no commit or reveal.
+    #[arg(long)]
+    tickets: bool,
+    /// Save the settled ticket's receipt here, for `agora receipt verify` (with `--tickets`).
+    #[arg(long, requires = "tickets", value_name = "FILE")]
+    save_receipt: Option<PathBuf>,
     prompt: String,
 }
 
@@ -39,9 +49,10 @@ fn milli(value: f64, what: &str) -> anyhow::Result<u32> {
 }
 
 impl RunArgs {
-    fn job(self) -> anyhow::Result<Job> {
+    fn job(&self) -> anyhow::Result<Job> {
         let model: ModelRef = self.model.parse()?;
-        let prompt = if self.raw { Prompt::Text(self.prompt) } else { Prompt::Chat(vec![ChatTurn { role: "user".into(), content: self.prompt }]) };
+        let content = self.prompt.clone();
+        let prompt = if self.raw { Prompt::Text(content) } else { Prompt::Chat(vec![ChatTurn { role: "user".into(), content }]) };
         let mut job = Job::new(model, prompt);
         job.k = self.k;
         job.max_tokens = self.max_tokens;
@@ -94,6 +105,9 @@ fn summary(view: &RunView) {
 
 pub async fn run(global: &Global, args: RunArgs) -> anyhow::Result<()> {
     let job = args.job()?;
+    if args.tickets {
+        return run_ticket(global, &job, args.save_receipt.as_deref()).await;
+    }
     let client = super::client(global).await?;
     let json = global.json;
     let result = client.run(&job, |event| if !json { show(event) }).await?;
@@ -103,3 +117,40 @@ pub async fn run(global: &Global, args: RunArgs) -> anyhow::Result<()> {
     emit(json, &RunView::from(&result), summary)
 }
 
+
+/// The prompt on a ticket of its own: one bought (no more), used, settled, and its receipt
+/// saved if asked.
+async fn run_ticket(global: &Global, job: &Job, save: Option<&Path>) -> anyhow::Result<()> {
+    let json = global.json;
+    let client = Arc::new(super::client(global).await?);
+    let pool = client.ticket_pool(job, PoolConfig { batch: 1, refill: false, ..Default::default() }).await?;
+    let answer = pool.run(&job.prompt, job.max_tokens, &job.sampling, |event| if !json { show(event) }).await?;
+    let settled = if answer.verified { Some(pool.receipt(answer.ticket).await?) } else { None };
+    let saved = match (&settled, save) {
+        (Some(settled), Some(path)) => {
+            let file = client.receipt_file(settled).await?;
+            std::fs::write(path, file.to_bytes()).with_context(|| format!("saving the receipt to {}", path.display()))?;
+            Some(path.display().to_string())
+        },
+        _ => None,
+    };
+    let view = TicketRunView::new(&answer, settled.as_ref().map(|s| &s.receipt), saved);
+    emit(json, &view, ticket_summary)?;
+    anyhow::ensure!(answer.verified, "ticket {}: no strict majority of its providers signed one answer, so it is not settled", answer.ticket);
+    Ok(())
+}
+
+fn ticket_summary(view: &TicketRunView) {
+    println!();
+    if view.stream_corrected {
+        println!("(the first provider to answer was outvoted; the majority answer is)\n{}", view.text);
+    }
+    let verified = if view.verified { "yes" } else { "NO" };
+    println!("\n{} of {} providers signed this answer; verified: {verified}", view.agreeing, view.k);
+    if let Some(receipt) = &view.receipt {
+        print!("{receipt}");
+    }
+    if let Some(file) = &view.receipt_file {
+        println!("receipt saved to {file}: check it offline with `agora receipt verify {file}`");
+    }
+}

@@ -338,5 +338,21 @@ mod benchmarks {
         assert!(Tickets::<T>::get(0).is_none());
     }
 
+    /// The end of a block that settled `n` tickets: the root of their `n` distinct leaves put
+    /// in the header.
+    #[benchmark]
+    fn seal_receipts(n: Linear<0, { T::MaxBlockReceipts::get() }>) {
+        let leaves: Vec<agora_primitives::Hash256> = (0..n).map(|i| agora_primitives::receipts::leaf(&i.to_le_bytes())).collect();
+        BlockReceipts::<T>::put(BoundedVec::truncate_from(leaves));
+
+        #[block]
+        {
+            Pallet::<T>::seal_receipts();
+        }
+
+        assert!(BlockReceipts::<T>::get().is_empty());
+        assert_eq!(frame_system::Pallet::<T>::digest().logs.len(), usize::from(n > 0));
+    }
+
     impl_benchmark_test_suite!(Pallet, crate::mock::bench_ext(), crate::mock::Test);
 }

@@ -70,7 +70,9 @@
 //! so the settler cannot short it: it claims with its own signed outcome
 //! (`claim_ticket_outcome`: paid if it is the winner, slashed if not) until the settle window
 //! closes, and unclaimed it earns the reservation fee at expiry. A bundle without a majority,
-//! or with any signature, position or limit that does not hold, refuses the call.
+//! or with any signature, position or limit that does not hold, refuses the call. Each block
+//! that settles tickets puts the Merkle root of their receipts in its header's digest, so a
+//! receipt, the header and the leaf's path prove offline that the block settled it.
 #![cfg_attr(not(feature = "std"), no_std)]
 
 extern crate alloc;
@@ -84,6 +86,7 @@ mod benchmarking;
 mod disputes;
 mod draws;
 mod impls;
+mod receipt_roots;
 mod tickets;
 pub use tickets::{TicketBundleOf, TicketReceiptOf};
 pub mod types;
@@ -196,6 +199,9 @@ pub mod pallet {
         /// Most tickets one `settle_tickets` settles.
         #[pallet::constant]
         type MaxBundlesPerSettle: Get<u32>;
+        /// Most ticket receipts one block commits to in its header's receipt root.
+        #[pallet::constant]
+        type MaxBlockReceipts: Get<u32>;
         #[cfg(feature = "runtime-benchmarks")]
         type BenchmarkHelper: crate::BenchmarkHelper<Self::AccountId, Self::OffchainSignature>;
         type WeightInfo: WeightInfo;
@@ -207,10 +213,12 @@ pub mod pallet {
         ChallengeBond,
     }
 
+    /// Each assigned provider's commitment to its result, until its request closes.
     #[pallet::storage]
     pub type Commitments<T: Config> =
         StorageDoubleMap<_, Twox64Concat, RequestId, Blake2_128Concat, T::AccountId, Hash256>;
 
+    /// Each assigned provider's revealed result, until its request closes.
     #[pallet::storage]
     pub type Reveals<T: Config> =
         StorageDoubleMap<_, Twox64Concat, RequestId, Blake2_128Concat, T::AccountId, Outcome>;
@@ -220,6 +228,7 @@ pub mod pallet {
     pub type Acknowledged<T: Config> =
         StorageDoubleMap<_, Twox64Concat, RequestId, Blake2_128Concat, T::AccountId, (), OptionQuery>;
 
+    /// What settling each request did, until its record is pruned.
     #[pallet::storage]
     pub type Receipts<T: Config> = StorageMap<_, Twox64Concat, RequestId, ReceiptOf<T>>;
 
@@ -245,6 +254,12 @@ pub mod pallet {
     /// How each dispute ended.
     #[pallet::storage]
     pub type Resolutions<T: Config> = StorageMap<_, Twox64Concat, RequestId, ResolutionOf<T>>;
+
+    /// The leaves of the ticket receipts deposited so far in this block, for its header's
+    /// receipt root; taken in `on_finalize`, so no finished block's state holds it.
+    #[pallet::storage]
+    #[pallet::whitelist_storage]
+    pub type BlockReceipts<T: Config> = StorageValue<_, BoundedVec<Hash256, T::MaxBlockReceipts>, ValueQuery>;
 
     #[pallet::event]
     #[pallet::generate_deposit(pub(super) fn deposit_event)]
@@ -363,12 +378,19 @@ pub mod pallet {
         NotOpen,
         /// The `Use` names another chain's genesis hash: it was signed for that chain.
         WrongChain,
+        /// This block's receipt root holds `MaxBlockReceipts` receipts already: settle the
+        /// bundles in the next block.
+        TooManyReceiptsThisBlock,
     }
 
     #[pallet::hooks]
     impl<T: Config> Hooks<BlockNumberFor<T>> for Pallet<T> {
         fn on_initialize(_now: BlockNumberFor<T>) -> Weight {
-            Self::draw_pending()
+            Self::draw_pending().saturating_add(Self::seal_base_weight())
+        }
+
+        fn on_finalize(_now: BlockNumberFor<T>) {
+            Self::seal_receipts()
         }
 
         fn integrity_test() {
@@ -390,6 +412,8 @@ pub mod pallet {
             assert!(T::AuditFloor::get() <= T::AuditCeiling::get(), "AuditFloor must not exceed AuditCeiling");
             assert!(T::MaxPendingDraws::get() > 0, "MaxPendingDraws must be positive");
             assert!(T::MaxBundlesPerSettle::get() > 0, "MaxBundlesPerSettle must be positive");
+            // Otherwise a full settle_tickets could never land, whatever the block.
+            assert!(T::MaxBlockReceipts::get() >= T::MaxBundlesPerSettle::get(), "MaxBlockReceipts must hold a full settle_tickets");
             // A provider that never acknowledges earns this share for nothing: it must stay a
             // small part of the pay for serving.
             assert!(T::ReservationShare::get() < Perbill::from_percent(50), "ReservationShare must stay well under the pay for serving");

@@ -125,6 +125,7 @@ impl pallet_agora_verifier::Config for Test {
     type ReservationShare = ReservationShare;
     type OffchainSignature = polkadot_sdk::sp_runtime::testing::TestSignature;
     type MaxBundlesPerSettle = ConstU32<8>;
+    type MaxBlockReceipts = ConstU32<12>;
     #[cfg(feature = "runtime-benchmarks")]
     type BenchmarkHelper = TestSigner;
     type WeightInfo = ();
@@ -218,9 +219,11 @@ pub fn start_next_block() {
     Verifier::on_initialize(n);
 }
 
-/// The current block's `on_idle`, after its transactions, with all the weight it wants.
+/// The current block's `on_idle`, after its transactions, with all the weight it wants, then
+/// its `on_finalize`.
 pub fn end_block() {
     Escrow::on_idle(System::block_number(), polkadot_sdk::frame_support::weights::Weight::MAX);
+    Verifier::on_finalize(System::block_number());
 }
 
 /// Moves to block `n`, running every block's draw on the way.

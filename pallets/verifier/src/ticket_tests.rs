@@ -1,8 +1,10 @@
 //! Settling tickets from the buyer's signed `Use` and the providers' signed outcomes.
 
 use crate::{mock::*, tickets::TicketBundleOf, Error, Event};
+use agora_primitives::receipts::{self, leaf, ReceiptRoot};
 use agora_primitives::{JobOutcome, Outcome, SamplingParams, SignedOutcome, TicketBundle, TicketId, TicketSpec, TicketUse};
 use pallet_agora_escrow::{Deposits, Tickets};
+use codec::Encode;
 use polkadot_sdk::frame_support::{assert_noop, assert_ok};
 use polkadot_sdk::sp_runtime::{testing::TestSignature, BoundedVec, DispatchError};
 
@@ -339,3 +341,68 @@ fn a_provider_drawn_for_a_ticket_keeps_its_stake_until_the_ticket_can_no_longer_
     });
 }
 
+
+fn settled_receipts() -> Vec<crate::TicketReceiptOf<Test>> {
+    frame_system_events()
+        .into_iter()
+        .filter_map(|e| match e {
+            RuntimeEvent::Verifier(Event::TicketSettled { receipt }) => Some(receipt),
+            _ => None,
+        })
+        .collect()
+}
+
+fn receipt_roots() -> Vec<ReceiptRoot> {
+    System::digest().logs.iter().filter_map(|item| ReceiptRoot::find(core::slice::from_ref(item))).collect()
+}
+
+/// A receipt is only an event; the block's header commits to it, so a receipt, the header and
+/// the leaf's path prove offline that it was settled in that block.
+#[test]
+fn each_block_that_settles_tickets_commits_to_their_receipts_in_its_header() {
+    new_test_ext(|| {
+        let tickets = drawn_tickets(2, 3);
+        let agreeing = [(0, result(1, 100)), (1, result(1, 100))];
+        assert_ok!(settle(vec![bundle(tickets[0], &agreeing), bundle(tickets[1], &agreeing)]));
+        assert_ok!(settle(vec![bundle(tickets[2], &agreeing)]));
+        assert!(receipt_roots().is_empty(), "the root is sealed when the block ends");
+        end_block();
+
+        let receipts = settled_receipts();
+        let leaves: Vec<_> = receipts.iter().map(|r| leaf(&r.encode())).collect();
+        assert_eq!(receipt_roots(), vec![ReceiptRoot::of(&leaves)], "one root of every receipt, in the order of their events");
+        let root = receipt_roots()[0];
+        assert_eq!(root.count, 3);
+        for (i, receipt) in receipts.iter().enumerate() {
+            let path = receipts::path(&leaves, i as u32).unwrap();
+            assert!(root.contains(i as u32, leaf(&receipt.encode()), &path), "receipt {i} is proven");
+            let mut altered = receipt.clone();
+            altered.refunded += 1;
+            assert!(!root.contains(i as u32, leaf(&altered.encode()), &path), "an altered receipt {i} is not");
+        }
+        assert!(crate::BlockReceipts::<Test>::get().is_empty(), "nothing of it stays in state");
+
+        // A block that settles nothing has no root.
+        next_block();
+        assert_eq!(receipt_roots().len(), 1);
+    });
+}
+
+#[test]
+fn a_block_commits_to_at_most_max_block_receipts() {
+    new_test_ext(|| {
+        let agreeing = [(0, result(1, 100)), (1, result(1, 100))];
+        let first = drawn_tickets(2, 8);
+        let second = drawn_tickets(2, 8);
+        start_next_block();
+        assert_ok!(settle(first.iter().map(|t| bundle(*t, &agreeing)).collect()));
+        let more: Vec<_> = second.iter().map(|t| bundle(*t, &agreeing)).collect();
+        // Eight more would take the block past MaxBlockReceipts (12).
+        assert_noop!(settle(more.clone()), Error::<Test>::TooManyReceiptsThisBlock);
+        end_block();
+        start_next_block();
+        assert_ok!(settle(more));
+        end_block();
+        assert_eq!(receipt_roots().iter().map(|r| r.count).collect::<Vec<_>>(), vec![8, 8]);
+    });
+}

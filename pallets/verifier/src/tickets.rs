@@ -6,8 +6,9 @@
 //! result is slashed (its signature proves what it claimed), each provider the bundle does not
 //! name keeps its most under the `Use` held in the ticket until the settle window closes, for
 //! it to claim with its own signed outcome (paid if it is the winner, slashed if not; unclaimed,
-//! it earns the reservation fee at expiry), and the rest goes back to the buyer. Money moves between ledger entries, gathered
-//! over the whole call so each account is written once; reputation likewise.
+//! it earns the reservation fee at expiry), and the rest goes back to the buyer. Money moves
+//! between ledger entries, gathered over the whole call so each account is written once;
+//! reputation likewise. Each receipt is an event, and a leaf of its block's receipt root.
 
 use super::*;
 use crate::types::TicketsSettled;
@@ -102,6 +103,7 @@ impl<T: Config> Pallet<T> {
             .saturating_add(<T as Config>::WeightInfo::ticket_dissent().saturating_mul(settled.dissents.into()))
             .saturating_add(T::DbWeight::get().writes(settled.held.into()))
             .saturating_add(Providers::<T>::relisting_weight(settled.relisted))
+            .saturating_add(Self::receipt_leaves_weight(settled.bundles))
     }
 
     /// Settles every bundle or none: one that does not hold fails the call with its reason.
@@ -234,6 +236,7 @@ impl<T: Config> Pallet<T> {
             Escrow::<T>::hold_ticket(authorised.ticket, ticket);
             batch.held.saturating_accrue(1);
         }
+        Self::note_receipt(&receipt)?;
         Self::deposit_event(Event::TicketSettled { receipt });
         Ok(())
     }
