@@ -5,10 +5,13 @@
 //! ([`agora_primitives::receipts`]). A [`ReceiptFile`] holds the receipt, the bundle it was
 //! settled from (the buyer's signed `Use` and the providers' signed outcomes), the block's
 //! header and the path of the receipt's leaf. [`ReceiptFile::verify`] checks all of it with
-//! no chain connection: the receipt is in the root the header carries, the `Use` is the one
-//! the receipt names and its buyer signed it, and a strict majority of the ticket's providers
-//! signed the winning result, each signer paid or slashed as the receipt says. What is left
-//! to trust is the block hash it prints: compare it with a node or explorer you trust.
+//! no chain connection: the `Use` is the one the receipt names and its buyer signed it, a
+//! strict majority of the ticket's providers signed the winning result (each signer one the
+//! receipt pays, or slashes for another result), and the receipt is in the root the header
+//! carries. What is left to trust is the block hash it prints: compare it with a finalized
+//! block of a node or explorer you trust (a file is made once its block is included, before
+//! it is final). A receipt is what settlement did: a left-out provider's later claim of its
+//! held share is an event of its own, under no root.
 //!
 //! A node that seals the runtime's header (polkadot-omni-node) serves the root in it. The dev
 //! chain's engine, chopsticks, builds headers of its own (a zero state root, the parent's

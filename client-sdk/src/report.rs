@@ -483,7 +483,7 @@ impl fmt::Display for VerifiedReceiptView {
         writeln!(f, "verified offline: ticket {} was settled in block {} (hash {})", self.receipt.ticket, self.block, self.block_hash)?;
         writeln!(f, "  its receipt is one of the {} under the header's receipt root {}", self.receipts_in_block, self.receipt_root)?;
         writeln!(f, "  the buyer signed the Use for chain {}; {} of the ticket's {} providers signed the result", self.chain, self.agreeing, self.k)?;
-        writeln!(f, "  compare the block hash with a node or explorer you trust")?;
+        writeln!(f, "  compare the block hash with a finalized block of a node or explorer you trust")?;
         write!(f, "{}", self.receipt)
     }
 }

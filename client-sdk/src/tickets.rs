@@ -300,6 +300,10 @@ impl TicketPool {
             if let Some(reason) = shared.purchase_failed.lock().expect("not poisoned").take() {
                 return Err(ClientError::TicketPurchase(reason));
             }
+            // A purchase adds its tickets before it clears `buying`: seen cleared, they are held.
+            if !shared.config.refill && !shared.buying.load(Ordering::Acquire) && self.held() == 0 {
+                return Err(ClientError::TicketPurchase("the pool has used every ticket it bought and buys no more (refill is off)".into()));
+            }
             if tokio::time::timeout_at(deadline.into(), arrived).await.is_err() {
                 return Err(ClientError::TicketPurchase(format!("no ticket was drawn within {} s", shared.client.timeouts.capacity.as_secs())));
             }
@@ -415,22 +419,22 @@ async fn settler(client: Arc<Client>, pool: std::sync::Weak<Shared>, mut queued:
         }
         let (chain, signer) = (&client.chain, &client.signer);
         let ids: Vec<u64> = batch.iter().map(|b| b.authorised.ticket).collect();
-        let mut bundles: HashMap<u64, TicketBundle> = batch.iter().map(|b| (b.authorised.ticket, b.clone())).collect();
-        let mut results = Vec::new();
-        match chain.settle_tickets(batch.clone(), signer).await {
-            Ok(settled) => results.extend(with_bundles(settled, &mut bundles)),
-            Err(e) if batch.len() == 1 => results.push((ids[0], Err(e.to_string()))),
+        let results = match chain.settle_tickets(batch.clone(), signer).await {
+            Ok(settled) => with_bundles(settled, batch),
+            Err(e) if batch.len() == 1 => vec![(ids[0], Err(e.to_string()))],
             Err(e) => {
                 tracing::warn!(error = %e, tickets = ?ids, "a batch of bundles was refused; settling them one by one");
+                let mut results = Vec::new();
                 for bundle in batch {
                     let id = bundle.authorised.ticket;
-                    match chain.settle_tickets(vec![bundle], signer).await {
-                        Ok(settled) => results.extend(with_bundles(settled, &mut bundles)),
+                    match chain.settle_tickets(vec![bundle.clone()], signer).await {
+                        Ok(settled) => results.extend(with_bundles(settled, vec![bundle])),
                         Err(e) => results.push((id, Err(e.to_string()))),
                     }
                 }
+                results
             },
-        }
+        };
         tracing::debug!(tickets = ?ids, "settled a batch of tickets");
         let Some(shared) = pool.upgrade() else { continue };
         {
@@ -444,12 +448,20 @@ async fn settler(client: Arc<Client>, pool: std::sync::Weak<Shared>, mut queued:
     }
 }
 
-/// Each receipt of a settlement with the bundle its ticket was settled from.
-fn with_bundles(settled: SettledTickets, bundles: &mut HashMap<u64, TicketBundle>) -> Vec<(u64, std::result::Result<SettledTicket, String>)> {
+/// Each bundle of a settlement with its ticket's receipt; one whose receipt did not come back
+/// is named, not waited for.
+fn with_bundles(settled: SettledTickets, batch: Vec<TicketBundle>) -> Vec<(u64, std::result::Result<SettledTicket, String>)> {
     let block = settled.block;
-    settled
-        .receipts
+    let mut receipts: HashMap<u64, TicketReceipt> = settled.receipts.into_iter().map(|r| (r.ticket, r)).collect();
+    batch
         .into_iter()
-        .filter_map(|receipt| Some((receipt.ticket, Ok(SettledTicket { bundle: bundles.remove(&receipt.ticket)?, receipt, block }))))
+        .map(|bundle| {
+            let id = bundle.authorised.ticket;
+            let settled = match receipts.remove(&id) {
+                Some(receipt) => Ok(SettledTicket { receipt, bundle, block }),
+                None => Err(format!("settled in block 0x{}, but its receipt was not read", hex::encode(block))),
+            };
+            (id, settled)
+        })
         .collect()
 }

@@ -1,11 +1,12 @@
 //! Receipt roots: every block that settles tickets commits to their receipts in its header.
 //!
-//! A ticket's receipt is an event, and events are not kept by every node nor provable from a
-//! header. So the verifier pallet gathers the leaf of each receipt it deposits during a block
-//! and, at the block's end, puts the binary Merkle root of them in the header's digest
-//! ([`ReceiptRoot`]). Whoever holds a receipt, the header of its block and the path of its
+//! A ticket's receipt is an event, and events are not kept by every node; proving one from a
+//! header means a storage proof of the block's whole `System::Events`. So the verifier pallet
+//! gathers the leaf of each receipt it deposits during a block and, at the block's end, puts
+//! the binary Merkle root of them in the header's digest ([`ReceiptRoot`]). Whoever holds a receipt, the header of its block and the path of its
 //! leaf can then check, with no chain connection, that this very receipt was settled in the
-//! block with that hash: all an auditor has to trust is the block hash.
+//! block with that hash: all an auditor has to trust is the block hash, once it is final (the
+//! runtime refuses a block whose author put a root of its own in the digest).
 
 use crate::Hash256;
 use alloc::vec::Vec;
@@ -48,12 +49,21 @@ impl ReceiptRoot {
         DigestItem::Other((RECEIPT_ROOT_TAG, self).encode())
     }
 
-    /// The receipt root among a header's digest items, if the block settled tickets.
+    /// Whether `item` claims to carry a receipt root.
+    pub fn is_tagged(item: &DigestItem) -> bool {
+        matches!(item, DigestItem::Other(data) if data.starts_with(&RECEIPT_ROOT_TAG))
+    }
+
+    /// The receipt root among a header's digest items, if the block settled tickets: exactly
+    /// one tagged item, exactly a root. The runtime refuses a block whose author tagged one, so
+    /// two are a header no runtime built.
     pub fn find(logs: &[DigestItem]) -> Option<Self> {
-        logs.iter().find_map(|item| match item {
-            DigestItem::Other(data) if data.starts_with(&RECEIPT_ROOT_TAG) => Self::decode(&mut &data[RECEIPT_ROOT_TAG.len()..]).ok(),
+        use codec::DecodeAll;
+        let mut tagged = logs.iter().filter(|item| Self::is_tagged(item));
+        match (tagged.next(), tagged.next()) {
+            (Some(DigestItem::Other(data)), None) => Self::decode_all(&mut &data[RECEIPT_ROOT_TAG.len()..]).ok(),
             _ => None,
-        })
+        }
     }
 
     /// The receipt root in an encoded digest (such as the runtime's `System::Digest` of a
@@ -137,6 +147,10 @@ mod tests {
         let block = SettlingBlock::from_header(&bytes).unwrap();
         assert_eq!(block, SettlingBlock { number: 7, hash: header.hash().0, receipt_root: Some(root) });
         assert!(SettlingBlock::from_header(&[bytes.clone(), alloc::vec![0]].concat()).is_none(), "trailing bytes");
+        let twice = alloc::vec![root.digest_item(), ReceiptRoot::of(&leaves(1)).digest_item()];
+        assert_eq!(ReceiptRoot::find(&twice), None, "two roots: neither is the runtime's alone");
+        let padded = DigestItem::Other([root.digest_item().as_other().unwrap(), &[0]].concat());
+        assert_eq!(ReceiptRoot::find(&[padded]), None, "a root with trailing bytes");
         let plain = Header::<u32, BlakeTwo256>::new(7, H256([1; 32]), H256([2; 32]), H256([3; 32]), Default::default());
         assert_eq!(SettlingBlock::from_header(&plain.encode()).unwrap().receipt_root, None);
         assert_eq!(ReceiptRoot::from_encoded_digest(&header.digest().encode()), Some(root));

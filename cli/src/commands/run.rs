@@ -119,24 +119,36 @@ pub async fn run(global: &Global, args: RunArgs) -> anyhow::Result<()> {
 
 
 /// The prompt on a ticket of its own: one bought (no more), used, settled, and its receipt
-/// saved if asked.
+/// saved if asked. The answer is shown even when its settlement or receipt fails.
 async fn run_ticket(global: &Global, job: &Job, save: Option<&Path>) -> anyhow::Result<()> {
     let json = global.json;
     let client = Arc::new(super::client(global).await?);
     let pool = client.ticket_pool(job, PoolConfig { batch: 1, refill: false, ..Default::default() }).await?;
     let answer = pool.run(&job.prompt, job.max_tokens, &job.sampling, |event| if !json { show(event) }).await?;
-    let settled = if answer.verified { Some(pool.receipt(answer.ticket).await?) } else { None };
-    let saved = match (&settled, save) {
-        (Some(settled), Some(path)) => {
-            let file = client.receipt_file(settled).await?;
-            std::fs::write(path, file.to_bytes()).with_context(|| format!("saving the receipt to {}", path.display()))?;
-            Some(path.display().to_string())
-        },
-        _ => None,
-    };
-    let view = TicketRunView::new(&answer, settled.as_ref().map(|s| &s.receipt), saved);
-    emit(json, &view, ticket_summary)?;
-    anyhow::ensure!(answer.verified, "ticket {}: no strict majority of its providers signed one answer, so it is not settled", answer.ticket);
+    let settled = async {
+        if !answer.verified {
+            return Ok((None, None));
+        }
+        let settled = pool.receipt(answer.ticket).await?;
+        let saved = match save {
+            Some(path) => {
+                let file = client.receipt_file(&settled).await?;
+                std::fs::write(path, file.to_bytes()).with_context(|| format!("saving the receipt to {}", path.display()))?;
+                Some(path.display().to_string())
+            },
+            None => None,
+        };
+        anyhow::Ok((Some(settled), saved))
+    }
+    .await;
+    let (receipt, saved) = settled.as_ref().map_or((None, None), |(s, saved)| (s.as_ref().map(|s| &s.receipt), saved.clone()));
+    emit(json, &TicketRunView::new(&answer, receipt, saved), ticket_summary)?;
+    settled?;
+    anyhow::ensure!(
+        answer.verified,
+        "ticket {}: no strict majority of its providers signed one answer, so it is not settled and has no receipt (it expires for its reservation fees)",
+        answer.ticket
+    );
     Ok(())
 }
 

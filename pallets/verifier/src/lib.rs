@@ -386,6 +386,7 @@ pub mod pallet {
     #[pallet::hooks]
     impl<T: Config> Hooks<BlockNumberFor<T>> for Pallet<T> {
         fn on_initialize(_now: BlockNumberFor<T>) -> Weight {
+            Self::refuse_authored_roots();
             Self::draw_pending().saturating_add(Self::seal_base_weight())
         }
 
