@@ -117,7 +117,6 @@ pub async fn run(global: &Global, args: RunArgs) -> anyhow::Result<()> {
     emit(json, &RunView::from(&result), summary)
 }
 
-
 /// The prompt on a ticket of its own: one bought (no more), used, settled, and its receipt
 /// saved if asked. The answer is shown even when its settlement or receipt fails.
 async fn run_ticket(global: &Global, job: &Job, save: Option<&Path>) -> anyhow::Result<()> {
