@@ -3,10 +3,11 @@
 //! A ticket's receipt is an event, and events are not kept by every node; proving one from a
 //! header means a storage proof of the block's whole `System::Events`. So the verifier pallet
 //! gathers the leaf of each receipt it deposits during a block and, at the block's end, puts
-//! the binary Merkle root of them in the header's digest ([`ReceiptRoot`]). Whoever holds a receipt, the header of its block and the path of its
-//! leaf can then check, with no chain connection, that this very receipt was settled in the
-//! block with that hash: all an auditor has to trust is the block hash, once it is final (the
-//! runtime refuses a block whose author put a root of its own in the digest).
+//! the binary Merkle root of them in the header's digest ([`ReceiptRoot`]). Whoever holds a
+//! receipt, the header of its block and the path of its leaf can then check, with no chain
+//! connection, that this very receipt was settled in the block with that hash: all an auditor
+//! has to trust is the block hash, once it is final (the runtime refuses a block whose author
+//! put a root of its own in the digest).
 
 use crate::Hash256;
 use alloc::vec::Vec;

@@ -1,11 +1,11 @@
 //! Each block that settles tickets commits to their receipts in its header.
 //!
 //! A ticket's receipt is only an event: nothing of it stays in storage, and proving an event
-//! from a header takes a proof of the block's whole `System::Events`. So the leaf of every receipt deposited in a block is gathered in
-//! `BlockReceipts` (written and cleared within the block: it never reaches the state of a
-//! finished block), and `on_finalize` puts their Merkle root in the header's digest. A receipt,
-//! its block's header and its leaf's path then prove offline that it was settled there
-//! ([`agora_primitives::receipts`]).
+//! from a header takes a proof of the block's whole `System::Events`. So the leaf of every
+//! receipt deposited in a block is gathered in `BlockReceipts` (written and cleared within the
+//! block: it never reaches the state of a finished block), and `on_finalize` puts their Merkle
+//! root in the header's digest. A receipt, its block's header and its leaf's path then prove
+//! offline that it was settled there ([`agora_primitives::receipts`]).
 
 use super::*;
 use agora_primitives::receipts::{leaf, ReceiptRoot};
