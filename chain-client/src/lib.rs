@@ -84,6 +84,16 @@ pub struct BlockNews {
     /// The ids of the tickets whose providers this block drew, one range per purchase.
     pub drawn_tickets: Vec<std::ops::Range<u64>>,
     pub disputes: Vec<DisputeNotice>,
+    /// Tickets this block fell back to requests.
+    pub fell_back: Vec<FellBackTicket>,
+}
+
+/// A ticket that fell back to commit–reveal as `request`, under the `Use` hashing to `use_hash`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FellBackTicket {
+    pub ticket: u64,
+    pub request: u64,
+    pub use_hash: [u8; 32],
 }
 
 /// A pallet's refusal of a call, decoded into the runtime's own error enum (`Verifier(..)`,
@@ -289,7 +299,11 @@ impl ChainClient {
             .find::<agora::escrow::events::TicketsDrawn>()
             .map(|e| e.map(|e| e.first..e.first + u64::from(e.count)).map_err(subxt_err))
             .collect::<Result<_, Error>>()?;
-        Ok(BlockNews { assignments, drawn_tickets, disputes })
+        let fell_back = events
+            .find::<agora::escrow::events::TicketFellBack>()
+            .map(|e| e.map(|e| FellBackTicket { ticket: e.ticket, request: e.request, use_hash: e.use_hash }).map_err(subxt_err))
+            .collect::<Result<_, Error>>()?;
+        Ok(BlockNews { assignments, drawn_tickets, disputes, fell_back })
     }
 
     /// The providers listed as offering `release`, under any runtime profile, in any state.

@@ -164,4 +164,30 @@ impl ChainClient {
     pub async fn expire_ticket(&self, id: u64, caller: &Keypair) -> Result<(), Error> {
         self.submit(&agora::tx().escrow().expire_ticket(id), caller).await.map(|_| ())
     }
+
+    /// Falls ticket `authorised.ticket`, drawn and not settled from a bundle, back to
+    /// commit–reveal under the buyer's signed `Use`: it becomes an assigned request of the same
+    /// providers. Its buyer may at any time; anyone else `ticket_fallback_grace` blocks after
+    /// its expiry. Returns the request.
+    pub async fn fall_back_ticket(&self, authorised: TicketUse, buyer_signature: Signature, caller: &Keypair) -> Result<u64, Error> {
+        let events = self.submit(&agora::tx().verifier().fall_back_ticket(authorised, buyer_signature), caller).await?;
+        events
+            .find_first::<agora::escrow::events::TicketFellBack>()
+            .and_then(Result::ok)
+            .map(|e| e.request)
+            .ok_or_else(|| Error::Unexpected("the fallback succeeded without a TicketFellBack event".into()))
+    }
+
+    /// Proves that the buyer of `authorised.ticket` signed it beside the `Use` the ticket was
+    /// settled under (`request` = `None`) or fell back with (`Some(request)`); the caller, a
+    /// provider that served it, is paid its most.
+    pub async fn prove_equivocation(&self, authorised: TicketUse, buyer_signature: Signature, request: Option<u64>, caller: &Keypair) -> Result<(), Error> {
+        self.submit(&agora::tx().verifier().prove_equivocation(authorised, buyer_signature, request), caller).await.map(|_| ())
+    }
+
+    /// Blocks after a ticket's expiry in which only its buyer may fall it back.
+    pub async fn ticket_fallback_grace(&self) -> Result<BlockNumber, Error> {
+        let at = self.api().at_current_block().await.map_err(|e| Error::Subxt(e.into()))?;
+        at.constants().entry(agora::constants().escrow().ticket_fallback_grace()).map_err(|e| Error::Subxt(e.into()))
+    }
 }

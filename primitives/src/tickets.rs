@@ -130,13 +130,18 @@ impl TicketUse {
 
     /// The bytes a provider signs to acknowledge this `Use` before prefill.
     pub fn ack_payload(&self) -> Vec<u8> {
-        (TICKET_ACK_DOMAIN, self.ticket, self.hash()).encode()
+        ack_payload(self.ticket, &self.hash())
     }
 }
 
 /// What a provider signs over its result for the `Use` of `ticket` whose hash is `use_hash`.
 pub fn outcome_payload(ticket: TicketId, use_hash: &Hash256, outcome: &Outcome) -> Vec<u8> {
     (TICKET_OUTCOME_DOMAIN, ticket, use_hash, outcome).encode()
+}
+
+/// What a provider signs to acknowledge the `Use` of `ticket` whose hash is `use_hash`.
+pub fn ack_payload(ticket: TicketId, use_hash: &Hash256) -> Vec<u8> {
+    (TICKET_ACK_DOMAIN, ticket, use_hash).encode()
 }
 
 /// One provider's result for a ticket, signed over [`TicketUse::outcome_payload`].

@@ -216,6 +216,11 @@ impl pallet_agora_escrow::Config for Runtime {
     /// A closed request's record outlives its challenge window and the verdict that may follow.
     type RecordRetention = ConstU32<{ 10 * MINUTES + 30 }>;
     type TicketReservationFee = ReservationShare;
+    /// A bundle settles within a block or two of its answer: a minute after expiry, whoever
+    /// holds the buyer's `Use` may fall a ticket nobody settled back to commit–reveal.
+    type TicketFallbackGrace = ConstU32<{ MINUTES }>;
+    /// The client's default commit window.
+    type FallbackCommitBlocks = ConstU32<20>;
     type WeightInfo = pallet_agora_escrow::weights::SubstrateWeight<Runtime>;
 }
 

@@ -420,3 +420,64 @@ async fn one_call_settles_tickets_from_signed_outcomes_paying_through_the_ledger
     assert_eq!(chain.ledger_balance(earner).await.unwrap(), 0, "earnings leave the ledger by withdrawal");
 }
 
+
+/// Issue 13, the fallback on the real runtime: a ticket whose outcomes have no majority (or
+/// whose buyer never settles) becomes a request of the same providers in commit–reveal. Nobody
+/// but the buyer may fall it back before the grace after its expiry; the buyer may at once. The
+/// providers commit and reveal, the majority is paid through the ledger (the escrow never left
+/// the pallet's account, so a buyer that emptied its own balance cannot stop it), the signer of
+/// another result is slashed, and the buyer's entry gets the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ticket_nobody_settled_falls_back_to_commit_reveal_and_pays_through_the_ledger() {
+    use agora_chain_client::{EscrowError, Rejection};
+    let (_chain, chain) = start_chain("fall-back").await.unwrap();
+    let actors = Actors::dev();
+    setup(&chain, &actors).await;
+    let keys: BTreeMap<AccountId, agora_chain_client::Keypair> = actors.providers.iter().map(|k| (account(k), k.clone())).collect();
+    let client = account(&actors.client);
+    chain.deposit(10 * UNIT, &actors.client).await.unwrap();
+    let purchase = chain.buy_tickets(ticket_spec(), 1, &actors.client).await.unwrap();
+    let ticket = drawn_tickets(&chain, &purchase).await.remove(0);
+    let id = purchase.first;
+    let signed = signed_bundle(chain.genesis_hash(), id, &ticket, &actors.client, &keys, &[]);
+    let (authorised, buyer_signature) = (signed.authorised, signed.buyer_signature);
+    let provider = &keys[&ticket.providers.0[0]];
+    let err = chain.fall_back_ticket(authorised.clone(), buyer_signature.clone(), provider).await.unwrap_err();
+    assert!(err.is_rejected(Rejection::Escrow(EscrowError::FallbackTooEarly)), "{err}");
+
+    let ledger_before = chain.ledger_balance(&client).await.unwrap();
+    let request = chain.fall_back_ticket(authorised, buyer_signature, &actors.client).await.unwrap();
+    assert!(chain.ticket(id).await.unwrap().is_none(), "the ticket is now a request");
+    let r = chain.request(request).await.unwrap().expect("the request exists");
+    assert_eq!(r.providers.0, ticket.providers.0);
+    assert_eq!(r.status, types::RequestStatus::Assigned);
+    assert_eq!(r.params.prompt_tokens, 3);
+    let refund = chain.ledger_balance(&client).await.unwrap() - ledger_before;
+    assert_eq!(refund + r.escrow, purchase.escrow_each, "the request keeps the Use's most; the rest is the buyer's again");
+
+    let good = agora_primitives::Outcome { output_hash: [0xaa; 32], token_count: 12 };
+    let bad = agora_primitives::Outcome { output_hash: [0xbb; 32], token_count: 12 };
+    let salt = [3u8; 32];
+    let results = [good, good, bad];
+    for (who, result) in r.providers.0.iter().zip(results) {
+        let hash = agora_verifier::commitment::commitment(request, &who.0, &result, &salt);
+        chain.submit(&agora::tx().verifier().commit(request, hash), &keys[who]).await.unwrap();
+    }
+    for (who, result) in r.providers.0.iter().zip(results) {
+        let outcome = types::Outcome { output_hash: result.output_hash, token_count: result.token_count };
+        chain.submit(&agora::tx().verifier().reveal(request, outcome, salt), &keys[who]).await.unwrap();
+    }
+    let earned_before = chain.ledger_balance(&r.providers.0[0]).await.unwrap();
+    let liar_stake = chain.provider(&r.providers.0[2]).await.unwrap().unwrap().stake;
+    chain.submit(&agora::tx().verifier().settle(request), &actors.publisher).await.unwrap();
+    let receipt = chain.receipt(request).await.unwrap().expect("the settlement's receipt");
+    assert_eq!(receipt.paid.0.iter().map(|(who, _)| who.clone()).collect::<Vec<_>>(), r.providers.0[..2].to_vec());
+    let paid = receipt.paid.0[0].1;
+    assert!(paid > 0);
+    assert_eq!(chain.ledger_balance(&r.providers.0[0]).await.unwrap() - earned_before, paid, "paid into its ledger entry");
+    let paid_total: u128 = receipt.paid.0.iter().map(|(_, amount)| amount).sum();
+    assert!(chain.provider(&r.providers.0[2]).await.unwrap().unwrap().stake < liar_stake, "the other result's signer is slashed");
+    let back = chain.ledger_balance(&client).await.unwrap() - ledger_before - refund;
+    assert_eq!(back, receipt.refunded, "the request's refund goes to the buyer's entry");
+    assert_eq!(back + paid_total, r.escrow, "the receipt accounts for the request's escrow");
+}

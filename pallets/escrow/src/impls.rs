@@ -206,6 +206,12 @@ impl<T: Config> Pallet<T> {
             let request = slot.as_mut().ok_or(Error::<T>::UnknownRequest)?;
             ensure!(request.status.holds_escrow(), Error::<T>::NotOpen);
             ensure!(amount <= request.escrow, Error::<T>::InsufficientBalance);
+            if FellBack::<T>::contains_key(id) {
+                // Its escrow is in the pallet's account: the provider's entry is credited.
+                Self::credit(to, amount);
+                request.escrow = request.escrow.saturating_sub(amount);
+                return Ok(());
+            }
             T::Currency::transfer_on_hold(
                 &Self::hold_reason(),
                 &request.client,
@@ -249,7 +255,12 @@ impl<T: Config> Pallet<T> {
     fn finish(id: RequestId, mut request: RequestOf<T>, status: RequestStatus) -> Result<Closed<BalanceOf<T>>, DispatchError> {
         let mut closed = Closed { refund: Zero::zero(), relisted: 0 };
         if !status.holds_escrow() {
-            closed.refund = T::Currency::release(&Self::hold_reason(), &request.client, request.escrow, Precision::Exact)?;
+            closed.refund = if FellBack::<T>::contains_key(id) {
+                Self::credit(&request.client, request.escrow);
+                request.escrow
+            } else {
+                T::Currency::release(&Self::hold_reason(), &request.client, request.escrow, Precision::Exact)?
+            };
             request.escrow = Zero::zero();
             for who in request.providers.iter() {
                 closed.relisted.saturating_accrue(Providers::<T>::note_released(who));
@@ -263,17 +274,19 @@ impl<T: Config> Pallet<T> {
     }
 
     /// Invariants (escrow conservation): for every client, the balance held for requests equals
-    /// the escrow recorded on its open requests; closed requests record none; every pending
+    /// the escrow recorded on its open requests but those a ticket fell back to (their escrow
+    /// is the ledger's, [`Self::ledger_try_state`]); closed requests record none; every pending
     /// request waits for a draw; every assigned request has one price per provider.
     pub fn do_try_state() -> Result<(), polkadot_sdk::sp_runtime::TryRuntimeError> {
         let mut per_client: BTreeMap<T::AccountId, BalanceOf<T>> = BTreeMap::new();
         let waiting = AwaitingDraw::<T>::get();
         for (id, request) in Requests::<T>::iter() {
             ensure!(id < NextRequestId::<T>::get(), "a request id was never issued");
-            if request.status.holds_escrow() {
+            if request.status.holds_escrow() && !FellBack::<T>::contains_key(id) {
                 let sum = per_client.entry(request.client.clone()).or_insert_with(Zero::zero);
                 *sum = sum.saturating_add(request.escrow);
-            } else {
+            }
+            if !request.status.holds_escrow() {
                 ensure!(request.escrow.is_zero(), "a closed request still records escrow");
             }
             if request.status == RequestStatus::Pending {
@@ -295,6 +308,10 @@ impl<T: Config> Pallet<T> {
                 T::Currency::balance_on_hold(&Self::hold_reason(), client) == *sum,
                 "held escrow differs from the open requests' escrow"
             );
+        }
+        for (id, _) in FellBack::<T>::iter() {
+            let request = Requests::<T>::get(id).ok_or("a fell-back ticket's request is gone")?;
+            ensure!(request.status != RequestStatus::Pending, "a fell-back request waits for a draw");
         }
         Self::ledger_try_state()?;
         Self::pruning_try_state()?;

@@ -72,9 +72,9 @@ impl<T: Config> Pallet<T> {
         })
     }
 
-    /// Conservation: the pallet's account holds at least every ledger entry and ticket escrow
-    /// (more only by its existential deposit and by anything sent to it directly), and no
-    /// entry is kept at zero.
+    /// Conservation: the pallet's account holds at least every ledger entry, ticket escrow and
+    /// fell-back request's escrow (more only by its existential deposit and by anything sent to
+    /// it directly), and no entry is kept at zero.
     pub(crate) fn ledger_try_state() -> Result<(), polkadot_sdk::sp_runtime::TryRuntimeError> {
         let mut owed = BalanceOf::<T>::zero();
         for (_, entry) in Deposits::<T>::iter() {
@@ -83,6 +83,10 @@ impl<T: Config> Pallet<T> {
         }
         for (_, ticket) in Tickets::<T>::iter() {
             owed = owed.saturating_add(ticket.escrow);
+        }
+        // A fell-back request's escrow stays in the account (none once it closed).
+        for (id, _) in FellBack::<T>::iter() {
+            owed = owed.saturating_add(Requests::<T>::get(id).map(|r| r.escrow).unwrap_or_default());
         }
         let held = Currency::<T>::balance(&Self::account_id()).saturating_sub(Currency::<T>::minimum_balance());
         ensure!(held >= owed, "the pallet account holds less than the ledger and the tickets owe");

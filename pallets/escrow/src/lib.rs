@@ -143,6 +143,14 @@ pub mod pallet {
         /// ticket could have paid it, for keeping capacity for a prompt that never came.
         #[pallet::constant]
         type TicketReservationFee: Get<Perbill>;
+        /// Blocks after a ticket's expiry in which only its buyer may fall it back to
+        /// commit–reveal: a bundle sent just before expiry still lands first.
+        #[pallet::constant]
+        type TicketFallbackGrace: Get<BlockNumberFor<Self>>;
+        /// The commit window of the request a ticket falls back to: its providers hold their
+        /// results already, and only need to see the fallback.
+        #[pallet::constant]
+        type FallbackCommitBlocks: Get<BlockNumberFor<Self>>;
         type WeightInfo: WeightInfo;
     }
 
@@ -179,6 +187,12 @@ pub mod pallet {
     #[pallet::storage]
     pub type PurchasesAwaitingDraw<T: Config> =
         StorageValue<_, BoundedVec<types::Purchase<BlockNumberFor<T>>, T::MaxPurchasesAwaitingDraw>, ValueQuery>;
+
+    /// Each request a ticket fell back to: the ticket and the `Use` it runs. Its escrow stays
+    /// in the pallet's account, paid and refunded through the ledger, never held on its client
+    /// (whose account may be gone). Until the record is pruned.
+    #[pallet::storage]
+    pub type FellBack<T: Config> = StorageMap<_, Twox64Concat, RequestId, types::TicketOrigin>;
 
     /// Closed requests in the order they closed, each with the block from which its record may
     /// be pruned; `on_idle` prunes from the front.
@@ -231,6 +245,11 @@ pub mod pallet {
         TicketsRefunded { first: TicketId, count: u32 },
         /// An unused ticket closed: `fees` went to its providers, `refund` to its buyer.
         TicketExpired { ticket: TicketId, fees: BalanceOf<T>, refund: BalanceOf<T> },
+        /// Ticket `ticket`, used and never settled from a bundle, is now request `request`
+        /// (assigned to the ticket's providers at their prices, in commit–reveal) under the
+        /// `Use` whose hash is `use_hash`; `refund` of its escrow, beyond the request's, went
+        /// back to the buyer's ledger entry.
+        TicketFellBack { ticket: TicketId, request: RequestId, use_hash: agora_primitives::Hash256, refund: BalanceOf<T> },
     }
 
     #[pallet::error]
@@ -275,6 +294,11 @@ pub mod pallet {
         SingleProviderTicket,
         /// The ticket's settle window has passed: it can only expire now (`expire_ticket`).
         TicketClosed,
+        /// Only the ticket's buyer may fall it back before `TicketFallbackGrace` blocks after
+        /// its expiry: until then its bundle may still be on its way.
+        FallbackTooEarly,
+        /// The ticket was settled from a bundle already: it cannot fall back.
+        TicketSettled,
     }
 
     #[pallet::hooks]
@@ -295,6 +319,13 @@ pub mod pallet {
             assert!(T::MaxPurchasesAwaitingDraw::get() > 0, "MaxPurchasesAwaitingDraw must be positive");
             assert!(T::TicketLifetime::get() > Zero::zero(), "a ticket must live at least a block");
             assert!(T::RecordRetention::get() > Zero::zero(), "a closed request's record must stay at least a block");
+            // A ticket past its settle window can only expire: the grace must leave room to fall back.
+            assert!(T::TicketFallbackGrace::get() < T::SettleWindow::get(), "TicketFallbackGrace must be shorter than SettleWindow");
+            let fallback = T::FallbackCommitBlocks::get();
+            assert!(
+                fallback >= T::MinCommitBlocks::get() && fallback <= T::MaxCommitBlocks::get(),
+                "FallbackCommitBlocks must be a commit window a request may have"
+            );
         }
 
         #[cfg(feature = "try-runtime")]

@@ -86,6 +86,8 @@ impl pallet_agora_escrow::Config for Test {
     type TicketLifetime = ConstU64<20>;
     type RecordRetention = ConstU64<30>;
     type TicketReservationFee = TicketReservationFee;
+    type TicketFallbackGrace = ConstU64<3>;
+    type FallbackCommitBlocks = ConstU64<5>;
     type WeightInfo = ();
 }
 

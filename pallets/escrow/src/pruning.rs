@@ -49,6 +49,7 @@ impl<T: Config> Pallet<T> {
                 back = back.saturating_add(1);
             } else {
                 Requests::<T>::remove(id);
+                FellBack::<T>::remove(id);
                 T::OnClose::on_request_forgotten(id);
             }
         }

@@ -1,8 +1,8 @@
 //! Tickets: bought from a deposit, drawn in a later block, expired when unused.
 
 use super::*;
-use crate::types::{Expired, Purchase, PurchaseDrawn};
-use agora_primitives::{pricing, Ticket, TicketId, TicketSpec, TicketStatus, MAX_REDUNDANCY};
+use crate::types::{Expired, Fallen, Purchase, PurchaseDrawn, TicketOrigin};
+use agora_primitives::{pricing, RequestStatus, Ticket, TicketId, TicketSpec, TicketStatus, TicketUse, MAX_REDUNDANCY};
 use codec::Encode;
 use pallet_agora_providers::BalanceOf;
 use polkadot_sdk::frame_support::{ensure, pallet_prelude::*};
@@ -182,6 +182,71 @@ impl<T: Config> Pallet<T> {
         ensure!(now <= ticket.expires_at.saturating_add(T::SettleWindow::get()), Error::<T>::TicketClosed);
         Tickets::<T>::remove(id);
         Ok(ticket)
+    }
+
+    /// Turns drawn ticket `id`, used under `authorised` (the caller has checked its buyer's
+    /// signature), into an assigned request of the same providers at their drawn prices, in
+    /// commit–reveal from this block: what a ticket nobody settled from a bundle falls back to
+    /// (its buyer never settled, or its outcomes have no majority). The request keeps k × the
+    /// most the `Use` can cost in the pallet's account ([`FellBack`]: paid and refunded through
+    /// the ledger), and the rest of the ticket's escrow goes back to the buyer's entry. Only the
+    /// buyer may do this before `TicketFallbackGrace` blocks after expiry; nobody after the
+    /// settle window.
+    pub fn fall_back_ticket(id: TicketId, caller: &T::AccountId, authorised: &TicketUse) -> Result<Fallen, DispatchError> {
+        let ticket = Tickets::<T>::get(id).ok_or(Error::<T>::UnknownTicket)?;
+        match ticket.status {
+            TicketStatus::AwaitingDraw => return Err(Error::<T>::NotDrawn.into()),
+            TicketStatus::Settled(_) => return Err(Error::<T>::TicketSettled.into()),
+            TicketStatus::Drawn => {},
+        }
+        let now = frame_system::Pallet::<T>::block_number();
+        ensure!(now <= ticket.expires_at.saturating_add(T::SettleWindow::get()), Error::<T>::TicketClosed);
+        let open_to_all = now > ticket.expires_at.saturating_add(T::TicketFallbackGrace::get());
+        ensure!(*caller == ticket.buyer || open_to_all, Error::<T>::FallbackTooEarly);
+        let spec = &ticket.spec;
+        let params = ParamsOf::<T> {
+            release: spec.release,
+            runtime_profile: spec.runtime_profile,
+            prompt_hash: authorised.prompt_hash,
+            prompt_tokens: authorised.prompt_tokens,
+            max_output_tokens: authorised.max_output_tokens,
+            max_price_per_1k: spec.max_price_per_1k,
+            redundancy: spec.redundancy,
+            sampling: authorised.sampling,
+            commit_blocks: T::FallbackCommitBlocks::get(),
+        };
+        // The `Use` is within the spec, so this is at most the ticket's escrow.
+        let escrow = pricing::max_cost(params.prompt_tokens, params.max_output_tokens, params.max_price_per_1k)
+            .and_then(|one| one.checked_mul(&spec.redundancy.into()))
+            .ok_or(Error::<T>::PriceOverflow)?
+            .min(ticket.escrow);
+        Tickets::<T>::remove(id);
+        let refund = ticket.escrow.saturating_sub(escrow);
+        Self::credit(&ticket.buyer, refund);
+        let request = NextRequestId::<T>::get();
+        NextRequestId::<T>::put(request.saturating_add(1));
+        let use_hash = authorised.hash();
+        FellBack::<T>::insert(request, TicketOrigin { ticket: id, use_hash });
+        let commit_deadline = now.saturating_add(params.commit_blocks);
+        let reveal_deadline = commit_deadline.saturating_add(T::RevealWindow::get());
+        let relisted = ticket.providers.iter().fold(0u32, |n, who| n.saturating_add(Providers::<T>::note_assigned(who)));
+        Self::deposit_event(Event::RequestAssigned { request, providers: ticket.providers.clone(), commit_deadline, reveal_deadline });
+        Self::deposit_event(Event::TicketFellBack { ticket: id, request, use_hash, refund });
+        Requests::<T>::insert(
+            request,
+            RequestOf::<T> {
+                client: ticket.buyer,
+                params,
+                escrow,
+                status: RequestStatus::Assigned,
+                providers: ticket.providers,
+                prices: ticket.prices,
+                created_at: now,
+                commit_deadline,
+                reveal_deadline,
+            },
+        );
+        Ok(Fallen { request, relisted })
     }
 
     /// Puts back ticket `id`, taken to be settled, holding what is left of its escrow for the

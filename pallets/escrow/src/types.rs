@@ -1,6 +1,6 @@
 //! The escrow pallet's own stored and returned types.
 
-use agora_primitives::TicketId;
+use agora_primitives::{Hash256, RequestId, TicketId};
 use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
 use scale_info::TypeInfo;
 
@@ -31,6 +31,21 @@ pub struct PurchaseDrawn {
 pub struct Expired<Balance> {
     pub fees: Balance,
     pub refund: Balance,
+}
+
+/// Where a fell-back request came from: its ticket, and `H(Use)` of the buyer's `Use` it runs
+/// (what its providers acknowledged, and what a proof of equivocation must differ from).
+#[derive(Clone, Copy, Encode, Decode, DecodeWithMemTracking, PartialEq, Eq, Debug, TypeInfo, MaxEncodedLen)]
+pub struct TicketOrigin {
+    pub ticket: TicketId,
+    pub use_hash: Hash256,
+}
+
+/// What falling a ticket back did: the request it became, and the listings its providers'
+/// new jobs rewrote beyond each one's first.
+pub struct Fallen {
+    pub request: RequestId,
+    pub relisted: u32,
 }
 
 /// What closing a request did: the escrow left to its client, and the listings its providers'

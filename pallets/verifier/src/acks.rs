@@ -27,14 +27,19 @@ impl<T: Config> Pallet<T> {
         // lands by then always counts.
         ensure!(frame_system::Pallet::<T>::block_number() <= r.reveal_deadline, Error::<T>::AckClosed);
         ensure!(!Acknowledged::<T>::contains_key(request, &provider), Error::<T>::AlreadyAcknowledged);
-        let authorised = Use {
-            chain: Self::chain(),
-            request,
-            prompt_hash: r.params.prompt_hash,
-            prompt_tokens: r.params.prompt_tokens,
-            client_peer: client_peer.into_inner(),
+        // A fell-back ticket's providers acknowledged the ticket's `Use`, before it was a request.
+        let payload = match pallet_agora_escrow::FellBack::<T>::get(request) {
+            Some(origin) => agora_primitives::tickets::ack_payload(origin.ticket, &origin.use_hash),
+            None => Use {
+                chain: Self::chain(),
+                request,
+                prompt_hash: r.params.prompt_hash,
+                prompt_tokens: r.params.prompt_tokens,
+                client_peer: client_peer.into_inner(),
+            }
+            .ack_payload(),
         };
-        ensure!(signature.verify(&authorised.ack_payload()[..], &provider), Error::<T>::BadAcknowledgement);
+        ensure!(signature.verify(&payload[..], &provider), Error::<T>::BadAcknowledgement);
         Acknowledged::<T>::insert(request, &provider, ());
         Self::deposit_event(Event::Acknowledged { request, provider });
         Ok(())

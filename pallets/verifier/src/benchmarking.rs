@@ -338,6 +338,44 @@ mod benchmarks {
         assert!(Tickets::<T>::get(0).is_none());
     }
 
+    /// A ticket of the most providers falls back, called by its buyer (no wait for the grace).
+    #[benchmark]
+    fn fall_back_ticket() {
+        let providers: Vec<T::AccountId> = (0..MAX_REDUNDANCY).map(|i| Signer::<T>::signer(i)).collect();
+        let release = release_served_by::<T>(&providers);
+        let buyer = Signer::<T>::signer(MAX_REDUNDANCY);
+        drawn_ticket::<T>(0, &buyer, release, &providers);
+        let authorised = ticket_use::<T>(0);
+        let signature = Signer::<T>::sign(&buyer, &authorised.signing_payload());
+        let request = pallet_agora_escrow::NextRequestId::<T>::get();
+
+        #[extrinsic_call]
+        _(RawOrigin::Signed(buyer), authorised, signature);
+
+        assert!(Tickets::<T>::get(0).is_none());
+        assert_eq!(Requests::<T>::get(request).expect("the ticket is a request").providers.len() as u32, MAX_REDUNDANCY);
+    }
+
+    /// A provider of a fell-back request proves that the buyer signed another `Use` of its
+    /// ticket (the dearer of the two cases: a request, its origin and commitment read).
+    #[benchmark]
+    fn prove_equivocation() {
+        let providers: Vec<T::AccountId> = (0..3).map(|i| Signer::<T>::signer(i)).collect();
+        let release = release_served_by::<T>(&providers);
+        let buyer = Signer::<T>::signer(3);
+        drawn_ticket::<T>(0, &buyer, release, &providers);
+        let authorised = ticket_use::<T>(0);
+        let signature = Signer::<T>::sign(&buyer, &authorised.signing_payload());
+        let request = Pallet::<T>::do_fall_back(buyer.clone(), authorised.clone(), signature).expect("the ticket falls back").request;
+        let other = TicketUse { prompt_hash: [6; 32], ..authorised };
+        let other_signature = Signer::<T>::sign(&buyer, &other.signing_payload());
+
+        #[extrinsic_call]
+        _(RawOrigin::Signed(providers[2].clone()), other, other_signature, Some(request));
+
+        assert!(Equivocated::<T>::contains_key(request, &providers[2]));
+    }
+
     /// The end of a block that settled `n` tickets: the root of their `n` distinct leaves put
     /// in the header.
     #[benchmark]

@@ -35,6 +35,7 @@ impl<T: Config> pallet_agora_escrow::OnRequestClosed for Pallet<T> {
         let _ = Commitments::<T>::clear_prefix(request, agora_primitives::MAX_REDUNDANCY, None);
         let _ = Reveals::<T>::clear_prefix(request, agora_primitives::MAX_REDUNDANCY, None);
         let _ = Acknowledged::<T>::clear_prefix(request, agora_primitives::MAX_REDUNDANCY, None);
+        let _ = Equivocated::<T>::clear_prefix(request, agora_primitives::MAX_REDUNDANCY, None);
     }
 
     /// Kept while a challenge is under way, and for a retention after it is resolved, so that
@@ -82,14 +83,17 @@ impl<T: Config> Pallet<T> {
         Ok(r)
     }
 
+    /// Every provider committed, or proved that it served another `Use` and so never will.
     fn all_committed(request: RequestId, r: &RequestOf<T>) -> bool {
-        r.providers.iter().all(|p| Commitments::<T>::contains_key(request, p))
+        r.providers.iter().all(|p| Commitments::<T>::contains_key(request, p) || Equivocated::<T>::contains_key(request, p))
     }
 
     pub(crate) fn do_commit(who: T::AccountId, request: RequestId, hash: Hash256) -> DispatchResult {
         let r = Self::active_for(request, &who)?;
         ensure!(frame_system::Pallet::<T>::block_number() <= r.commit_deadline, Error::<T>::CommitClosed);
         ensure!(!Commitments::<T>::contains_key(request, &who), Error::<T>::AlreadyCommitted);
+        // It served another `Use` of the ticket: its result is for another prompt.
+        ensure!(!Equivocated::<T>::contains_key(request, &who), Error::<T>::AlreadyProven);
         Commitments::<T>::insert(request, &who, hash);
         Self::deposit_event(Event::Committed { request, provider: who });
         Ok(())
@@ -117,7 +121,8 @@ impl<T: Config> Pallet<T> {
         ensure!(r.status == RequestStatus::Assigned, Error::<T>::NotActive);
         let reveals = Self::reveals_of(request, &r);
         let now = frame_system::Pallet::<T>::block_number();
-        ensure!(now > r.reveal_deadline || reveals.len() == r.providers.len(), Error::<T>::TooEarly);
+        let equivocated = r.providers.iter().filter(|p| Equivocated::<T>::contains_key(request, p)).count();
+        ensure!(now > r.reveal_deadline || reveals.len() + equivocated == r.providers.len(), Error::<T>::TooEarly);
 
         let outcomes: Vec<Outcome> = reveals.iter().map(|(_, o)| *o).collect();
         let assigned = r.providers.len() as u32;
@@ -190,6 +195,15 @@ impl<T: Config> Pallet<T> {
                 },
                 Some((_, Some(false))) => JobOutcome::Wrong,
                 Some((_, None)) => continue,
+                // Its buyer made it serve another `Use`: paid its most, as a reservation.
+                None if Equivocated::<T>::contains_key(request, provider) => {
+                    let due = Self::equivocation_pay(r, (*price_in, *price_out));
+                    if !due.is_zero() {
+                        Escrow::<T>::pay(request, provider, due)?;
+                    }
+                    let _ = reserved.try_push((provider.clone(), due));
+                    continue;
+                },
                 None if Self::took_the_job(request, provider) => JobOutcome::NoShow,
                 None => {
                     let fee = Self::reservation_fee(r, (*price_in, *price_out));
@@ -288,6 +302,7 @@ impl<T: Config> Pallet<T> {
         }
         Self::disputes_try_state()?;
         Self::acks_try_state()?;
+        Self::fallback_try_state()?;
         Self::draws_try_state()
     }
 }

@@ -85,11 +85,14 @@ mod acks;
 mod benchmarking;
 mod disputes;
 mod draws;
+mod fallback;
 mod impls;
 mod receipt_roots;
 mod tickets;
 pub use tickets::{TicketBundleOf, TicketReceiptOf};
 pub mod types;
+#[cfg(test)]
+mod fallback_tests;
 #[cfg(test)]
 mod mock;
 #[cfg(test)]
@@ -255,6 +258,12 @@ pub mod pallet {
     #[pallet::storage]
     pub type Resolutions<T: Config> = StorageMap<_, Twox64Concat, RequestId, ResolutionOf<T>>;
 
+    /// Providers of a fell-back request proven to have served another `Use` its buyer signed:
+    /// paid their most at settlement, never judged by a result. Cleared when the request closes.
+    #[pallet::storage]
+    pub type Equivocated<T: Config> =
+        StorageDoubleMap<_, Twox64Concat, RequestId, Blake2_128Concat, T::AccountId, (), OptionQuery>;
+
     /// The leaves of the ticket receipts deposited so far in this block, for its header's
     /// receipt root; taken in `on_finalize`, so no finished block's state holds it.
     #[pallet::storage]
@@ -294,6 +303,9 @@ pub mod pallet {
         /// A provider a settlement left out brought its signed outcome: `paid` from the share
         /// held for it (the winner) or `slashed` (another result).
         TicketOutcomeClaimed { ticket: agora_primitives::TicketId, provider: T::AccountId, outcome: Outcome, paid: BalanceOf<T>, slashed: BalanceOf<T> },
+        /// `provider` proved the buyer of `ticket` signed two `Use`s of it: `paid` its most from
+        /// the share held for it, or (`None`) at the settlement of the request it fell back to.
+        Equivocation { ticket: agora_primitives::TicketId, provider: T::AccountId, paid: Option<BalanceOf<T>> },
     }
 
     #[pallet::error]
@@ -381,6 +393,13 @@ pub mod pallet {
         /// This block's receipt root holds `MaxBlockReceipts` receipts already: settle the
         /// bundles in the next block.
         TooManyReceiptsThisBlock,
+        /// No ticket fell back to that request.
+        NotFellBack,
+        /// That is the `Use` the ticket was settled under or fell back with: nothing was signed
+        /// twice.
+        NotEquivocation,
+        /// The provider's equivocation was proven already.
+        AlreadyProven,
     }
 
     #[pallet::hooks]
@@ -564,6 +583,45 @@ pub mod pallet {
             let relisted = Self::do_claim_outcome(ticket, outcome)?;
             let w = <T as Config>::WeightInfo::claim_ticket_outcome();
             Ok(Some(w.saturating_add(pallet_agora_providers::Pallet::<T>::relisting_weight(relisted))).into())
+        }
+
+        /// Falls `authorised.ticket`, drawn and not settled, back to commit–reveal under
+        /// `authorised` (`buyer_signature` is its buyer's, over its signing payload): it becomes
+        /// an assigned request of the same providers at their drawn prices, and its providers
+        /// commit and reveal the results they hold. Its buyer may call it at any time (its
+        /// outcomes have no majority); anyone else `TicketFallbackGrace` blocks after its expiry
+        /// (the buyer never settled), up to the settle window.
+        #[pallet::call_index(11)]
+        #[pallet::weight(<T as Config>::WeightInfo::fall_back_ticket().saturating_add(
+            pallet_agora_providers::Pallet::<T>::most_relisting_weight(MAX_REDUNDANCY)
+        ))]
+        pub fn fall_back_ticket(
+            origin: OriginFor<T>,
+            authorised: agora_primitives::TicketUse,
+            buyer_signature: T::OffchainSignature,
+        ) -> DispatchResultWithPostInfo {
+            let caller = ensure_signed(origin)?;
+            let fell_back = Self::do_fall_back(caller, authorised, buyer_signature)?;
+            let w = <T as Config>::WeightInfo::fall_back_ticket();
+            Ok(Some(w.saturating_add(pallet_agora_providers::Pallet::<T>::relisting_weight(fell_back.relisted))).into())
+        }
+
+        /// Proves that the buyer of `authorised.ticket` signed `authorised` (`buyer_signature`)
+        /// beside the `Use` the ticket was settled under (`request` = `None`; the caller must
+        /// be a provider the bundle left out) or fell back with (`request`: the request it fell
+        /// back to, until its reveal deadline; the caller must not have committed). The caller,
+        /// who served `authorised`, is paid the most it could have earned under the `Use` that
+        /// counts.
+        #[pallet::call_index(12)]
+        #[pallet::weight(<T as Config>::WeightInfo::prove_equivocation())]
+        pub fn prove_equivocation(
+            origin: OriginFor<T>,
+            authorised: agora_primitives::TicketUse,
+            buyer_signature: T::OffchainSignature,
+            request: Option<RequestId>,
+        ) -> DispatchResult {
+            let provider = ensure_signed(origin)?;
+            Self::do_prove_equivocation(provider, authorised, buyer_signature, request)
         }
     }
 }

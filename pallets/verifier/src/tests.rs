@@ -31,11 +31,11 @@ pub(crate) fn assigned_request(k: u32) -> (u64, Vec<u64>) {
     (id, request.providers.to_vec())
 }
 
-fn commit(who: u64, id: u64, outcome: Outcome) -> polkadot_sdk::sp_runtime::DispatchResult {
+pub(crate) fn commit(who: u64, id: u64, outcome: Outcome) -> polkadot_sdk::sp_runtime::DispatchResult {
     Verifier::commit(RuntimeOrigin::signed(who), id, commitment(id, &who, &outcome, &SALT))
 }
 
-fn reveal(who: u64, id: u64, outcome: Outcome) -> polkadot_sdk::sp_runtime::DispatchResult {
+pub(crate) fn reveal(who: u64, id: u64, outcome: Outcome) -> polkadot_sdk::sp_runtime::DispatchResult {
     Verifier::reveal(RuntimeOrigin::signed(who), id, outcome, SALT)
 }
 

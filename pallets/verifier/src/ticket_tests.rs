@@ -10,13 +10,13 @@ use polkadot_sdk::sp_runtime::{testing::TestSignature, BoundedVec, DispatchError
 
 type Records = pallet_agora_providers::Providers<Test>;
 
-fn result(byte: u8, tokens: u32) -> Outcome {
+pub(crate) fn result(byte: u8, tokens: u32) -> Outcome {
     Outcome { output_hash: [byte; 32], token_count: tokens }
 }
 
 /// `count` tickets of k providers bought by `CLIENT` (up to 1,000 prompt and output tokens at
 /// `PRICE`: at most 20 per provider) and drawn in the next block.
-fn drawn_tickets(k: u32, count: u32) -> Vec<TicketId> {
+pub(crate) fn drawn_tickets(k: u32, count: u32) -> Vec<TicketId> {
     let first = pallet_agora_escrow::NextTicketId::<Test>::get();
     let spec = TicketSpec {
         release: RELEASE,
@@ -32,12 +32,12 @@ fn drawn_tickets(k: u32, count: u32) -> Vec<TicketId> {
     (first..first + u64::from(count)).collect()
 }
 
-fn providers_of(ticket: TicketId) -> Vec<u64> {
+pub(crate) fn providers_of(ticket: TicketId) -> Vec<u64> {
     Tickets::<Test>::get(ticket).expect("the ticket exists").providers.to_vec()
 }
 
 /// A `Use` of `ticket` for a 500-token prompt.
-fn use_of(ticket: TicketId) -> TicketUse {
+pub(crate) fn use_of(ticket: TicketId) -> TicketUse {
     TicketUse {
         chain: Verifier::chain(),
         ticket,
@@ -51,7 +51,7 @@ fn use_of(ticket: TicketId) -> TicketUse {
 
 /// The bundle of `authorised`, signed by `CLIENT`, with each `(position, result)` signed by the
 /// ticket's provider at that position.
-fn bundle_of(authorised: TicketUse, results: &[(u8, Outcome)]) -> TicketBundleOf<Test> {
+pub(crate) fn bundle_of(authorised: TicketUse, results: &[(u8, Outcome)]) -> TicketBundleOf<Test> {
     let providers = if results.is_empty() { Vec::new() } else { providers_of(authorised.ticket) };
     let outcomes = results
         .iter()
@@ -69,15 +69,15 @@ fn bundle_of(authorised: TicketUse, results: &[(u8, Outcome)]) -> TicketBundleOf
     }
 }
 
-fn bundle(ticket: TicketId, results: &[(u8, Outcome)]) -> TicketBundleOf<Test> {
+pub(crate) fn bundle(ticket: TicketId, results: &[(u8, Outcome)]) -> TicketBundleOf<Test> {
     bundle_of(use_of(ticket), results)
 }
 
-fn settle(bundles: Vec<TicketBundleOf<Test>>) -> polkadot_sdk::sp_runtime::DispatchResult {
+pub(crate) fn settle(bundles: Vec<TicketBundleOf<Test>>) -> polkadot_sdk::sp_runtime::DispatchResult {
     Verifier::settle_tickets(RuntimeOrigin::signed(POOR_CLIENT), BoundedVec::truncate_from(bundles), 64, 0).map(|_| ()).map_err(|e| e.error)
 }
 
-fn stake(who: u64) -> u64 {
+pub(crate) fn stake(who: u64) -> u64 {
     Records::get(who).unwrap().stake
 }
 
@@ -115,7 +115,7 @@ fn a_majority_pays_its_signers_slashes_a_signed_dissent_and_refunds_the_rest() {
     });
 }
 
-fn frame_system_events() -> Vec<RuntimeEvent> {
+pub(crate) fn frame_system_events() -> Vec<RuntimeEvent> {
     System::events().into_iter().map(|r| r.event).collect()
 }
 

@@ -52,6 +52,8 @@ pub trait WeightInfo {
 	fn ticket_dissent() -> Weight;
 	fn claim_ticket_outcome() -> Weight;
 	fn seal_receipts(n: u32, ) -> Weight;
+	fn fall_back_ticket() -> Weight;
+	fn prove_equivocation() -> Weight;
 }
 
 /// Weights measured for this pallet, with the runtime's database weights.
@@ -356,6 +358,24 @@ impl<T: polkadot_sdk::frame_system::Config> WeightInfo for SubstrateWeight<T> {
 			.saturating_add(T::DbWeight::get().reads(1))
 			.saturating_add(T::DbWeight::get().writes(2))
 	}
+	/// Not measured yet (`scripts/bench verifier` replaces it from the `fall_back_ticket`
+	/// benchmark): the ticket, the genesis hash, one sr25519 check, the ledger entry, the move
+	/// of the escrow onto the buyer's hold (both accounts and the hold), a new request and its
+	/// origin, and each of up to 8 providers' record and one listing rewritten; the proof of
+	/// the largest of each with a trie path of about 1 KB.
+	fn fall_back_ticket() -> Weight {
+		Weight::from_parts(400_000_000, 100_000)
+			.saturating_add(T::DbWeight::get().reads(24))
+			.saturating_add(T::DbWeight::get().writes(23))
+	}
+	/// Not measured yet (`scripts/bench verifier` replaces it from the `prove_equivocation`
+	/// benchmark): the ticket or the request and its origin, the genesis hash, one sr25519
+	/// check, the provider's commitment and proof, or its ledger entry.
+	fn prove_equivocation() -> Weight {
+		Weight::from_parts(250_000_000, 12_000)
+			.saturating_add(T::DbWeight::get().reads(5))
+			.saturating_add(T::DbWeight::get().writes(2))
+	}
 }
 
 /// The same weights with RocksDB's database weights, for tests and mocks.
@@ -461,6 +481,24 @@ impl WeightInfo for () {
 		Weight::from_parts(10_000_000, 600)
 			.saturating_add(Weight::from_parts(2_000_000, 0).saturating_mul(n.into()))
 			.saturating_add(RocksDbWeight::get().reads(1))
+			.saturating_add(RocksDbWeight::get().writes(2))
+	}
+	/// Not measured yet (`scripts/bench verifier` replaces it from the `fall_back_ticket`
+	/// benchmark): the ticket, the genesis hash, one sr25519 check, the ledger entry, the move
+	/// of the escrow onto the buyer's hold (both accounts and the hold), a new request and its
+	/// origin, and each of up to 8 providers' record and one listing rewritten; the proof of
+	/// the largest of each with a trie path of about 1 KB.
+	fn fall_back_ticket() -> Weight {
+		Weight::from_parts(400_000_000, 100_000)
+			.saturating_add(RocksDbWeight::get().reads(24))
+			.saturating_add(RocksDbWeight::get().writes(23))
+	}
+	/// Not measured yet (`scripts/bench verifier` replaces it from the `prove_equivocation`
+	/// benchmark): the ticket or the request and its origin, the genesis hash, one sr25519
+	/// check, the provider's commitment and proof, or its ledger entry.
+	fn prove_equivocation() -> Weight {
+		Weight::from_parts(250_000_000, 12_000)
+			.saturating_add(RocksDbWeight::get().reads(5))
 			.saturating_add(RocksDbWeight::get().writes(2))
 	}
 }

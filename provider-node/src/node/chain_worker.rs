@@ -38,6 +38,10 @@ impl Inner {
             for ids in news.drawn_tickets {
                 self.note_drawn(ids).await?;
             }
+            // Before the assignments: a fell-back ticket's request takes the result journaled.
+            for notice in &news.fell_back {
+                self.fell_back(notice).await?;
+            }
             for dispute in news.disputes.iter().filter(|d| d.verifiers.contains(&self.account)) {
                 self.drawn(dispute.request, dispute.verdict_deadline)?;
             }

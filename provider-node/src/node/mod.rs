@@ -82,6 +82,7 @@ struct Inner {
     pushed: Mutex<HashSet<RequestId>>,
     /// The escrow pallet's settle window, read the first time a ticket needs it.
     settle_window: tokio::sync::OnceCell<BlockNumber>,
+    fallback_grace: tokio::sync::OnceCell<BlockNumber>,
 }
 
 /// A running provider node.
@@ -183,6 +184,7 @@ impl Node {
             judging: tokio::sync::Mutex::new(()),
             pushed: Mutex::default(),
             settle_window: tokio::sync::OnceCell::new(),
+            fallback_grace: tokio::sync::OnceCell::new(),
             config,
         });
         // A dropped RPC answer (seen from chopsticks while a transaction was being watched) must

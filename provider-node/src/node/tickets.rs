@@ -2,10 +2,13 @@
 //! the chain worker read the draw), with no chain call on the way to the first token; the
 //! prompt is journaled before the acknowledgement and the result before the signed outcome.
 //! Afterwards the chain worker claims the share a settlement held for this provider, or expires
-//! a ticket nobody used for its reservation fee.
+//! a ticket nobody used for its reservation fee. A ticket it served that nobody settles from a
+//! bundle it falls back to commit–reveal after the grace past its expiry (a buyer who never
+//! settles still pays per token), and it proves a second `Use` its buyer signed.
 
 use super::*;
-use agora_chain_client::{Signature, SignedOutcome, Ticket};
+use agora_chain_client::{FellBackTicket, Signature, SignedOutcome, Ticket};
+use codec::{Decode, Encode};
 use super::serving::check_authorised;
 use crate::journal::JournalError;
 
@@ -107,8 +110,10 @@ impl Inner {
     }
 
     /// Moves one ticket job forward: a lost generation resumed; the share a settlement held for
-    /// this provider claimed with its signed outcome; a ticket past its settle window expired
-    /// (its reservation fee); a ticket gone from the chain closed.
+    /// this provider claimed with its signed outcome, or paid for by a proof that the buyer
+    /// signed another `Use` than the settled one; a ticket served and never settled fallen back
+    /// after the grace past its expiry; a ticket past its settle window expired (its
+    /// reservation fee); a ticket gone from the chain closed.
     pub(super) async fn step_ticket(self: &Arc<Self>, job: TicketJob, best: BlockNumber) -> anyhow::Result<()> {
         let id = job.ticket;
         let ticket = self.chain.ticket(id).await?;
@@ -121,20 +126,30 @@ impl Inner {
             Some(_) if past_window => self.expire(id).await?,
             Some(TicketStatus::Settled(settlement)) if settlement.open & (1 << job.position) != 0 => {
                 let served = job.authorised.as_ref().is_some_and(|a| a.hash() == settlement.use_hash);
+                if job.authorised.is_some() && !served {
+                    // The buyer signed two `Use`s and settled the other one without this provider.
+                    self.prove_equivocation(&job, None).await?;
+                    return Ok(self.journal.close_ticket(id)?);
+                }
                 if job.state == TicketState::PromptReceived && served {
                     // Settled while this provider's generation was lost: finish it, claim next pass.
                     return self.resume(jobs::Job::Ticket(job));
                 }
                 let claimable = job.state == TicketState::Generated && job.outcome.as_ref().is_some_and(|o| same_outcome(o, &settlement.winning));
                 if !(claimable && served) {
-                    // Not the winner, or another Use than the one served: a claim would be
-                    // slashed or refused. The reservation fee comes at expiry.
+                    // Not served, or not the winner (a claim would be slashed): the reservation
+                    // fee comes at expiry.
                     return Ok(());
                 }
                 self.claim(&job, &settlement.use_hash).await?;
             },
             Some(TicketStatus::Settled(_)) => {},
             Some(TicketStatus::Drawn) if job.state == TicketState::PromptReceived => return self.resume(jobs::Job::Ticket(job)),
+            Some(TicketStatus::Drawn) if job.state == TicketState::Generated && best + 1 > job.expires_at + self.fallback_grace().await? => {
+                // Served and never settled: the outcome goes on-chain through commit–reveal.
+                // The request's job is journaled when this node reads the fallback's block.
+                return self.fall_back(&job).await;
+            },
             Some(_) => return Ok(()),
         }
         Ok(self.journal.close_ticket(id)?)
@@ -153,6 +168,71 @@ impl Inner {
             Err(e) if e.is_rejected(Rejection::Verifier(VerifierError::NotOpen)) => Ok(()),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The buyer's signed `Use` this job served, as the chain's types encode it.
+    fn served_use(job: &TicketJob) -> anyhow::Result<(agora_chain_client::TicketUse, Signature)> {
+        let (Some(authorised), Some(signature)) = (&job.authorised, job.buyer_signature) else {
+            bail!("journal lost the Use of ticket {}", job.ticket)
+        };
+        let authorised = agora_chain_client::TicketUse::decode(&mut &authorised.encode()[..])?;
+        Ok((authorised, Signature::Sr25519(signature)))
+    }
+
+    async fn fall_back(&self, job: &TicketJob) -> anyhow::Result<()> {
+        let (authorised, signature) = Self::served_use(job)?;
+        match self.chain.fall_back_ticket(authorised, signature, &self.signer).await {
+            Ok(request) => Ok(tracing::info!(ticket = job.ticket, request, "nobody settled a ticket served: fell it back to commit-reveal")),
+            // Settled, fallen back or expired meanwhile: the next pass sees which.
+            Err(e) if e.rejection().is_some() => Ok(tracing::info!(ticket = job.ticket, error = %e, "the ticket did not fall back")),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn prove_equivocation(&self, job: &TicketJob, request: Option<RequestId>) -> anyhow::Result<()> {
+        let (authorised, signature) = Self::served_use(job)?;
+        match self.chain.prove_equivocation(authorised, signature, request, &self.signer).await {
+            Ok(()) => Ok(tracing::warn!(ticket = job.ticket, "the buyer signed two Uses of a ticket: paid the most this one could earn")),
+            Err(e) if e.rejection().is_some() => Ok(tracing::warn!(ticket = job.ticket, error = %e, "could not prove the buyer's second Use")),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A ticket fell back to commit–reveal as `notice.request`. If this node served its `Use`,
+    /// the result it journaled becomes the request's job, committed, revealed and settled as
+    /// any; if it served another `Use` of the ticket, it proves the buyer's equivocation
+    /// instead. A ticket it never served is a job like any assignment (its record comes from
+    /// the `RequestAssigned` event beside this one).
+    pub(super) async fn fell_back(&self, notice: &FellBackTicket) -> anyhow::Result<()> {
+        let Some(job) = self.journal.ticket(notice.ticket)? else { return Ok(()) };
+        if job.authorised.is_none() || self.journal.get(notice.request)?.is_some() {
+            return Ok(());
+        }
+        if job.authorised.as_ref().is_some_and(|a| a.hash() != notice.use_hash) {
+            self.prove_equivocation(&job, Some(notice.request)).await?;
+            return Ok(self.journal.close_ticket(notice.ticket)?);
+        }
+        let (Some(output), Some(outcome)) = (job.output.clone(), job.outcome) else {
+            // Its generation was lost before the fallback: nothing to commit to.
+            return Ok(tracing::warn!(ticket = notice.ticket, request = notice.request, "a ticket fell back before its result was journaled"));
+        };
+        let Some(request) = self.chain.request(notice.request).await? else { return Ok(()) };
+        let mut record = self.record_from_chain(notice.request, &request);
+        let mut salt = [0u8; 32];
+        rand::rng().fill_bytes(&mut salt);
+        record.commitment = Some(commitment(notice.request, &self.account.0, &outcome, &salt));
+        record.salt = Some(salt);
+        record.state = JobState::Generated;
+        (record.prompt, record.output, record.outcome, record.stop) = (job.prompt.clone(), Some(output), Some(outcome), job.stop);
+        self.journal.put(&record)?;
+        tracing::info!(ticket = notice.ticket, request = notice.request, "the ticket fell back: committing the result journaled for it");
+        Ok(self.journal.close_ticket(notice.ticket)?)
+    }
+
+    /// The escrow pallet's grace after a ticket's expiry before anyone but its buyer may fall
+    /// it back, read once.
+    async fn fallback_grace(&self) -> anyhow::Result<BlockNumber> {
+        Ok(*self.fallback_grace.get_or_try_init(|| self.chain.ticket_fallback_grace()).await?)
     }
 
     async fn expire(&self, id: TicketId) -> anyhow::Result<()> {
