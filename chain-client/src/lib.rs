@@ -256,6 +256,13 @@ impl ChainClient {
         self.lookup(agora::storage().verifier().disputes(), (request,)).await
     }
 
+    /// The ticket `request` fell back from and `H(Use)` it runs, if a ticket fell back to it:
+    /// its outputs were generated with the ticket's sampling seed.
+    pub async fn ticket_origin(&self, request: u64) -> Result<Option<(u64, [u8; 32])>, Error> {
+        let origin = self.lookup(agora::storage().escrow().fell_back(), (request,)).await?;
+        Ok(origin.map(|o| (o.ticket, o.use_hash)))
+    }
+
     /// How `request`'s dispute ended, once it has.
     pub async fn resolution(&self, request: u64) -> Result<Option<Resolution>, Error> {
         self.lookup(agora::storage().verifier().resolutions(), (request,)).await

@@ -160,6 +160,11 @@ impl Inner {
         let request = self.chain.request(id).await?.ok_or_else(|| anyhow!("the disputed request {id} is gone"))?;
         let challenged = matches!(dispute.kind, types::DisputeKind::Challenge { .. });
         let p = &request.params;
+        // A request a ticket fell back to was generated with the ticket's seed.
+        let seed = match self.chain.ticket_origin(id).await? {
+            Some((ticket, _)) => agora_primitives::ticket_sampling_seed(ticket),
+            None => sampling_seed(id),
+        };
         let mut verdicts = Vec::with_capacity(dispute.outcomes.0.len());
         for disputed in &dispute.outcomes.0 {
             let outcome = outcome_of(disputed);
@@ -171,7 +176,7 @@ impl Inner {
                         output,
                         max_output_tokens: p.max_output_tokens,
                         sampling: super::serving::sampling(&p.sampling),
-                        seed: sampling_seed(id),
+                        seed,
                     };
                     let node = self.clone();
                     match tokio::task::spawn_blocking(move || rescore(&node.engine, &claim)).await? {
