@@ -52,9 +52,14 @@ impl<T: Config> Pallet<T> {
 
     /// `ReservationShare` of what `provider` would have earned at its fixed price for the
     /// request's whole output: within its share of the escrow.
-    pub(crate) fn reservation_fee(r: &RequestOf<T>, (price_in, price_out): (BalanceOf<T>, BalanceOf<T>)) -> BalanceOf<T> {
-        let full = pricing::cost(r.params.prompt_tokens, price_in, r.params.max_output_tokens, price_out).unwrap_or_else(Zero::zero);
-        T::ReservationShare::get() * full
+    pub(crate) fn reservation_fee(r: &RequestOf<T>, prices: (BalanceOf<T>, BalanceOf<T>)) -> BalanceOf<T> {
+        T::ReservationShare::get() * Self::most_pay(r, prices)
+    }
+
+    /// What a provider at `prices` would earn for the request's whole output: what one its
+    /// buyer made serve another `Use` of the ticket is paid.
+    pub(crate) fn most_pay(r: &RequestOf<T>, (price_in, price_out): (BalanceOf<T>, BalanceOf<T>)) -> BalanceOf<T> {
+        pricing::cost(r.params.prompt_tokens, price_in, r.params.max_output_tokens, price_out).unwrap_or_else(Zero::zero)
     }
 
     /// Acknowledgements exist only for requests still open, from their providers.

@@ -18,12 +18,11 @@
 //! used loses nothing.
 
 use super::*;
-use agora_primitives::{pricing, RequestId, RequestStatus, TicketStatus, TicketUse};
-use pallet_agora_escrow::{types::TicketOrigin, FellBack, Requests, Tickets};
-use pallet_agora_providers::BalanceOf;
+use agora_primitives::{RequestId, RequestStatus, TicketStatus, TicketUse};
+use pallet_agora_escrow::{FellBack, Requests, Tickets};
 use polkadot_sdk::frame_support::{ensure, pallet_prelude::*};
 use polkadot_sdk::frame_system;
-use polkadot_sdk::sp_runtime::traits::{Saturating, Verify, Zero};
+use polkadot_sdk::sp_runtime::traits::Verify;
 
 type Escrow<T> = pallet_agora_escrow::Pallet<T>;
 
@@ -42,11 +41,6 @@ impl<T: Config> Pallet<T> {
         ensure!(ticket.spec.admits(&authorised), Error::<T>::UseExceedsTicket);
         ensure!(buyer_signature.verify(&authorised.signing_payload()[..], &ticket.buyer), Error::<T>::BadUseSignature);
         Escrow::<T>::fall_back_ticket(id, &caller, &authorised)
-    }
-
-    /// The ticket a request fell back from, and the `Use` it runs.
-    pub fn ticket_origin(request: RequestId) -> Option<TicketOrigin> {
-        FellBack::<T>::get(request)
     }
 
     /// Pays `provider` for having served `authorised`, a `Use` of its ticket the buyer signed
@@ -82,31 +76,18 @@ impl<T: Config> Pallet<T> {
 
     fn equivocated_settlement(provider: T::AccountId, authorised: TicketUse, buyer_signature: T::OffchainSignature) -> DispatchResult {
         let id = authorised.ticket;
-        let mut ticket = Escrow::<T>::take_settleable_ticket(id)?;
-        let TicketStatus::Settled(mut settlement) = ticket.status else { return Err(Error::<T>::NotSettled.into()) };
+        let ticket = Escrow::<T>::take_settleable_ticket(id)?;
+        let TicketStatus::Settled(settlement) = ticket.status else { return Err(Error::<T>::NotSettled.into()) };
         ensure!(settlement.use_hash != authorised.hash(), Error::<T>::NotEquivocation);
         ensure!(buyer_signature.verify(&authorised.signing_payload()[..], &ticket.buyer), Error::<T>::BadUseSignature);
         let position = ticket.providers.iter().position(|p| *p == provider).ok_or(Error::<T>::NotTicketProvider)?;
         ensure!(settlement.open & (1 << position) != 0, Error::<T>::NotOpen);
-        let (price_in, price_out) = ticket.prices.get(position).copied().ok_or(Error::<T>::NotTicketProvider)?;
-        let share = pricing::cost(settlement.prompt_tokens, price_in, settlement.max_output_tokens, price_out)
-            .unwrap_or_default()
-            .min(ticket.escrow);
+        let prices = ticket.prices.get(position).copied().ok_or(Error::<T>::NotTicketProvider)?;
+        let share = Self::held_share(&settlement, prices, ticket.escrow);
         Escrow::<T>::credit(&provider, share);
         Self::deposit_event(Event::Equivocation { ticket: id, provider, paid: Some(share) });
-        settlement.open &= !(1 << position);
-        ticket.escrow = ticket.escrow.saturating_sub(share);
-        if settlement.open != 0 {
-            ticket.status = TicketStatus::Settled(settlement);
-            Escrow::<T>::hold_ticket(id, ticket);
-        }
+        Self::close_position(id, ticket, settlement, position, share);
         Ok(())
-    }
-
-    /// What a provider of a fell-back request proven to have served another `Use` is paid at
-    /// settlement: the most it could have earned under the request's.
-    pub(crate) fn equivocation_pay(r: &pallet_agora_escrow::RequestOf<T>, (price_in, price_out): (BalanceOf<T>, BalanceOf<T>)) -> BalanceOf<T> {
-        pricing::cost(r.params.prompt_tokens, price_in, r.params.max_output_tokens, price_out).unwrap_or_else(Zero::zero)
     }
 
     /// An equivocation is proven only for an open request a ticket fell back to, by one of its

@@ -197,7 +197,7 @@ impl<T: Config> Pallet<T> {
                 Some((_, None)) => continue,
                 // Its buyer made it serve another `Use`: paid its most, as a reservation.
                 None if Equivocated::<T>::contains_key(request, provider) => {
-                    let due = Self::equivocation_pay(r, (*price_in, *price_out));
+                    let due = Self::most_pay(r, (*price_in, *price_out));
                     if !due.is_zero() {
                         Escrow::<T>::pay(request, provider, due)?;
                     }

@@ -246,8 +246,8 @@ impl<T: Config> Pallet<T> {
     /// for it, another is slashed; the rest of the share goes back to the buyer. Returns the
     /// listings rewritten beyond the provider's first.
     pub(crate) fn do_claim_outcome(id: TicketId, claimed: SignedOutcome<T::OffchainSignature>) -> Result<u32, DispatchError> {
-        let mut ticket = Escrow::<T>::take_settleable_ticket(id)?;
-        let TicketStatus::Settled(mut settlement) = ticket.status else { return Err(Error::<T>::NotSettled.into()) };
+        let ticket = Escrow::<T>::take_settleable_ticket(id)?;
+        let TicketStatus::Settled(settlement) = ticket.status else { return Err(Error::<T>::NotSettled.into()) };
         let position = claimed.provider as usize;
         let (Some(who), Some((price_in, price_out))) = (ticket.providers.get(position), ticket.prices.get(position)) else {
             return Err(Error::<T>::NotTicketProvider.into());
@@ -257,9 +257,7 @@ impl<T: Config> Pallet<T> {
         ensure!(outcome.token_count <= settlement.max_output_tokens, Error::<T>::TooManyTokens);
         let payload = agora_primitives::tickets::outcome_payload(id, &settlement.use_hash, &outcome);
         ensure!(claimed.signature.verify(&payload[..], who), Error::<T>::BadOutcomeSignature);
-        let share = pricing::cost(settlement.prompt_tokens, *price_in, settlement.max_output_tokens, *price_out)
-            .unwrap_or_default()
-            .min(ticket.escrow);
+        let share = Self::held_share(&settlement, (*price_in, *price_out), ticket.escrow);
         let (paid, slashed, relisted) = if outcome == settlement.winning {
             let due = pricing::cost(settlement.prompt_tokens, *price_in, outcome.token_count, *price_out).unwrap_or_default().min(share);
             Escrow::<T>::credit(who, due);
@@ -272,12 +270,24 @@ impl<T: Config> Pallet<T> {
         };
         Escrow::<T>::credit(&ticket.buyer, share.saturating_sub(paid));
         Self::deposit_event(Event::TicketOutcomeClaimed { ticket: id, provider: who.clone(), outcome, paid, slashed });
+        Self::close_position(id, ticket, settlement, position, share);
+        Ok(relisted)
+    }
+
+    /// The most a provider at `prices` could earn under a settlement's `Use`: the share held
+    /// for it, within what the ticket still holds.
+    pub(crate) fn held_share(settlement: &Settlement, (price_in, price_out): (BalanceOf<T>, BalanceOf<T>), escrow: BalanceOf<T>) -> BalanceOf<T> {
+        pricing::cost(settlement.prompt_tokens, price_in, settlement.max_output_tokens, price_out).unwrap_or_default().min(escrow)
+    }
+
+    /// Closes `position` of a settled ticket whose `share` was paid out, and puts the ticket
+    /// back only while another position is still open.
+    pub(crate) fn close_position(id: TicketId, mut ticket: pallet_agora_escrow::TicketOf<T>, mut settlement: Settlement, position: usize, share: BalanceOf<T>) {
         settlement.open &= !(1 << position);
         ticket.escrow = ticket.escrow.saturating_sub(share);
         if settlement.open != 0 {
             ticket.status = TicketStatus::Settled(settlement);
             Escrow::<T>::hold_ticket(id, ticket);
         }
-        Ok(relisted)
     }
 }
