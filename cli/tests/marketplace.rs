@@ -131,7 +131,7 @@ async fn a_k3_request_is_answered_paid_and_verified_bad_input_costs_nothing_and_
     let base = format!("http://{}/v1", listener.local_addr().unwrap());
     let config = agora_client::gateway::GatewayConfig { commit_blocks: 10, ..Default::default() };
     let _gateway = tokio::spawn(agora_client::gateway::serve(listener, client.clone(), config));
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/openai_client.py");
+    let script = agora_fixtures::workspace_root().join("cli/tests/openai_client.py");
     let output = tokio::process::Command::new("python3").arg(script).arg(&base).arg("smollm2-135m-instruct").output().await.unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "the openai client failed (pip install openai==3.54.0?):\n{stderr}");
@@ -154,7 +154,7 @@ async fn a_k3_request_is_answered_paid_and_verified_bad_input_costs_nothing_and_
     // provider offered one job, and a busy provider is not drawn). Eight at once now all get
     // the answer, each as its own request: providers offer every job their engine takes at
     // once, and a call waits for capacity instead of failing.
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/openai_concurrent.py");
+    let script = agora_fixtures::workspace_root().join("cli/tests/openai_concurrent.py");
     let output = tokio::process::Command::new("python3").arg(script).arg(&base).arg("smollm2-135m-instruct").arg("8").output().await.unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let batch: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
@@ -375,7 +375,7 @@ async fn pooled_tickets_answer_verified_from_signed_outcomes_and_settle_in_batch
     let tickets = Some(agora_client::PoolConfig { batch: 8, max_prompt_tokens: 48, refill: true });
     let config = agora_client::gateway::GatewayConfig { max_tokens_limit: 16, tickets, ..Default::default() };
     let _gateway = tokio::spawn(agora_client::gateway::serve(listener, client.clone(), config));
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/openai_concurrent.py");
+    let script = agora_fixtures::workspace_root().join("cli/tests/openai_concurrent.py");
     let output = tokio::process::Command::new("python3").arg(script).arg(&base).arg("smollm2-135m-instruct").arg("8").output().await.unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let batch: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();

@@ -7,7 +7,6 @@ use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaModel};
 use llama_cpp_2::token::LlamaToken;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
-use std::path::Path;
 use std::sync::OnceLock;
 
 struct Both {
@@ -18,7 +17,7 @@ struct Both {
 fn both() -> &'static Both {
     static BOTH: OnceLock<Both> = OnceLock::new();
     BOTH.get_or_init(|| {
-        let path = fetch_smollm2(Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()).unwrap();
+        let path = fetch_smollm2(agora_fixtures::workspace_root()).unwrap();
         let llama = LlamaModel::load_from_file(agora_engine::backend().unwrap(), &path, &LlamaModelParams::default().with_vocab_only(true)).unwrap();
         let ours = Tokenizer::load(&path, &smollm2_sha256(), Progress::Hidden).unwrap();
         Both { llama, ours }
@@ -66,7 +65,7 @@ const HAND_PICKED: &[&str] = &[
 
 fn corpus() -> Vec<String> {
     let mut texts: Vec<String> = HAND_PICKED.iter().map(|s| s.to_string()).collect();
-    let prompts = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../cli/data/routing-prompts.txt")).unwrap();
+    let prompts = std::fs::read_to_string(agora_fixtures::workspace_root().join("cli/data/routing-prompts.txt")).unwrap();
     texts.extend(prompts.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')).map(str::to_string));
     // Random strings over an alphabet of every class the splitter distinguishes.
     let alphabet: Vec<char> = "aZ09 \n\t\r'.,!?-_/é中٣Ⅳ🙂\u{301}\u{a0}<|>sdtmlrev".chars().collect();

@@ -8,7 +8,7 @@ use agora_engine::{Engine, EngineConfig, EngineError, GenerateRequest, Progress}
 use agora_primitives::wire::StopReason;
 use agora_primitives::{sampling_seed, SamplingParams};
 use agora_verifier::rescore::{rescore, Broken, Claim, Claimed, RescoreError};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 const MAX_TOKENS: u32 = 40;
@@ -18,7 +18,7 @@ const HOT: SamplingParams = SamplingParams { temperature_milli: 1000, top_k: 0, 
 
 fn smollm2() -> &'static PathBuf {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| models::fetch_smollm2(Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()).unwrap())
+    PATH.get_or_init(|| models::fetch_smollm2(agora_fixtures::workspace_root()).unwrap())
 }
 
 fn engine(threads: usize) -> Engine {

@@ -27,7 +27,7 @@ pub const N_CTX: u32 = 2048;
 pub const N_BATCH: u32 = 512;
 
 pub fn workspace_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
+    agora_fixtures::workspace_root()
 }
 
 pub fn smollm2() -> &'static PathBuf {
