@@ -241,6 +241,12 @@ impl ChainClient {
         self.lookup(agora::storage().verifier().commitments(), (request, provider.clone())).await
     }
 
+    /// Whether `provider` of the fell-back `request` was proven to have served another `Use`
+    /// of its ticket: it never commits, and the reveals need not wait for it.
+    pub async fn equivocated(&self, request: u64, provider: &AccountId) -> Result<bool, Error> {
+        Ok(self.lookup(agora::storage().verifier().equivocated(), (request, provider.clone())).await?.is_some())
+    }
+
     /// The outcome `provider` revealed for `request`, if any.
     pub async fn reveal(&self, request: u64, provider: &AccountId) -> Result<Option<types::Outcome>, Error> {
         self.lookup(agora::storage().verifier().reveals(), (request, provider.clone())).await

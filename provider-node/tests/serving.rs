@@ -275,19 +275,9 @@ async fn a_withheld_prompt_slashes_nobody_and_the_providers_close_it_for_their_f
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ticket_serves_its_buyers_one_use_and_a_left_out_provider_claims_its_share() {
     let _serial = serial();
-    let (chain_guard, chain) = agora_e2e::start_chain("serve-tickets").await.unwrap();
-    publish_smollm2(&chain).await;
-    let root = tempfile::tempdir().unwrap();
-    let price = 2 * UNIT / 1000;
-    let providers: Vec<Provider> = [("bob", "//Bob"), ("charlie", "//Charlie"), ("dave", "//Dave")]
-        .into_iter()
-        .map(|(name, uri)| Provider::start(&chain_guard.ws_url(), root.path(), name, uri, price))
-        .collect();
-    let profile = wait_online(&chain, &providers[0]).await.manifest.offers.0[0].runtime_profile;
-    for p in &providers[1..] {
-        wait_online(&chain, p).await;
-    }
-    let (id, ticket) = drawn_tickets(&chain, profile, 3, 8, 1).await.remove(0);
+    let drawn = DrawnTicket::start("serve-tickets").await;
+    let DrawnTicket { chain, ticket, providers, .. } = &drawn;
+    let id = drawn.id;
     let eve = demo::Actors::dev().client;
     let prompt = local_engine().tokenize("Name a large ocean:", false);
     let (net, intruder) = (client_network().await, client_network().await);
@@ -464,4 +454,126 @@ async fn a_provider_is_found_in_the_dht_shuts_down_gracefully_and_leaves() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("StillLocked"), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(chain.provider(&bob.account()).await.unwrap().unwrap().stake, record.stake, "the stake stays held");
+}
+
+/// Issue 13: a ticket its buyer never settles falls back to commit–reveal. After the grace past
+/// the ticket's expiry the providers' own nodes fall it back, commit and reveal the results
+/// they journaled when they served it, settle, and are paid per token into their ledger
+/// entries (not just a reservation fee); one that acknowledged the buyer's `Use` and then went
+/// silent (killed after serving, never restarted) is slashed as a no-show on that
+/// acknowledgement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ticket_nobody_settles_falls_back_pays_who_answered_and_slashes_who_went_silent() {
+    let _serial = serial();
+    let DrawnTicket { _chain_guard, chain, _root, mut providers, id, ticket, price } = DrawnTicket::start("serve-fallback").await;
+    let eve = demo::Actors::dev().client;
+    let prompt = local_engine().tokenize("The capital of France is", false);
+    let net = client_network().await;
+    let request = ticket_request_by(&eve, chain.genesis_hash(), id, &prompt, 8, &net);
+    let expected = expected_greedy(&prompt, 8).await;
+    let (mut acks, mut counted) = (Vec::new(), 0);
+    for provider in &ticket.providers.0 {
+        let frames = send_ticket(&net, &chain, provider, &request).await;
+        let (tokens, end) = tokens_and_end(&frames);
+        assert_eq!(tokens, expected, "{frames:?}");
+        let Some(InferFrame::Accepted { signature }) = frames.first() else { panic!("{frames:?}") };
+        let Some(InferFrame::Done { token_count, .. }) = end else { panic!("{frames:?}") };
+        acks.push(*signature);
+        counted = token_count;
+    }
+    let silent = ticket.providers.0[2].clone();
+    providers.iter_mut().find(|p| p.account() == silent).unwrap().kill();
+    let answering: Vec<_> = ticket.providers.0[..2].to_vec();
+    let ledger_before = futures::future::join_all(answering.iter().map(|p| chain.ledger_balance(p))).await;
+
+    // Nobody settles. Only the providers' nodes act from here on, once the grace has passed.
+    let grace = chain.ticket_fallback_grace().await.unwrap();
+    let open_to_all = ticket.expires_at + grace;
+    let best = chain.best_block_number().await.unwrap();
+    let started = std::time::Instant::now();
+    chain.new_blocks(open_to_all - best).await.unwrap();
+    eprintln!("{} blocks to the end of the grace in {:.1} s", open_to_all - best, started.elapsed().as_secs_f64());
+    let living: Vec<&Provider> = providers.iter().filter(|p| p.account() != silent).collect();
+    let fell_back = wait_fallback(&chain, id, open_to_all, &living).await;
+    let assigned = chain.request(fell_back).await.unwrap().expect("the fallback's request");
+    assert_eq!(assigned.providers.0, ticket.providers.0, "the ticket's providers, in its order");
+    assert_eq!(assigned.client, demo::account(&eve));
+    // The buyer holds the silent provider's acknowledgement of its ticket's `Use`.
+    chain.prove_ack(fell_back, &silent, net.peer_id().to_bytes(), acks[2], &eve).await.unwrap();
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(240);
+    let receipt = loop {
+        if let Some(receipt) = chain.receipt(fell_back).await.unwrap() {
+            break receipt;
+        }
+        let logs = || living.iter().map(|p| p.log()).collect::<Vec<_>>().join("\n");
+        assert!(std::time::Instant::now() < deadline, "the fallback never settled:\n{}", logs());
+        chain.new_blocks(1).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    };
+    eprintln!("fallen back and settled {:.1} s after the grace began", started.elapsed().as_secs_f64());
+    let mut paid: Vec<_> = receipt.paid.0.iter().map(|(who, _)| who.clone()).collect();
+    paid.sort();
+    let mut expected_paid = answering.clone();
+    expected_paid.sort();
+    assert_eq!(paid, expected_paid, "{receipt:?}");
+    let per_token = (price * (prompt.len() as u128 + u128::from(counted))).div_ceil(1000);
+    for (who, amount) in &receipt.paid.0 {
+        assert_eq!(*amount, per_token, "{who}: paid per token, not a reservation fee");
+    }
+    assert!(matches!(&receipt.slashed.0[..], [(who, _, types::JobOutcome::NoShow)] if *who == silent), "{receipt:?}");
+    let ledger_after = futures::future::join_all(answering.iter().map(|p| chain.ledger_balance(p))).await;
+    for ((before, after), who) in ledger_before.into_iter().zip(ledger_after).zip(&answering) {
+        assert_eq!(after.unwrap(), before.unwrap() + per_token, "{who} is paid into its ledger entry");
+    }
+    assert!(chain.ticket(id).await.unwrap().map_or(true, |t| t.status != agora_chain_client::TicketStatus::Drawn), "the ticket is spent");
+}
+
+/// Bob, Charlie and Dave serving the dev release on a fresh dev chain named `name`, and one
+/// ticket of Eve's (k = 3, outputs up to 8 tokens) drawn to them.
+struct DrawnTicket {
+    _chain_guard: agora_e2e::TestChain,
+    chain: agora_chain_client::ChainClient,
+    _root: tempfile::TempDir,
+    providers: Vec<Provider>,
+    id: u64,
+    ticket: agora_chain_client::Ticket,
+    price: u128,
+}
+
+impl DrawnTicket {
+    async fn start(name: &str) -> Self {
+        let (chain_guard, chain) = agora_e2e::start_chain(name).await.unwrap();
+        publish_smollm2(&chain).await;
+        let root = tempfile::tempdir().unwrap();
+        let price = 2 * UNIT / 1000;
+        let providers: Vec<Provider> = [("bob", "//Bob"), ("charlie", "//Charlie"), ("dave", "//Dave")]
+            .into_iter()
+            .map(|(name, uri)| Provider::start(&chain_guard.ws_url(), root.path(), name, uri, price))
+            .collect();
+        let profile = wait_online(&chain, &providers[0]).await.manifest.offers.0[0].runtime_profile;
+        for p in &providers[1..] {
+            wait_online(&chain, p).await;
+        }
+        let (id, ticket) = drawn_tickets(&chain, profile, 3, 8, 1).await.remove(0);
+        Self { _chain_guard: chain_guard, chain, _root: root, providers, id, ticket, price }
+    }
+}
+
+/// The request ticket `ticket` fell back to, read from the blocks from `from` on.
+async fn wait_fallback(chain: &agora_chain_client::ChainClient, ticket: u64, from: u32, providers: &[&Provider]) -> u64 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let mut next = from;
+    loop {
+        let best = chain.best_block_number().await.unwrap();
+        while next <= best {
+            if let Some(notice) = chain.block_news(next).await.unwrap().fell_back.into_iter().find(|f| f.ticket == ticket) {
+                return notice.request;
+            }
+            next += 1;
+        }
+        let logs = || providers.iter().map(|p| p.log()).collect::<Vec<_>>().join("\n");
+        assert!(std::time::Instant::now() < deadline, "no node fell ticket {ticket} back:\n{}", logs());
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
 }

@@ -86,9 +86,11 @@ impl Inner {
         Ok(())
     }
 
+    /// Whether every provider of `request` has committed, or (a fell-back ticket's) was proven
+    /// to have served another `Use` and so never will: the reveals may start before the deadline.
     pub(super) async fn all_committed(&self, request: &agora_chain_client::Request, id: RequestId) -> anyhow::Result<bool> {
         for provider in &request.providers.0 {
-            if self.chain.commitment(id, provider).await?.is_none() {
+            if self.chain.commitment(id, provider).await?.is_none() && !self.chain.equivocated(id, provider).await? {
                 return Ok(false);
             }
         }
