@@ -89,6 +89,49 @@ async fn verifiers_settle_a_split_vote_refuse_a_false_challenge_and_catch_an_aud
     let counted = |kind: &str, n: u32| metrics.contains(&format!("agora_provider_verdicts_total{{kind=\"{kind}\"}} {n}"));
     assert!(counted("accepted", 1) && counted("rejected", 2), "{metrics}");
 
+    let runs = root.path().join("runs");
+    let agora = |args: &[&str]| {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_agora"));
+        command.args(args).args(["--chain-url", &url, "--json"]).arg("--gguf").arg(smollm2()).arg("--runs-dir").arg(&runs);
+        let args = args.join(" ");
+        async move {
+            let output = command.output().await.unwrap();
+            assert!(output.status.success(), "agora {args} failed:\n{}", String::from_utf8_lossy(&output.stderr));
+            serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()
+        }
+    };
+
+    // The same split on a ticket (`agora run --tickets`): no strict majority of signed
+    // outcomes, so the buyer falls the ticket back to commit–reveal at once. The providers'
+    // nodes commit and reveal the results they journaled when they served it, the tally's split
+    // goes to Ferdie (who re-scores with the ticket's sampling seed), and the answer comes back
+    // verified by its verdict, Bob paid, the two liars slashed.
+    // The split's slash took Charlie's stake under the minimum, out of the draw, until its node
+    // tops it up.
+    let topped_up = std::time::Instant::now() + Duration::from_secs(60);
+    while chain.provider(&charlie).await.unwrap().unwrap().stake < 100 * UNIT {
+        assert!(std::time::Instant::now() < topped_up, "Charlie never topped its stake up:\n{}", providers[1].log());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let max_price = (1_000 * UNIT).to_string();
+    let ran = agora(&["run", "--model", "smollm2-135m-instruct", "-k", "3", "--max-price", &max_price, "--max-tokens", "8", "--tickets", prompt]).await;
+    assert_eq!((ran["verified"].clone(), ran["agreeing"].clone()), (true.into(), 1.into()), "{ran}");
+    let bobs = ran["providers"].as_array().unwrap().iter().find(|p| p["provider"] == bob.to_string()).expect("Bob answered");
+    assert_eq!(ran["output_hash"], bobs["output_hash"], "the answer is Bob's: {ran}");
+    let fell_back = &ran["dispute"];
+    assert_eq!(fell_back["cause"], DisputeCause::SplitVote.name(), "{ran}");
+    let accepted: Vec<_> = fell_back["decided"].as_array().unwrap().iter().filter(|d| d["accepted"] == true).map(|d| d["output_hash"].clone()).collect();
+    assert_eq!((accepted.len(), fell_back["decided"].as_array().unwrap().len()), (1, 3), "{ran}");
+    assert_eq!(accepted[0], bobs["output_hash"], "{ran}");
+    let request = fell_back["request"].as_u64().unwrap();
+    let (ticket, _) = chain.ticket_origin(request).await.unwrap().expect("a ticket's fallback");
+    assert_eq!(ticket, ran["ticket"].as_u64().unwrap());
+    let receipt = chain.receipt(request).await.unwrap().expect("settled by the verdict");
+    assert_eq!(receipt.paid.0.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>(), vec![bob.clone()]);
+    let mut slashed: Vec<_> = receipt.slashed.0.iter().map(|(p, _, why)| (p.to_string(), why == &types::JobOutcome::Wrong)).collect();
+    slashed.sort();
+    assert_eq!(slashed, liars, "both liars slashed through the fallback");
+
     // Dave leaves; Bob alone serves cheap k = 1 requests (audited 5 % of the time: then again).
     providers[2].terminate(Duration::from_secs(60));
     let settle_one = || async {
@@ -128,17 +171,6 @@ async fn verifiers_settle_a_split_vote_refuse_a_false_challenge_and_catch_an_aud
 
     // The same from the command line: `agora run -k 1` keeps the answer and `agora challenge`
     // (of the last run kept) brings it to Ferdie, who accepts it.
-    let runs = root.path().join("runs");
-    let agora = |args: &[&str]| {
-        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_agora"));
-        command.args(args).args(["--chain-url", &url, "--json"]).arg("--gguf").arg(smollm2()).arg("--runs-dir").arg(&runs);
-        let args = args.join(" ");
-        async move {
-            let output = command.output().await.unwrap();
-            assert!(output.status.success(), "agora {args} failed:\n{}", String::from_utf8_lossy(&output.stderr));
-            serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()
-        }
-    };
     let price = (2 * UNIT / 1000).to_string();
     let ran = loop {
         let ran = agora(&["run", "--model", "smollm2-135m-instruct", "-k", "1", "--max-price", &price, "--max-tokens", "8", "Name a large ocean."]).await;

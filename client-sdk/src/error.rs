@@ -66,6 +66,10 @@ pub enum ClientError {
     TicketPurchase(String),
     #[error("ticket {ticket} is not settled: {reason}")]
     TicketNotSettled { ticket: u64, reason: String },
+    #[error("no strict majority of ticket {ticket}'s providers signed one result, so it fell back to request {request}, whose split goes to verifiers (see it through with TicketPool::see_dispute_through, or `agora receipt {request}` once decided)")]
+    TicketFellBack { ticket: u64, request: u64 },
+    #[error("ticket {0} was settled from a majority of its signed outcomes: it has no dispute")]
+    TicketHasNoDispute(u64),
     #[error("the price of k providers overflows: lower k or --max-price")]
     PriceOverflow,
     #[error(transparent)]

@@ -514,6 +514,8 @@ pub struct TicketRunView {
     pub receipt: Option<TicketReceiptView>,
     /// Where the receipt file was saved, for `agora receipt verify`.
     pub receipt_file: Option<String>,
+    /// With no majority of signed outcomes: the fell-back request's dispute.
+    pub dispute: Option<DisputeView>,
 }
 
 impl TicketRunView {
@@ -536,6 +538,7 @@ impl TicketRunView {
             },
             receipt: receipt.map(TicketReceiptView::from),
             receipt_file,
+            dispute: None,
         }
     }
 }

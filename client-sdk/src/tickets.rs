@@ -3,8 +3,10 @@
 //! of need (refilled in the background when it runs low), hands them out first in, first out,
 //! and the answer is verified the moment a strict majority of the ticket's k providers signed
 //! one result. The bundles of signed outcomes are settled in the background, many per
-//! transaction.
+//! transaction; a ticket whose outcomes have no strict majority is fallen back to commit–reveal
+//! at once, so that its split goes to verifiers ([`TicketPool::see_dispute_through`]).
 
+use crate::dispute::DisputeReport;
 use crate::error::{ClientError, Result};
 use crate::models::resolve;
 use crate::run::{Job, Offered, Prompt, ProviderReport, RunEvent};
@@ -72,7 +74,8 @@ pub struct TicketAnswer {
     /// How many providers signed exactly this answer.
     pub agreeing: usize,
     /// A strict majority of the ticket's k providers signed this answer's result: it is what
-    /// settlement will pay for, known with no chain call.
+    /// settlement will pay for, known with no chain call. Or, with no majority, the verifiers
+    /// accepted it ([`TicketPool::see_dispute_through`]).
     pub verified: bool,
     /// The streamed tokens differed from the answer (the first provider was outvoted).
     pub stream_corrected: bool,
@@ -120,10 +123,10 @@ struct Shared {
     buying: AtomicBool,
     /// Why the last purchase failed, for callers waiting for a ticket.
     purchase_failed: Mutex<Option<String>>,
-    bundles: mpsc::UnboundedSender<TicketBundle>,
-    /// Each settled ticket's receipt, or why settling it failed, until it is asked for (the
-    /// newest [`KEPT_RECEIPTS`] at most).
-    settled: Mutex<BTreeMap<u64, std::result::Result<SettledTicket, String>>>,
+    bundles: mpsc::UnboundedSender<Queued>,
+    /// What became of each used ticket's bundle, until it is asked for (the newest
+    /// [`KEPT_RECEIPTS`] at most).
+    settled: Mutex<BTreeMap<u64, Closing>>,
     settled_news: Notify,
 }
 
@@ -238,10 +241,12 @@ impl TicketPool {
         let tokens = best.first().map_or_else(|| streamed.clone(), |&slot| reports[slot].tokens.clone());
         let k = held.ticket.providers.0.len();
         let verified = best.len() * 2 > k;
+        let bundle = bundle(&authorised, signature, &reports);
         if verified {
-            let _ = shared.bundles.send(bundle(&authorised, signature, &reports));
+            let _ = shared.bundles.send(Queued::Agreed(bundle));
         } else {
-            tracing::warn!(ticket = held.id, agreeing = best.len(), k, "no strict majority signed one result; the ticket is left to expire");
+            tracing::warn!(ticket = held.id, agreeing = best.len(), k, "no strict majority signed one result: falling the ticket back to commit-reveal");
+            let _ = shared.bundles.send(Queued::Split(bundle));
         }
         Ok(TicketAnswer {
             ticket: held.id,
@@ -264,19 +269,57 @@ impl TicketPool {
 
     /// Waits until ticket `id`'s bundle is settled on-chain, up to the client's settlement
     /// timeout, and returns its receipt, bundle and block (once: the pool forgets it then).
+    /// A ticket with no majority is [`ClientError::TicketFellBack`], naming its request.
     pub async fn receipt(&self, id: u64) -> Result<SettledTicket> {
         let shared = &self.shared;
         let deadline = Instant::now() + shared.client.timeouts.settlement;
         loop {
             let news = shared.settled_news.notified();
-            if let Some(settled) = shared.settled.lock().expect("not poisoned").remove(&id) {
-                return settled.map_err(|reason| ClientError::TicketNotSettled { ticket: id, reason });
+            if let Some(closing) = shared.settled.lock().expect("not poisoned").remove(&id) {
+                return match closing {
+                    Closing::Settled(settled) => Ok(settled),
+                    Closing::FellBack(request) => Err(ClientError::TicketFellBack { ticket: id, request }),
+                    Closing::Failed(reason) => Err(ClientError::TicketNotSettled { ticket: id, reason }),
+                };
             }
             if tokio::time::timeout_at(deadline.into(), news).await.is_err() {
                 let seconds = shared.client.timeouts.settlement.as_secs();
                 return Err(ClientError::TicketNotSettled { ticket: id, reason: format!("no receipt within {seconds} s") });
             }
         }
+    }
+
+    /// Sees `answer`'s ticket, whose outcomes had no strict majority, through its dispute: the
+    /// pool fell it back to commit–reveal, its providers commit and reveal the results they
+    /// signed, the tally's split goes to verifiers, and this brings them the prompt and the
+    /// answers received, then waits for their verdict (up to the client's settlement timeout
+    /// for each step). The answer becomes the result they accepted, verified.
+    pub async fn see_dispute_through(&self, answer: &mut TicketAnswer) -> Result<DisputeReport> {
+        let request = match self.receipt(answer.ticket).await {
+            Err(ClientError::TicketFellBack { request, .. }) => request,
+            Ok(_) => return Err(ClientError::TicketHasNoDispute(answer.ticket)),
+            Err(e) => return Err(e),
+        };
+        let client = &self.shared.client;
+        let deadline = Instant::now() + client.timeouts.settlement;
+        let mut seen = 0;
+        // The providers' commits and reveals come first; the request is disputed at its tally.
+        while client.chain.request(request).await?.ok_or(ClientError::UnknownRequest(request))?.status == types::RequestStatus::Assigned {
+            if Instant::now() > deadline {
+                return Err(ClientError::SettlementTimeout { request, seconds: client.timeouts.settlement.as_secs(), status: "Assigned".into() });
+            }
+            seen = client.next_block(seen, deadline).await?;
+        }
+        let outputs = answer.providers.iter().filter(|r| r.answered().is_some()).map(|r| r.tokens.clone()).collect();
+        let report = client.see_dispute_through(request, &answer.prompt, outputs).await?;
+        let accepted = answer.providers.iter().find(|r| r.answered().is_some_and(|hash| report.accepted(&hash) == Some(true)));
+        if let Some(accepted) = accepted {
+            answer.tokens = accepted.tokens.clone();
+            answer.text = self.shared.tokenizer.detokenize(&answer.tokens);
+            answer.output_hash = token_hash(&answer.tokens);
+            answer.verified = true;
+        }
+        Ok(report)
     }
 
     /// The oldest held ticket; waits for a purchase (up to the client's capacity timeout) when
@@ -407,35 +450,40 @@ fn bundle(authorised: &TicketUse, buyer_signature: [u8; 64], reports: &[Provider
     }
 }
 
+/// A used ticket's bundle, for the settler.
+enum Queued {
+    /// A strict majority signed one result: settled from the bundle.
+    Agreed(TicketBundle),
+    /// No majority: fallen back to commit–reveal under the bundle's `Use`.
+    Split(TicketBundle),
+}
+
+/// What became of a used ticket.
+enum Closing {
+    Settled(SettledTicket),
+    FellBack(u64),
+    Failed(String),
+}
+
 /// Settles the bundles as they come: all those queued while the last transaction was in
 /// flight go in the next one. A refused batch is retried a bundle at a time, so one bad
-/// bundle holds up no other. It outlives the pool until every queued bundle is settled: a
-/// dropped pool must not leave its providers unpaid.
-async fn settler(client: Arc<Client>, pool: std::sync::Weak<Shared>, mut queued: mpsc::UnboundedReceiver<TicketBundle>) {
+/// bundle holds up no other; a ticket with no majority is fallen back, a transaction each. It
+/// outlives the pool until every queued bundle is settled: a dropped pool must not leave its
+/// providers unpaid.
+async fn settler(client: Arc<Client>, pool: std::sync::Weak<Shared>, mut queued: mpsc::UnboundedReceiver<Queued>) {
     while let Some(first) = queued.recv().await {
-        let mut batch = vec![first];
-        while let Ok(more) = queued.try_recv() {
-            batch.push(more);
+        let (mut batch, mut split) = (Vec::new(), Vec::new());
+        let mut next = Some(first);
+        while let Some(item) = next.take().or_else(|| queued.try_recv().ok()) {
+            match item {
+                Queued::Agreed(bundle) => batch.push(bundle),
+                Queued::Split(bundle) => split.push(bundle),
+            }
         }
-        let (chain, signer) = (&client.chain, &client.signer);
-        let ids: Vec<u64> = batch.iter().map(|b| b.authorised.ticket).collect();
-        let results = match chain.settle_tickets(batch.clone(), signer).await {
-            Ok(settled) => with_bundles(settled, batch),
-            Err(e) if batch.len() == 1 => vec![(ids[0], Err(e.to_string()))],
-            Err(e) => {
-                tracing::warn!(error = %e, tickets = ?ids, "a batch of bundles was refused; settling them one by one");
-                let mut results = Vec::new();
-                for bundle in batch {
-                    let id = bundle.authorised.ticket;
-                    match chain.settle_tickets(vec![bundle.clone()], signer).await {
-                        Ok(settled) => results.extend(with_bundles(settled, vec![bundle])),
-                        Err(e) => results.push((id, Err(e.to_string()))),
-                    }
-                }
-                results
-            },
-        };
-        tracing::debug!(tickets = ?ids, "settled a batch of tickets");
+        let mut results = if batch.is_empty() { Vec::new() } else { settle(&client, batch).await };
+        for bundle in split {
+            results.push(fall_back(&client, bundle).await);
+        }
         let Some(shared) = pool.upgrade() else { continue };
         {
             let mut settled = shared.settled.lock().expect("not poisoned");
@@ -448,9 +496,45 @@ async fn settler(client: Arc<Client>, pool: std::sync::Weak<Shared>, mut queued:
     }
 }
 
+/// One `settle_tickets` of `batch`, or one per bundle if the batch is refused.
+async fn settle(client: &Client, batch: Vec<TicketBundle>) -> Vec<(u64, Closing)> {
+    let (chain, signer) = (&client.chain, &client.signer);
+    let ids: Vec<u64> = batch.iter().map(|b| b.authorised.ticket).collect();
+    let results = match chain.settle_tickets(batch.clone(), signer).await {
+        Ok(settled) => with_bundles(settled, batch),
+        Err(e) if batch.len() == 1 => vec![(ids[0], Closing::Failed(e.to_string()))],
+        Err(e) => {
+            tracing::warn!(error = %e, tickets = ?ids, "a batch of bundles was refused; settling them one by one");
+            let mut results = Vec::new();
+            for bundle in batch {
+                let id = bundle.authorised.ticket;
+                match chain.settle_tickets(vec![bundle.clone()], signer).await {
+                    Ok(settled) => results.extend(with_bundles(settled, vec![bundle])),
+                    Err(e) => results.push((id, Closing::Failed(e.to_string()))),
+                }
+            }
+            results
+        },
+    };
+    tracing::debug!(tickets = ?ids, "settled a batch of tickets");
+    results
+}
+
+/// Falls a ticket with no majority back to commit–reveal, as its buyer may at once.
+async fn fall_back(client: &Client, bundle: TicketBundle) -> (u64, Closing) {
+    let id = bundle.authorised.ticket;
+    match client.chain.fall_back_ticket(bundle.authorised, bundle.buyer_signature, &client.signer).await {
+        Ok(request) => {
+            tracing::info!(ticket = id, request, "fell a ticket with no majority back to commit-reveal");
+            (id, Closing::FellBack(request))
+        },
+        Err(e) => (id, Closing::Failed(format!("it had no majority, and falling it back failed: {e}"))),
+    }
+}
+
 /// Each bundle of a settlement with its ticket's receipt; one whose receipt did not come back
 /// is named, not waited for.
-fn with_bundles(settled: SettledTickets, batch: Vec<TicketBundle>) -> Vec<(u64, std::result::Result<SettledTicket, String>)> {
+fn with_bundles(settled: SettledTickets, batch: Vec<TicketBundle>) -> Vec<(u64, Closing)> {
     let block = settled.block;
     let mut receipts: HashMap<u64, TicketReceipt> = settled.receipts.into_iter().map(|r| (r.ticket, r)).collect();
     batch
@@ -458,8 +542,8 @@ fn with_bundles(settled: SettledTickets, batch: Vec<TicketBundle>) -> Vec<(u64, 
         .map(|bundle| {
             let id = bundle.authorised.ticket;
             let settled = match receipts.remove(&id) {
-                Some(receipt) => Ok(SettledTicket { receipt, bundle, block }),
-                None => Err(format!("settled in block 0x{}, but its receipt was not read", hex::encode(block))),
+                Some(receipt) => Closing::Settled(SettledTicket { receipt, bundle, block }),
+                None => Closing::Failed(format!("settled in block 0x{}, but its receipt was not read", hex::encode(block))),
             };
             (id, settled)
         })

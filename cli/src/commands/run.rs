@@ -2,7 +2,7 @@
 
 use crate::output::emit;
 use crate::Global;
-use agora_client::report::{RunView, TicketRunView};
+use agora_client::report::{DisputeView, RunView, TicketRunView};
 use agora_client::{ChatTurn, Job, ModelRef, PoolConfig, Prompt, RunEvent, RunRecord};
 use anyhow::Context;
 use clap::Args;
@@ -118,14 +118,20 @@ pub async fn run(global: &Global, args: RunArgs) -> anyhow::Result<()> {
 }
 
 /// The prompt on a ticket of its own: one bought (no more), used, settled, and its receipt
-/// saved if asked. The answer is shown even when its settlement or receipt fails.
+/// saved if asked; with no majority of signed outcomes, fallen back and seen through its
+/// dispute. The answer is shown even when its settlement or receipt fails.
 async fn run_ticket(global: &Global, job: &Job, save: Option<&Path>) -> anyhow::Result<()> {
     let json = global.json;
     let client = Arc::new(super::client(global).await?);
     let pool = client.ticket_pool(job, PoolConfig { batch: 1, refill: false, ..Default::default() }).await?;
-    let answer = pool.run(&job.prompt, job.max_tokens, &job.sampling, |event| if !json { show(event) }).await?;
+    let mut answer = pool.run(&job.prompt, job.max_tokens, &job.sampling, |event| if !json { show(event) }).await?;
+    let mut dispute = None;
     let settled = async {
         if !answer.verified {
+            if !json {
+                eprintln!("no strict majority signed one answer: ticket {} falls back to commit-reveal, and verifiers decide", answer.ticket);
+            }
+            dispute = Some(pool.see_dispute_through(&mut answer).await?);
             return Ok((None, None));
         }
         let settled = pool.receipt(answer.ticket).await?;
@@ -141,13 +147,11 @@ async fn run_ticket(global: &Global, job: &Job, save: Option<&Path>) -> anyhow::
     }
     .await;
     let (receipt, saved) = settled.as_ref().map_or((None, None), |(s, saved)| (s.as_ref().map(|s| &s.receipt), saved.clone()));
-    emit(json, &TicketRunView::new(&answer, receipt, saved), ticket_summary)?;
+    let mut view = TicketRunView::new(&answer, receipt, saved);
+    view.dispute = dispute.as_ref().map(DisputeView::from);
+    emit(json, &view, ticket_summary)?;
     settled?;
-    anyhow::ensure!(
-        answer.verified,
-        "ticket {}: no strict majority of its providers signed one answer, so it is not settled and has no receipt (it expires for its reservation fees)",
-        answer.ticket
-    );
+    anyhow::ensure!(answer.verified, "ticket {}: the verifiers accepted none of its providers' answers", answer.ticket);
     Ok(())
 }
 
@@ -160,6 +164,9 @@ fn ticket_summary(view: &TicketRunView) {
     println!("\n{} of {} providers signed this answer; verified: {verified}", view.agreeing, view.k);
     if let Some(receipt) = &view.receipt {
         print!("{receipt}");
+    }
+    if let Some(dispute) = &view.dispute {
+        print!("{dispute}");
     }
     if let Some(file) = &view.receipt_file {
         println!("receipt saved to {file}: check it offline with `agora receipt verify {file}`");
