@@ -327,16 +327,19 @@ async fn pooled_tickets_answer_verified_from_signed_outcomes_and_settle_in_batch
     assert_eq!(reputation.wrong, 3);
 
     // From the command line: `agora run --tickets` saves a receipt `agora receipt verify` checks
-    // with no chain (an unreachable URL); an altered one fails, naming what does not hold.
+    // with no chain (an unreachable URL); an altered one fails, naming what does not hold. Its
+    // ticket is sized to the prompt, here longer than a pool's default 512 tokens.
     let url = chain_guard.ws_url();
     let agora = |args: &[&str]| {
         let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_agora"));
         command.args(args).arg("--json").arg("--gguf").arg(smollm2());
         command.output()
     };
+    let long_prompt = format!("{}Two plus two is", "The lighthouse keeper counts the waves. ".repeat(80));
+    assert!(local_engine().tokenize(&long_prompt, false).len() > 512);
     let saved = root.path().join("ticket.receipt");
     let saved_arg = saved.to_str().unwrap();
-    let ran = agora(&["run", "--chain-url", &url, "--model", "smollm2-135m-instruct", "-k", "3", "--max-tokens", "8", "--tickets", "--save-receipt", saved_arg, "--raw", "Two plus two is"]).await.unwrap();
+    let ran = agora(&["run", "--chain-url", &url, "--model", "smollm2-135m-instruct", "-k", "3", "--max-tokens", "8", "--tickets", "--save-receipt", saved_arg, "--raw", &long_prompt]).await.unwrap();
     assert!(ran.status.success(), "{}", String::from_utf8_lossy(&ran.stderr));
     let ran: serde_json::Value = serde_json::from_slice(&ran.stdout).unwrap();
     assert_eq!((ran["verified"].clone(), ran["agreeing"].clone(), ran["receipt_file"].clone()), (true.into(), 2.into(), saved_arg.into()), "{ran}");

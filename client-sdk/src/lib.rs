@@ -155,6 +155,13 @@ impl Client {
         }
     }
 
+    /// `prompt` as the tokens `model`'s release reads (its chat template applied), for example
+    /// to size a ticket to it.
+    pub async fn tokenize(&self, model: &ModelRef, prompt: &Prompt) -> Result<Vec<u32>> {
+        let release = models::resolve(&self.chain, model).await?;
+        prompt.token_ids(&*self.models.tokenizer(&release).await?)
+    }
+
     /// A provider's record: stake, manifest, status, reputation.
     pub async fn provider(&self, who: &AccountId) -> Result<ProviderRecord> {
         self.chain.provider(who).await?.ok_or_else(|| ClientError::UnknownProvider(who.to_string()))

@@ -117,14 +117,16 @@ pub async fn run(global: &Global, args: RunArgs) -> anyhow::Result<()> {
     emit(json, &RunView::from(&result), summary)
 }
 
-/// The prompt on a ticket of its own: one bought (no more), used, settled, and its receipt
-/// saved if asked; with no majority of signed outcomes, fallen back and seen through its
-/// dispute. The answer is shown even when its settlement or receipt fails.
+/// The prompt on a ticket of its own, sized to it: one bought (no more), used, settled, and its
+/// receipt saved if asked; with no majority of signed outcomes, fallen back and seen through
+/// its dispute. The answer is shown even when its settlement or receipt fails.
 async fn run_ticket(global: &Global, job: &Job, save: Option<&Path>) -> anyhow::Result<()> {
     let json = global.json;
     let client = Arc::new(super::client(global).await?);
-    let pool = client.ticket_pool(job, PoolConfig { batch: 1, refill: false, ..Default::default() }).await?;
-    let mut answer = pool.run(&job.prompt, job.max_tokens, &job.sampling, |event| if !json { show(event) }).await?;
+    let prompt = client.tokenize(&job.model, &job.prompt).await?;
+    let sized = PoolConfig { batch: 1, refill: false, max_prompt_tokens: prompt.len() as u32 };
+    let pool = client.ticket_pool(job, sized).await?;
+    let mut answer = pool.run(&Prompt::Tokens(prompt), job.max_tokens, &job.sampling, |event| if !json { show(event) }).await?;
     let mut dispute = None;
     let settled = async {
         if !answer.verified {
