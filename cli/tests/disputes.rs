@@ -1,8 +1,9 @@
 //! Disputes on a real dev chain, with real provider processes and a real verifier re-scoring
-//! with the real model: a 1–1–1 split vote settled by the verifier's verdict; a false challenge
-//! that loses its bond; bad verification pushes refused by name, and a verifier killed and
-//! restarted that still casts its verdict by the deadline; an audited k = 1 cheat slashed with
-//! the client refunded.
+//! with the real model: a 1–1–1 split vote settled by the verifier's verdict, as a request and
+//! on tickets (`agora run --tickets` and the gateway) fallen back to commit–reveal; a false
+//! challenge that loses its bond; bad verification pushes refused by name, and a verifier
+//! killed and restarted that still casts its verdict by the deadline; an audited k = 1 cheat
+//! slashed with the client refunded.
 
 mod common;
 
@@ -16,6 +17,17 @@ use std::time::Duration;
 fn priced(prompt: &str, max_tokens: u32, k: u32, max_price_per_1k: u128) -> Job {
     Job { max_price_per_1k: Some(max_price_per_1k), ..job(prompt, max_tokens, k) }
 }
+
+/// One chat completion through the gateway at argv[1] with the official `openai` client,
+/// printed as JSON: its text and the ticket and output hash its headers name.
+const OPENAI_CHAT: &str = r#"
+import json, sys, openai
+client = openai.OpenAI(base_url=sys.argv[1], api_key="not-needed", max_retries=0, timeout=600)
+question = [{"role": "user", "content": "What is the capital of France?"}]
+raw = client.chat.completions.with_raw_response.create(model=sys.argv[2], messages=question, max_tokens=8)
+text = raw.parse().choices[0].message.content
+print(json.dumps({"text": text, "ticket": raw.headers.get("x-agora-ticket-id"), "output_hash": raw.headers.get("x-agora-output-hash")}))
+"#;
 
 fn refusal(reply: Result<VerifyReply, agora_net::StreamError>) -> VerifyErrorKind {
     match reply {
@@ -49,7 +61,7 @@ async fn verifiers_settle_a_split_vote_refuse_a_false_challenge_and_catch_an_aud
     let [bob, charlie, dave, ferdie] = [0, 1, 2, 3].map(|i| providers[i].account());
     assert!(chain.is_verifier(&ferdie).await.unwrap(), "--verifier opts in on-chain");
     assert!(!chain.is_verifier(&bob).await.unwrap());
-    let client = client(&url).await;
+    let client = std::sync::Arc::new(client(&url).await);
     let eve = client.account();
     let treasury = agora_devnet::demo::treasury();
 
@@ -131,6 +143,28 @@ async fn verifiers_settle_a_split_vote_refuse_a_false_challenge_and_catch_an_aud
     let mut slashed: Vec<_> = receipt.slashed.0.iter().map(|(p, _, why)| (p.to_string(), why == &types::JobOutcome::Wrong)).collect();
     slashed.sort();
     assert_eq!(slashed, liars, "both liars slashed through the fallback");
+
+    // And through the gateway, which serves from a ticket pool: the call waits for the verdict
+    // and answers with the result the verifiers accepted, Bob's.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/v1", listener.local_addr().unwrap());
+    let tickets = Some(agora_client::PoolConfig { batch: 1, max_prompt_tokens: 64, refill: false });
+    let config = agora_client::gateway::GatewayConfig { max_tokens_limit: 8, max_price_per_1k: Some(1_000 * UNIT), tickets, ..Default::default() };
+    let _gateway = tokio::spawn(agora_client::gateway::serve(listener, client.clone(), config));
+    let output = tokio::process::Command::new("python3").arg("-c").arg(OPENAI_CHAT).arg(&base).arg("smollm2-135m-instruct").output().await.unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let called: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let ticket: u64 = called["ticket"].as_str().unwrap().parse().unwrap();
+    let mut fell_back = None;
+    for id in request + 1..request + 3 {
+        if chain.ticket_origin(id).await.unwrap().is_some_and(|(origin, _)| origin == ticket) {
+            fell_back = Some(id);
+        }
+    }
+    let receipt = chain.receipt(fell_back.expect("the call's ticket fell back")).await.unwrap().expect("settled by the verdict");
+    assert_eq!(receipt.paid.0.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>(), vec![bob.clone()]);
+    assert_eq!(called["output_hash"].as_str(), Some(hex::encode(receipt.winning.unwrap().output_hash)).as_deref(), "{called}");
+    assert!(!called["text"].as_str().unwrap().is_empty(), "{called}");
 
     // Dave leaves; Bob alone serves cheap k = 1 requests (audited 5 % of the time: then again).
     providers[2].terminate(Duration::from_secs(60));

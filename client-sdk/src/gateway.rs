@@ -4,8 +4,9 @@
 //! back in `x-agora-request-id` / `x-agora-output-hash` headers (streamed responses carry the
 //! request id as a header and both in an `agora` object of the last chunk). With `tickets` set,
 //! calls are served from ticket pools (one per model, bought ahead): no transaction before
-//! the first token, the answer verified by its providers' signed outcomes, and the headers
-//! name the ticket (`x-agora-ticket-id`).
+//! the first token, the answer verified by its providers' signed outcomes (or, with no
+//! majority, by the verifiers of its fallback), and the headers name the ticket
+//! (`x-agora-ticket-id`).
 
 use crate::error::ClientError;
 use crate::models::text;
@@ -88,13 +89,13 @@ impl Answer {
     }
 
     /// Why the answer may not be given as the marketplace's: a ticket's providers did not
-    /// agree (a request's disagreement goes to its verifiers before the run returns).
+    /// agree and its verifiers accepted none of their answers.
     fn unverified(&self) -> Option<String> {
         match self {
             Self::Ticket(t) if !t.verified => {
                 let failures: Vec<String> = t.providers.iter().filter_map(|p| Some(format!("{}: {}", p.provider, p.failure.as_deref()?))).collect();
                 Some(format!(
-                    "ticket {}: only {} of its {} providers signed one answer, so it is not settled (it expires for its reservation fees){}{}",
+                    "ticket {}: only {} of its {} providers signed one answer, and its verifiers accepted none of them{}{}",
                     t.ticket,
                     t.agreeing,
                     t.providers.len(),
@@ -305,7 +306,12 @@ impl Gateway {
         if let Some(config) = &self.config.tickets {
             let pool = self.pool(model, &job, config).await?;
             return Ok(tokio::spawn(async move {
-                pool.run(&job.prompt, job.max_tokens, &job.sampling, move |event| drop(events.send(event))).await.map(Answer::Ticket)
+                let mut answer = pool.run(&job.prompt, job.max_tokens, &job.sampling, move |event| drop(events.send(event))).await?;
+                if !answer.verified {
+                    // As for a request's split vote, the call waits for the verifiers' verdict.
+                    pool.see_dispute_through(&mut answer).await?;
+                }
+                Ok(Answer::Ticket(answer))
             }));
         }
         let prepared = self.client.prepare(&job).await?;
