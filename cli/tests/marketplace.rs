@@ -129,10 +129,33 @@ async fn a_k3_request_is_answered_paid_and_verified_bad_input_costs_nothing_and_
     let client = std::sync::Arc::new(client);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/v1", listener.local_addr().unwrap());
-    let config = agora_client::gateway::GatewayConfig { commit_blocks: 10, ..Default::default() };
+    let address = listener.local_addr().unwrap();
+    let key = "sk-agora-test";
+    let config = agora_client::gateway::GatewayConfig { commit_blocks: 10, api_key: Some(key.into()), ..Default::default() };
     let _gateway = tokio::spawn(agora_client::gateway::serve(listener, client.clone(), config));
+    // Issue 15, items 6 and 10: whoever reached the gateway spent its wallet (no key, any Host,
+    // so a page rebinding its domain to 127.0.0.1 could), `n` was ignored and top_p clamped.
+    // Each is refused now, in OpenAI's error object, before anything is paid.
+    let before = chain.free_balance(&eve).await.unwrap();
+    let chat = |extra: &str| format!(r#"{{"model": "smollm2-135m-instruct", "messages": [{{"role": "user", "content": "Hi"}}], "max_tokens": 2{extra}}}"#);
+    let bearer = format!("Bearer {key}");
+    for (host, authorization, body, status, param) in [
+        ("127.0.0.1", None, chat(""), 401, None),
+        ("127.0.0.1", Some("Bearer sk-wrong"), chat(""), 401, None),
+        ("rebound.example", Some(bearer.as_str()), chat(""), 403, None),
+        ("127.0.0.1", Some(bearer.as_str()), chat(r#", "n": 2"#), 400, Some("n")),
+        ("localhost", Some(bearer.as_str()), chat(r#", "top_p": 7"#), 400, Some("top_p")),
+        ("127.0.0.1", Some(bearer.as_str()), chat(r#", "seed": 7"#), 400, Some("seed")),
+    ] {
+        let (code, reply) = http_post(address, host, authorization, "/v1/chat/completions", &body).await;
+        assert_eq!(code, status, "{host} {authorization:?} {body}: {reply}");
+        let reply: serde_json::Value = serde_json::from_str(&reply).unwrap();
+        assert_eq!(reply["error"]["param"].as_str(), param, "{reply}");
+        assert!(reply["error"]["message"].is_string(), "{reply}");
+    }
+    assert_eq!(chain.free_balance(&eve).await.unwrap(), before, "no refused call paid anything");
     let script = agora_fixtures::workspace_root().join("cli/tests/openai_client.py");
-    let output = tokio::process::Command::new("python3").arg(script).arg(&base).arg("smollm2-135m-instruct").output().await.unwrap();
+    let output = tokio::process::Command::new("python3").arg(script).arg(&base).arg("smollm2-135m-instruct").env("AGORA_GATEWAY_API_KEY", key).output().await.unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "the openai client failed (pip install openai==3.54.0?):\n{stderr}");
     let seen: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
@@ -155,7 +178,7 @@ async fn a_k3_request_is_answered_paid_and_verified_bad_input_costs_nothing_and_
     // the answer, each as its own request: providers offer every job their engine takes at
     // once, and a call waits for capacity instead of failing.
     let script = agora_fixtures::workspace_root().join("cli/tests/openai_concurrent.py");
-    let output = tokio::process::Command::new("python3").arg(script).arg(&base).arg("smollm2-135m-instruct").arg("8").output().await.unwrap();
+    let output = tokio::process::Command::new("python3").arg(script).arg(&base).arg("smollm2-135m-instruct").arg("8").env("AGORA_GATEWAY_API_KEY", key).output().await.unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let batch: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let calls = batch["calls"].as_array().unwrap();
@@ -396,4 +419,23 @@ async fn pooled_tickets_answer_verified_from_signed_outcomes_and_settle_in_batch
     let wall = batch["wall_s"].as_f64().unwrap();
     let firsts: Vec<String> = calls.iter().map(|c| format!("{:.2}", c["first_piece_s"].as_f64().unwrap())).collect();
     eprintln!("8 concurrent openai calls on pooled tickets: {pieces} pieces in {wall:.1} s ({:.1}/s in all); first piece after {} s", pieces as f64 / wall, firsts.join(", "));
+}
+
+/// One HTTP/1.1 POST of a JSON `body` to `address` naming `host`, as a browser or a client
+/// would send it: the status code and the body of the reply.
+async fn http_post(address: std::net::SocketAddr, host: &str, authorization: Option<&str>, path: &str, body: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let authorization = authorization.map(|a| format!("Authorization: {a}\r\n")).unwrap_or_default();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}:{}\r\n{authorization}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        address.port(),
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).await.unwrap();
+    let code = reply.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = reply.split_once("\r\n\r\n").map_or(String::new(), |(_, b)| b.to_string());
+    (code, body)
 }

@@ -1,11 +1,12 @@
 """Drives the Agora gateway with the official `openai` client: models, chat (plain and
 streamed) and completions. Prints what it saw as JSON for the Rust test to check."""
 import json
+import os
 import sys
 
 import openai
 
-client = openai.OpenAI(base_url=sys.argv[1], api_key="not-needed", max_retries=0, timeout=600)
+client = openai.OpenAI(base_url=sys.argv[1], api_key=os.environ.get("AGORA_GATEWAY_API_KEY", "not-needed"), max_retries=0, timeout=600)
 model = sys.argv[2]
 question = [{"role": "user", "content": "What is the capital of France?"}]
 out = {"openai_version": openai.__version__, "models": [m.id for m in client.models.list().data]}

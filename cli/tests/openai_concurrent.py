@@ -2,6 +2,7 @@
 client, each streamed, and prints what each saw (its request id, answer, pieces, seconds to the
 first piece and to the end) and the whole batch's wall time, as JSON for the Rust test."""
 import json
+import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -9,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import openai
 
 base, model, calls = sys.argv[1], sys.argv[2], int(sys.argv[3])
-client = openai.OpenAI(base_url=base, api_key="not-needed", max_retries=0, timeout=600)
+client = openai.OpenAI(base_url=base, api_key=os.environ.get("AGORA_GATEWAY_API_KEY", "not-needed"), max_retries=0, timeout=600)
 question = [{"role": "user", "content": "What is the capital of France?"}]
 
 

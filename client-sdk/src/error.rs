@@ -20,6 +20,8 @@ pub enum ClientError {
     EmptyPrompt,
     #[error("max_tokens must be at least 1")]
     ZeroMaxTokens,
+    #[error("{parameter} is {value}, but it must be between 0 and {max}")]
+    SamplingOutOfRange { parameter: &'static str, value: f64, max: f64 },
     #[error("k must be between 1 and {max}, not {k}")]
     BadRedundancy { k: u32, max: u32 },
     #[error("tickets are verified by a strict majority of their providers, so they need k of at least 2 (not {0}): raise k, or run a request of its own")]

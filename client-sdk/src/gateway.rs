@@ -7,6 +7,12 @@
 //! the first token, the answer verified by its providers' signed outcomes (or, with no
 //! majority, by the verifiers of its fallback), and the headers name the ticket
 //! (`x-agora-ticket-id`).
+//!
+//! It answers only for the hosts it is told (loopback and `allowed_hosts`) and, with an
+//! `api_key`, only to calls that carry it; a parameter it would not honour is refused by name.
+
+mod access;
+mod params;
 
 use crate::error::ClientError;
 use crate::models::text;
@@ -19,7 +25,7 @@ use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
+use params::{refuse_unsupported, ApiError, ChatBody, CompletionBody, Options};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -35,11 +41,15 @@ pub struct GatewayConfig {
     pub commit_blocks: u32,
     /// Serve calls from ticket pools bought ahead (k ≥ 2), instead of a request each.
     pub tickets: Option<PoolConfig>,
+    /// Calls must carry this as `Authorization: Bearer KEY`.
+    pub api_key: Option<String>,
+    /// Host names the gateway answers for besides loopback (and the address it listens on).
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for GatewayConfig {
     fn default() -> Self {
-        Self { k: 3, max_price_per_1k: None, max_tokens_limit: 512, commit_blocks: 20, tickets: None }
+        Self { k: 3, max_price_per_1k: None, max_tokens_limit: 512, commit_blocks: 20, tickets: None, api_key: None, allowed_hosts: Vec::new() }
     }
 }
 
@@ -170,27 +180,34 @@ impl Answer {
 }
 
 pub fn router(client: Arc<Client>, config: GatewayConfig) -> Router {
+    let access = Arc::new(access::Access::new(config.api_key.clone(), &config.allowed_hosts));
     Router::new()
         .route("/v1/models", get(models))
         .route("/v1/completions", post(completions))
         .route("/v1/chat/completions", post(chat_completions))
         .with_state(Arc::new(Gateway { client, config, pools: Default::default() }))
+        .layer(axum::middleware::from_fn_with_state(access, access::guard))
 }
 
-/// Serves the gateway on `listener` until the future is dropped.
-pub async fn serve(listener: tokio::net::TcpListener, client: Arc<Client>, config: GatewayConfig) -> std::io::Result<()> {
+/// Serves the gateway on `listener` until the future is dropped; it also answers for the
+/// address it listens on.
+pub async fn serve(listener: tokio::net::TcpListener, client: Arc<Client>, mut config: GatewayConfig) -> std::io::Result<()> {
+    let ip = listener.local_addr()?.ip();
+    if !ip.is_unspecified() {
+        config.allowed_hosts.push(ip.to_string());
+    }
     axum::serve(listener, router(client, config)).await
 }
 
-fn error(status: StatusCode, kind: &str, message: impl std::fmt::Display) -> Response {
-    (status, Json(json!({ "error": { "message": message.to_string(), "type": kind, "code": Value::Null } }))).into_response()
+fn error(status: StatusCode, kind: &'static str, message: impl std::fmt::Display) -> Response {
+    ApiError::new(status, kind, message).into_response()
 }
 
 fn client_error(e: ClientError) -> Response {
     use ClientError::*;
     let status = match &e {
         UnknownModel(_) | Revoked(_) | ModelFileMissing { .. } => StatusCode::NOT_FOUND,
-        BadModelRef(_) | EmptyPrompt | ZeroMaxTokens | BadRedundancy { .. } | TicketsNeedMajority(_) | PromptTooLong { .. } | TokenOutOfVocabulary { .. } | Tokenizer(_) => {
+        BadModelRef(_) | EmptyPrompt | ZeroMaxTokens | SamplingOutOfRange { .. } | BadRedundancy { .. } | TicketsNeedMajority(_) | PromptTooLong { .. } | TokenOutOfVocabulary { .. } | Tokenizer(_) => {
             StatusCode::BAD_REQUEST
         },
         NotEnoughProviders { .. } | NoCapacity { .. } | PriceTooLow { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -231,43 +248,10 @@ async fn models(State(gw): State<Arc<Gateway>>) -> Response {
     Json(json!({ "object": "list", "data": data })).into_response()
 }
 
-#[derive(Deserialize)]
-struct CompletionBody {
-    model: String,
-    prompt: String,
-    max_tokens: Option<u32>,
-    temperature: Option<f64>,
-    top_p: Option<f64>,
-    #[serde(default)]
-    stream: bool,
-}
-
-#[derive(Deserialize)]
-struct ChatMessage {
-    role: String,
-    content: String,
-}
-
-#[derive(Deserialize)]
-struct ChatBody {
-    model: String,
-    messages: Vec<ChatMessage>,
-    max_tokens: Option<u32>,
-    max_completion_tokens: Option<u32>,
-    temperature: Option<f64>,
-    top_p: Option<f64>,
-    #[serde(default)]
-    stream: bool,
-}
-
 #[derive(Clone, Copy, PartialEq)]
 enum Kind {
     Completion,
     Chat,
-}
-
-fn milli(value: Option<f64>, default: f64) -> u32 {
-    (value.unwrap_or(default).clamp(0.0, 100.0) * 1000.0).round() as u32
 }
 
 impl Gateway {
@@ -277,13 +261,14 @@ impl Gateway {
         if max_tokens > self.config.max_tokens_limit {
             return Err(error(StatusCode::BAD_REQUEST, "invalid_request_error", format!("max_tokens is limited to {} here", self.config.max_tokens_limit)));
         }
+        let sampling = params::sampling(temperature, top_p).map_err(IntoResponse::into_response)?;
         let mut job = Job::new(model, prompt);
         job.max_tokens = max_tokens;
         job.k = self.config.k;
         job.max_price_per_1k = self.config.max_price_per_1k;
         job.commit_blocks = self.config.commit_blocks;
-        job.sampling.temperature_milli = milli(temperature, 0.0);
-        job.sampling.top_p_milli = milli(top_p, 1.0).min(1000);
+        job.sampling.temperature_milli = sampling.temperature_milli;
+        job.sampling.top_p_milli = sampling.top_p_milli;
         Ok(job)
     }
 
@@ -461,25 +446,32 @@ fn full_response(kind: Kind, model: &str, created: u64, max_tokens: u32, answer:
 }
 
 async fn completions(State(gw): State<Arc<Gateway>>, body: Result<Json<CompletionBody>, axum::extract::rejection::JsonRejection>) -> Response {
-    let Json(body) = match body {
+    let Json(CompletionBody { model, prompt, options }) = match body {
         Ok(b) => b,
         Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_request_error", e.body_text()),
     };
-    match gw.job(&body.model, Prompt::Text(body.prompt), body.max_tokens, body.temperature, body.top_p) {
-        Ok(job) => gw.clone().answer(Kind::Completion, body.model, job, body.stream).await,
-        Err(response) => response,
-    }
+    gw.call(Kind::Completion, model, Prompt::Text(prompt), options.max_tokens, options).await
 }
 
 async fn chat_completions(State(gw): State<Arc<Gateway>>, body: Result<Json<ChatBody>, axum::extract::rejection::JsonRejection>) -> Response {
-    let Json(body) = match body {
+    let Json(ChatBody { model, messages, max_completion_tokens, options }) = match body {
         Ok(b) => b,
         Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_request_error", e.body_text()),
     };
-    let turns = body.messages.into_iter().map(|m| ChatTurn { role: m.role, content: m.content }).collect();
-    match gw.job(&body.model, Prompt::Chat(turns), body.max_completion_tokens.or(body.max_tokens), body.temperature, body.top_p) {
-        Ok(job) => gw.clone().answer(Kind::Chat, body.model, job, body.stream).await,
-        Err(response) => response,
+    let turns = messages.into_iter().map(|m| ChatTurn { role: m.role, content: m.content }).collect();
+    gw.call(Kind::Chat, model, Prompt::Chat(turns), max_completion_tokens.or(options.max_tokens), options).await
+}
+
+impl Gateway {
+    /// Checks a call's parameters and answers it.
+    async fn call(self: Arc<Self>, kind: Kind, model: String, prompt: Prompt, max_tokens: Option<u32>, options: Options) -> Response {
+        if let Err(refused) = refuse_unsupported(&options.other) {
+            return refused.into_response();
+        }
+        match self.job(&model, prompt, max_tokens, options.temperature, options.top_p) {
+            Ok(job) => self.answer(kind, model, job, options.stream).await,
+            Err(response) => response,
+        }
     }
 }
 

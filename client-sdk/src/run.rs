@@ -217,6 +217,22 @@ pub(crate) fn status_name(status: types::RequestStatus) -> String {
     name
 }
 
+/// The hottest temperature a job may ask for, in thousandths (the CLI's `--temperature 100`).
+pub const MAX_TEMPERATURE_MILLI: u32 = 100_000;
+
+/// Refuses sampling a provider would not run as asked: a temperature above
+/// [`MAX_TEMPERATURE_MILLI`], a top-p above 1 (1000 thousandths).
+pub(crate) fn check_sampling(sampling: &types::SamplingParams) -> Result<()> {
+    let out = |parameter, milli: u32, max: u32| ClientError::SamplingOutOfRange { parameter, value: f64::from(milli) / 1000.0, max: f64::from(max) / 1000.0 };
+    if sampling.temperature_milli > MAX_TEMPERATURE_MILLI {
+        return Err(out("temperature", sampling.temperature_milli, MAX_TEMPERATURE_MILLI));
+    }
+    if sampling.top_p_milli > 1000 {
+        return Err(out("top_p", sampling.top_p_milli, 1000));
+    }
+    Ok(())
+}
+
 impl Client {
     /// Checks a job against the chain and the model: the release, the prompt, the context,
     /// the providers and prices, the balance. Nothing is paid.
@@ -227,6 +243,7 @@ impl Client {
         if job.k == 0 || job.k > MAX_REDUNDANCY {
             return Err(ClientError::BadRedundancy { k: job.k, max: MAX_REDUNDANCY });
         }
+        check_sampling(&job.sampling)?;
         let release = resolve(&self.chain, &job.model).await?;
         let tokenizer = self.models.tokenizer(&release).await?;
         let prompt = job.prompt.token_ids(&tokenizer)?;
@@ -545,5 +562,23 @@ impl Default for Timeouts {
             capacity: Duration::from_secs(120),
             poll: Duration::from_millis(100),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sampling_a_provider_would_not_run_as_asked_is_refused_by_name() {
+        let sampling = |temperature_milli, top_p_milli| types::SamplingParams { temperature_milli, top_k: 0, top_p_milli };
+        assert!(check_sampling(&sampling(0, 1000)).is_ok());
+        assert!(check_sampling(&sampling(MAX_TEMPERATURE_MILLI, 0)).is_ok());
+        let refused = |s| match check_sampling(&s) {
+            Err(ClientError::SamplingOutOfRange { parameter, .. }) => parameter,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(refused(sampling(0, 7000)), "top_p");
+        assert_eq!(refused(sampling(MAX_TEMPERATURE_MILLI + 1, 1000)), "temperature");
     }
 }

@@ -206,6 +206,7 @@ impl TicketPool {
         if max_tokens == 0 {
             return Err(ClientError::ZeroMaxTokens);
         }
+        crate::run::check_sampling(sampling)?;
         if prompt_tokens > spec.max_prompt_tokens || max_tokens > spec.max_output_tokens {
             return Err(ClientError::ExceedsTicket { prompt_tokens, max_tokens, max_prompt_tokens: spec.max_prompt_tokens, max_output_tokens: spec.max_output_tokens });
         }

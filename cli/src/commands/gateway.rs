@@ -29,6 +29,14 @@ pub struct GatewayArgs {
     /// The longest prompt a ticket takes, in tokens.
     #[arg(long, default_value_t = 512)]
     ticket_prompt_tokens: u32,
+    /// Answer only calls that carry this key as `Authorization: Bearer KEY` (as OpenAI clients
+    /// send their `api_key`). Without one, anything that reaches the address spends the wallet.
+    #[arg(long, env = "AGORA_GATEWAY_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// A host name the gateway answers for, besides loopback and the address it listens on
+    /// (calls naming any other host are refused, against DNS rebinding); repeatable.
+    #[arg(long = "allow-host", value_name = "NAME")]
+    allowed_hosts: Vec<String>,
 }
 
 impl GatewayArgs {
@@ -43,9 +51,18 @@ pub async fn run(global: &Global, args: GatewayArgs) -> anyhow::Result<()> {
     let client = std::sync::Arc::new(super::client(global).await?);
     let tickets = args.tickets();
     let mode = if tickets.is_some() { "from ticket pools" } else { "one request per call" };
-    let config = GatewayConfig { k: args.k, max_price_per_1k: args.max_price, max_tokens_limit: args.max_tokens_limit, tickets, ..Default::default() };
+    let config = GatewayConfig {
+        k: args.k,
+        max_price_per_1k: args.max_price,
+        max_tokens_limit: args.max_tokens_limit,
+        tickets,
+        api_key: args.api_key.clone(),
+        allowed_hosts: args.allowed_hosts.clone(),
+        ..Default::default()
+    };
     let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
-    eprintln!("OpenAI-compatible gateway on http://{}/v1 (k = {}, {mode})", listener.local_addr()?, args.k);
+    let keyed = if args.api_key.is_some() { "API key required" } else { "no API key: anyone who reaches it spends the wallet" };
+    eprintln!("OpenAI-compatible gateway on http://{}/v1 (k = {}, {mode}; {keyed})", listener.local_addr()?, args.k);
     gateway::serve(listener, client, config).await?;
     Ok(())
 }

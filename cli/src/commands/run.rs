@@ -43,8 +43,9 @@ pub struct RunArgs {
     prompt: String,
 }
 
-fn milli(value: f64, what: &str) -> anyhow::Result<u32> {
-    anyhow::ensure!(value.is_finite() && (0.0..=100.0).contains(&value), "{what} must be between 0 and 100");
+/// `value` in thousandths, refused by name outside 0..=`max` (never clamped).
+fn milli(value: f64, what: &str, max: f64) -> anyhow::Result<u32> {
+    anyhow::ensure!((0.0..=max).contains(&value), "{what} is {value}, but it must be between 0 and {max}");
     Ok((value * 1000.0).round() as u32)
 }
 
@@ -57,9 +58,9 @@ impl RunArgs {
         job.k = self.k;
         job.max_tokens = self.max_tokens;
         job.max_price_per_1k = self.max_price;
-        job.sampling.temperature_milli = milli(self.temperature, "--temperature")?;
+        job.sampling.temperature_milli = milli(self.temperature, "--temperature", 100.0)?;
         job.sampling.top_k = self.top_k;
-        job.sampling.top_p_milli = milli(self.top_p, "--top-p")?.min(1000);
+        job.sampling.top_p_milli = milli(self.top_p, "--top-p", 1.0)?;
         Ok(job)
     }
 }
@@ -172,5 +173,31 @@ fn ticket_summary(view: &TicketRunView) {
     }
     if let Some(file) = &view.receipt_file {
         println!("receipt saved to {file}: check it offline with `agora receipt verify {file}`");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Command {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    fn job(flags: &[&str]) -> anyhow::Result<Job> {
+        Command::parse_from([&["run", "--model", "smollm2-135m-instruct"], flags, &["Hi"]].concat()).run.job()
+    }
+
+    #[test]
+    fn out_of_range_sampling_is_refused_by_name_before_anything_is_paid() {
+        let sampled = job(&["--temperature", "0.7", "--top-p", "0.95"]).unwrap().sampling;
+        assert_eq!((sampled.temperature_milli, sampled.top_p_milli), (700, 950));
+        for (flag, value) in [("--top-p", "7"), ("--top-p", "1.01"), ("--temperature", "101"), ("--temperature", "NaN")] {
+            let refused = job(&[flag, value]).expect_err("refused, not clamped").to_string();
+            assert!(refused.contains(flag), "{flag} {value}: {refused}");
+        }
     }
 }
