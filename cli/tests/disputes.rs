@@ -118,13 +118,16 @@ async fn verifiers_settle_a_split_vote_refuse_a_false_challenge_and_catch_an_aud
     // nodes commit and reveal the results they journaled when they served it, the tally's split
     // goes to Ferdie (who re-scores with the ticket's sampling seed), and the answer comes back
     // verified by its verdict, Bob paid, the two liars slashed.
-    // The split's slash took Charlie's stake under the minimum, out of the draw, until its node
+    // A split's slash takes Charlie's stake under the minimum, out of the draw, until its node
     // tops it up.
-    let topped_up = std::time::Instant::now() + Duration::from_secs(60);
-    while chain.provider(&charlie).await.unwrap().unwrap().stake < 100 * UNIT {
-        assert!(std::time::Instant::now() < topped_up, "Charlie never topped its stake up:\n{}", providers[1].log());
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    let topped_up = || async {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while chain.provider(&charlie).await.unwrap().unwrap().stake < 100 * UNIT {
+            assert!(std::time::Instant::now() < deadline, "Charlie never topped its stake up:\n{}", providers[1].log());
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    };
+    topped_up().await;
     let max_price = (1_000 * UNIT).to_string();
     let ran = agora(&["run", "--model", "smollm2-135m-instruct", "-k", "3", "--max-price", &max_price, "--max-tokens", "8", "--tickets", prompt]).await;
     assert_eq!((ran["verified"].clone(), ran["agreeing"].clone()), (true.into(), 1.into()), "{ran}");
@@ -146,6 +149,7 @@ async fn verifiers_settle_a_split_vote_refuse_a_false_challenge_and_catch_an_aud
 
     // And through the gateway, which serves from a ticket pool: the call waits for the verdict
     // and answers with the result the verifiers accepted, Bob's.
+    topped_up().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/v1", listener.local_addr().unwrap());
     let tickets = Some(agora_client::PoolConfig { batch: 1, max_prompt_tokens: 64, refill: false });
