@@ -35,7 +35,9 @@ impl Access {
             return Err(ApiError::new(StatusCode::FORBIDDEN, "invalid_request_error", message));
         }
         let Some(key) = &self.api_key else { return Ok(()) };
-        let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).unwrap_or_default();
+        let credentials = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.split_once(' '));
+        // The scheme's case does not matter (RFC 9110); the key's does.
+        let given = credentials.filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer")).map_or("", |(_, key)| key.trim());
         if bool::from(given.as_bytes().ct_eq(key.as_bytes())) {
             return Ok(());
         }
@@ -93,7 +95,8 @@ mod tests {
     fn with_a_key_set_only_its_bearer_gets_in() {
         let access = Access::new(Some("sk-agora".into()), &[]);
         assert_eq!(refused(&access, "localhost:1", Some("Bearer sk-agora")), None);
-        for wrong in [None, Some("Bearer sk-agor"), Some("Bearer sk-agora2"), Some("sk-agora"), Some("Basic sk-agora")] {
+        assert_eq!(refused(&access, "localhost:1", Some("bearer sk-agora")), None);
+        for wrong in [None, Some("Bearer sk-agor"), Some("Bearer sk-agora2"), Some("sk-agora"), Some("Basic sk-agora"), Some("Bearer SK-AGORA")] {
             assert_eq!(refused(&access, "localhost:1", wrong), Some(StatusCode::UNAUTHORIZED), "{wrong:?}");
         }
         // The host is checked first: a rebinding page learns nothing about the key.
