@@ -179,25 +179,32 @@ impl<T: Config> Pallet<T> {
             return Drawn { listed, relisted: 0 };
         }
         let chosen = weighted_sample(&mut candidates, p.redundancy as usize, seed.as_ref());
-        let now = frame_system::Pallet::<T>::block_number();
-        request.commit_deadline = now.saturating_add(p.commit_blocks);
-        request.reveal_deadline = request.commit_deadline.saturating_add(T::RevealWindow::get());
-        request.status = RequestStatus::Assigned;
-        let mut relisted = 0u32;
         for (who, prices) in chosen {
-            relisted.saturating_accrue(Providers::<T>::note_assigned(&who));
             // Both bounds are MaxRedundancy and chosen.len() <= redundancy <= MAX_REDUNDANCY.
             let _ = request.providers.try_push(who);
             let _ = request.prices.try_push(prices);
         }
+        let relisted = Self::assign(id, &mut request);
+        Requests::<T>::insert(id, request);
+        Drawn { listed, relisted }
+    }
+
+    /// Starts commit–reveal for `request`, whose providers and prices are set: its deadlines
+    /// from this block, its providers' jobs noted (returns the listings rewritten beyond each
+    /// one's first), `RequestAssigned`. The caller stores it.
+    pub(crate) fn assign(id: RequestId, request: &mut RequestOf<T>) -> u32 {
+        let now = frame_system::Pallet::<T>::block_number();
+        request.commit_deadline = now.saturating_add(request.params.commit_blocks);
+        request.reveal_deadline = request.commit_deadline.saturating_add(T::RevealWindow::get());
+        request.status = RequestStatus::Assigned;
+        let relisted = request.providers.iter().fold(0u32, |n, who| n.saturating_add(Providers::<T>::note_assigned(who)));
         Self::deposit_event(Event::RequestAssigned {
             request: id,
             providers: request.providers.clone(),
             commit_deadline: request.commit_deadline,
             reveal_deadline: request.reveal_deadline,
         });
-        Requests::<T>::insert(id, request);
-        Drawn { listed, relisted }
+        relisted
     }
 
     /// Pays `amount` of a request's escrow to `to`.

@@ -227,25 +227,20 @@ impl<T: Config> Pallet<T> {
         NextRequestId::<T>::put(request.saturating_add(1));
         let use_hash = authorised.hash();
         FellBack::<T>::insert(request, TicketOrigin { ticket: id, use_hash });
-        let commit_deadline = now.saturating_add(params.commit_blocks);
-        let reveal_deadline = commit_deadline.saturating_add(T::RevealWindow::get());
-        let relisted = ticket.providers.iter().fold(0u32, |n, who| n.saturating_add(Providers::<T>::note_assigned(who)));
-        Self::deposit_event(Event::RequestAssigned { request, providers: ticket.providers.clone(), commit_deadline, reveal_deadline });
+        let mut record = RequestOf::<T> {
+            client: ticket.buyer,
+            params,
+            escrow,
+            status: RequestStatus::Pending,
+            providers: ticket.providers,
+            prices: ticket.prices,
+            created_at: now,
+            commit_deadline: now,
+            reveal_deadline: now,
+        };
+        let relisted = Self::assign(request, &mut record);
         Self::deposit_event(Event::TicketFellBack { ticket: id, request, use_hash, refund });
-        Requests::<T>::insert(
-            request,
-            RequestOf::<T> {
-                client: ticket.buyer,
-                params,
-                escrow,
-                status: RequestStatus::Assigned,
-                providers: ticket.providers,
-                prices: ticket.prices,
-                created_at: now,
-                commit_deadline,
-                reveal_deadline,
-            },
-        );
+        Requests::<T>::insert(request, record);
         Ok(Fallen { request, relisted })
     }
 
