@@ -262,6 +262,41 @@ async fn a_liar_is_outvoted_and_slashed_and_a_dead_provider_is_a_no_show() {
     assert_eq!(receipt.paid.0.len(), 2);
     assert_eq!(receipt.slashed.0.iter().map(|s| (s.0.clone(), s.2.clone())).collect::<Vec<_>>(), vec![(bob.clone(), types::JobOutcome::NoShow)]);
     assert_eq!(chain.provider(&bob).await.unwrap().unwrap().reputation.no_shows, 1);
+
+    // Bob comes back flooding: past the tokens asked for, his stream is refused, so he cannot
+    // fill the client's memory; he committed honestly, so he is paid all the same.
+    providers[0] = Provider::start_with(&url, root.path(), "bob", "//Bob", 2 * UNIT / 1000, smollm2(), &["--test-overrun", "9"]);
+    wait_online(&chain, &providers[0]).await;
+    let result = client.run(&job(prompt, 8, 3), |_| {}).await.unwrap();
+    assert_eq!(result.tokens, expected_greedy(prompt, 8).await);
+    assert_eq!((result.agreeing, result.verified), (2, true));
+    let bob_report = result.providers.iter().find(|p| p.provider == bob).unwrap();
+    assert!(bob_report.failure.as_deref().is_some_and(|f| f.contains("more than the 8 tokens asked for")), "{bob_report:?}");
+    assert_eq!(bob_report.tokens, result.tokens, "nothing past the limit is kept");
+    assert_eq!(result.receipt.expect("settled").paid.0.len(), 3);
+
+    // Bob comes back dripping a frame every 5 s: the call does not wait for him. Once two
+    // signed one result he gets as long again as that took, then he is dropped; the caller was
+    // streamed the others' tokens, and his honest commitment is paid.
+    providers[0].kill();
+    providers[0] = Provider::start_with(&url, root.path(), "bob", "//Bob", 2 * UNIT / 1000, smollm2(), &["--test-drip-ms", "5000"]);
+    wait_online(&chain, &providers[0]).await;
+    let mut streamed = Vec::new();
+    let result = client
+        .run(&job(long, 24, 3), |event| {
+            if let RunEvent::Token { token, .. } = event {
+                streamed.push(token);
+            }
+        })
+        .await
+        .unwrap();
+    assert_eq!(result.tokens, expected_greedy(long, 24).await);
+    assert_eq!((result.agreeing, result.verified), (2, true));
+    assert_eq!(streamed, result.tokens);
+    let bob_report = result.providers.iter().find(|p| p.provider == bob).unwrap();
+    assert!(bob_report.failure.as_deref().is_some_and(|f| f.starts_with("dropped: still streaming")), "{bob_report:?}");
+    assert!(bob_report.tokens.len() < result.tokens.len(), "{bob_report:?}");
+    assert_eq!(result.receipt.expect("settled").paid.0.len(), 3);
 }
 
 /// The header a node that seals the runtime's header would serve for block `number`: the

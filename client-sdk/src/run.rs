@@ -322,6 +322,7 @@ impl Client {
             locations: &prepared.locations,
             open: InferOpen::from(signed.clone()),
             authorised: Authorised::Request(authorised),
+            max_tokens: prepared.params.max_output_tokens,
             tokenizer: &prepared.tokenizer,
         };
         let Streamed { reports, streamed, dial, first_token, generation, .. } = self.stream_k(dispatch, &mut on_event).await;
@@ -546,6 +547,8 @@ pub struct Timeouts {
     pub first_token: Duration,
     /// Between two frames of a stream.
     pub stall: Duration,
+    /// For the whole of a call's streams, however steadily a provider drips tokens.
+    pub total: Duration,
     pub settlement: Duration,
     /// For enough providers to be free, when every one that could serve is busy.
     pub capacity: Duration,
@@ -558,6 +561,7 @@ impl Default for Timeouts {
             assignment: Duration::from_secs(60),
             first_token: Duration::from_secs(60),
             stall: Duration::from_secs(20),
+            total: Duration::from_secs(300),
             settlement: Duration::from_secs(600),
             capacity: Duration::from_secs(120),
             poll: Duration::from_millis(100),

@@ -1,7 +1,13 @@
 //! One prompt sent to its k providers over `/agora/infer/1` at once: each stream's
-//! acknowledgement and closing signature checked against the `Use`, the first provider's tokens
-//! streamed to the caller (and, if it dies, those of one that agrees so far), each provider's
-//! answer reported. Requests and tickets share it; only what the signatures cover differs.
+//! acknowledgement and closing signature checked against the `Use`, the tokens of the stream
+//! furthest ahead among those that agree so far streamed to the caller, each provider's answer
+//! reported. Requests and tickets share it; only what the signatures cover differs.
+//!
+//! No provider can hold a call: a stream is refused past the tokens asked for, the call has a
+//! total deadline, and once a strict majority has signed one result the others get as long
+//! again as that took before they are dropped (a dropped provider loses nothing it earned: a
+//! request's result is committed on-chain by the provider itself, and a ticket's share left
+//! out of a settlement is held for it to claim).
 
 use crate::location_of as location;
 use crate::run::{ProviderReport, RunEvent, Timeouts};
@@ -15,6 +21,8 @@ use agora_tokenizer::Tokenizer;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::timeout_at;
 
 /// What to send to whom.
 pub(crate) struct Dispatch<'a> {
@@ -25,6 +33,8 @@ pub(crate) struct Dispatch<'a> {
     pub open: InferOpen,
     /// What each acknowledgement and closing signature must be signed over.
     pub authorised: Authorised,
+    /// The most tokens a provider may send: a stream that sends more is refused.
+    pub max_tokens: u32,
     pub tokenizer: &'a Tokenizer,
 }
 
@@ -59,29 +69,54 @@ pub(crate) fn largest_group(groups: &HashMap<Hash256, Vec<usize>>) -> Option<Vec
     groups.values().max_by_key(|slots| (slots.len(), std::cmp::Reverse(slots[0]))).cloned()
 }
 
+/// Events from the k streams in flight at most: a provider sends no faster than they are read.
+const EVENTS_IN_FLIGHT: usize = 256;
+
+/// The least a straggler is waited for once a majority agreed, however fast that was.
+const LEAST_STRAGGLER_GRACE: Duration = Duration::from_secs(1);
+
 impl Client {
     /// Sends the dispatch's first frame to each provider at once and follows every stream to
     /// its end, calling `on_event` with acknowledgements, the streamed tokens and each
     /// provider's report.
     pub(crate) async fn stream_k(&self, dispatch: Dispatch<'_>, on_event: &mut impl FnMut(RunEvent)) -> Streamed {
         let started = Instant::now();
-        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (tx, mut rx) = mpsc::channel(EVENTS_IN_FLIGHT);
+        // Dropped with this call, so no stream outlives it.
+        let mut streams = JoinSet::new();
         for (slot, provider) in dispatch.providers.iter().enumerate() {
             let (chain, net, tx) = (self.chain.clone(), self.net.clone(), tx.clone());
             let (provider, open, authorised, timeouts) = (provider.clone(), dispatch.open.clone(), dispatch.authorised.clone(), self.timeouts.clone());
             let known = dispatch.locations.get(&provider.0).cloned();
-            tokio::spawn(async move {
+            let max_tokens = dispatch.max_tokens;
+            streams.spawn(async move {
                 let target = Target { chain: &chain, provider: &provider, known };
-                let result = stream_from(target, &net, (&open, &authorised), &timeouts, slot, &tx).await;
-                let _ = tx.send((slot, StreamEvent::Ended(result.err())));
+                let events = Events { slot, sender: &tx };
+                let result = stream_from(target, &net, (&open, &authorised, max_tokens), &timeouts, events).await;
+                let _ = tx.send((slot, StreamEvent::Ended(result.err()))).await;
             });
         }
         drop(tx);
         let mut collected = Collector::new(dispatch.providers, started);
-        while let Some((slot, event)) = rx.recv().await {
-            collected.take(slot, event, on_event);
-            collected.forward(dispatch.tokenizer, on_event);
+        let mut deadline = tokio::time::Instant::from_std(started + self.timeouts.total);
+        loop {
+            match timeout_at(deadline, rx.recv()).await {
+                Ok(Some((slot, event))) => {
+                    let agreed_before = collected.agreed.is_some();
+                    collected.take(slot, event, on_event);
+                    collected.forward(dispatch.tokenizer, on_event);
+                    if let (false, Some(agreed)) = (agreed_before, collected.agreed) {
+                        deadline = deadline.min(tokio::time::Instant::now() + agreed.max(LEAST_STRAGGLER_GRACE));
+                    }
+                },
+                Ok(None) => break,
+                Err(_) => {
+                    collected.drop_the_rest(&self.timeouts, on_event);
+                    break;
+                },
+            }
         }
+        streams.abort_all();
         let generation = started.elapsed().saturating_sub(collected.first_token);
         Streamed {
             reports: collected.reports,
@@ -99,8 +134,8 @@ struct Collector {
     started: Instant,
     reports: Vec<ProviderReport>,
     ended: Vec<bool>,
-    /// The provider whose tokens the caller sees.
-    leader: Option<usize>,
+    /// Whether each stream has sent, so far, only what the caller was streamed.
+    agrees: Vec<bool>,
     streamed: Vec<u32>,
     dial: Duration,
     first_token: Duration,
@@ -122,7 +157,7 @@ impl Collector {
             started,
             reports: providers.iter().map(report).collect(),
             ended: vec![false; providers.len()],
-            leader: None,
+            agrees: vec![true; providers.len()],
             streamed: Vec::new(),
             dial: Duration::ZERO,
             first_token: Duration::ZERO,
@@ -140,11 +175,10 @@ impl Collector {
                 if report.tokens.is_empty() {
                     report.time_to_first_token = Some(self.started.elapsed());
                 }
-                report.tokens.push(token);
-                if self.leader.is_none() {
-                    self.leader = Some(slot);
-                    self.first_token = self.started.elapsed();
+                if self.streamed.get(report.tokens.len()).is_some_and(|&sent| sent != token) {
+                    self.agrees[slot] = false;
                 }
+                report.tokens.push(token);
             },
             StreamEvent::Accepted(signature) => {
                 self.reports[slot].acknowledgement = Some(signature);
@@ -166,24 +200,48 @@ impl Collector {
                     tracing::warn!(provider = %report.provider, reason = report.failure.as_deref().unwrap_or(""), "no answer from a provider");
                 }
                 on_event(RunEvent::ProviderFinished(report.clone()));
-                if self.leader == Some(slot) && report.failure.is_some() {
-                    // The streaming provider died: carry on from one whose tokens agree so far.
-                    let (reports, ended, streamed) = (&self.reports, &self.ended, &self.streamed);
-                    self.leader = (0..k).filter(|&s| !ended[s] && reports[s].tokens.starts_with(streamed)).max_by_key(|&s| reports[s].tokens.len());
-                }
             },
         }
     }
 
-    /// Passes the leader's new tokens on to the caller.
-    fn forward(&mut self, tokenizer: &Tokenizer, on_event: &mut impl FnMut(RunEvent)) {
-        let Some(leader) = self.leader else { return };
-        let tokens = &self.reports[leader].tokens;
-        if tokens.len() > self.streamed.len() && tokens.starts_with(&self.streamed) {
-            for (index, &token) in tokens.iter().enumerate().skip(self.streamed.len()) {
-                on_event(RunEvent::Token { index: index as u32, token, piece: tokenizer.piece(token) });
+    /// Ends every stream still open when the call's deadline passes: after the straggler
+    /// grace if a majority agreed, else at the call's total deadline.
+    fn drop_the_rest(&mut self, timeouts: &Timeouts, on_event: &mut impl FnMut(RunEvent)) {
+        let why = match self.agreed {
+            Some(agreed) => format!("dropped: still streaming {:.1} s after a majority agreed", (self.started.elapsed() - agreed).as_secs_f64()),
+            None => format!("dropped: the call's deadline of {} s passed", timeouts.total.as_secs()),
+        };
+        for slot in 0..self.reports.len() {
+            if !self.ended[slot] {
+                self.take(slot, StreamEvent::Ended(Some(why.clone())), on_event);
             }
-            self.streamed.extend_from_slice(&tokens[self.streamed.len()..]);
+        }
+    }
+
+    /// Passes new tokens on to the caller from the stream furthest ahead of those that agree
+    /// with what was streamed so far: a provider that stalls or dies is overtaken, not waited
+    /// for.
+    fn forward(&mut self, tokenizer: &Tokenizer, on_event: &mut impl FnMut(RunEvent)) {
+        let sent = self.streamed.len();
+        let ahead = (0..self.reports.len())
+            .filter(|&s| !self.ended[s] || self.reports[s].failure.is_none())
+            .filter(|&s| self.agrees[s] && self.reports[s].tokens.len() > sent)
+            .max_by_key(|&s| (self.reports[s].tokens.len(), std::cmp::Reverse(s)));
+        let Some(leader) = ahead else { return };
+        if sent == 0 {
+            self.first_token = self.started.elapsed();
+        }
+        let tokens = &self.reports[leader].tokens;
+        for (index, &token) in tokens.iter().enumerate().skip(sent) {
+            on_event(RunEvent::Token { index: index as u32, token, piece: tokenizer.piece(token) });
+        }
+        self.streamed.extend_from_slice(&tokens[sent..]);
+        // The others are checked against what they had already sent of the new tokens.
+        for (slot, report) in self.reports.iter().enumerate() {
+            let upto = report.tokens.len().min(self.streamed.len());
+            if upto > sent && report.tokens[sent..upto] != self.streamed[sent..upto] {
+                self.agrees[slot] = false;
+            }
         }
     }
 }
@@ -206,18 +264,28 @@ struct Target<'a> {
     known: Option<Location>,
 }
 
+/// Where a stream's events go: the call's one channel, tagged with the stream's slot. Sending
+/// waits while the channel is full, so a provider streams no faster than the call reads.
+struct Events<'a> {
+    slot: usize,
+    sender: &'a mpsc::Sender<(usize, StreamEvent)>,
+}
+
+impl Events<'_> {
+    async fn send(&self, event: StreamEvent) {
+        // The call stopped listening: the stream is being dropped with it.
+        let _ = self.sender.send((self.slot, event)).await;
+    }
+}
+
+/// What one provider is asked for: the first frame, what it must sign, and how many tokens.
+type Asked<'a> = (&'a InferOpen, &'a Authorised, u32);
+
 /// Follows one provider's stream. A provider with every slot, its queue or this peer's streams
 /// taken refuses with `Busy` (or drops the stream unread) before it takes the job: the stream
 /// is opened again after a pause, until the first-token timeout, so a burst of calls queues
 /// instead of failing. Asking again is safe: the same signed `Use` is served once, or replayed.
-async fn stream_from(
-    target: Target<'_>,
-    net: &Network,
-    signed: (&InferOpen, &Authorised),
-    timeouts: &Timeouts,
-    slot: usize,
-    events: &mpsc::UnboundedSender<(usize, StreamEvent)>,
-) -> Result<(), String> {
+async fn stream_from(target: Target<'_>, net: &Network, asked: Asked<'_>, timeouts: &Timeouts, events: Events<'_>) -> Result<(), String> {
     let location = match target.known.clone() {
         Some(location) => location,
         None => {
@@ -225,10 +293,10 @@ async fn stream_from(
             location(&record).map_err(|e| e.to_string())?
         },
     };
-    let give_up = Instant::now() + timeouts.first_token;
+    let give_up = Instant::now() + timeouts.first_token.min(timeouts.total);
     let mut pause = BUSY_PAUSE;
     loop {
-        match stream_once(target.provider, &location, net, signed, timeouts, slot, events).await {
+        match stream_once(target.provider, &location, net, asked, timeouts, &events).await {
             Err(Failure::Busy(why)) if Instant::now() + pause < give_up => {
                 tracing::debug!(provider = %target.provider, reason = %why, "busy; asking again");
                 tokio::time::sleep(pause).await;
@@ -259,19 +327,19 @@ async fn stream_once(
     provider: &AccountId,
     location: &Location,
     net: &Network,
-    (open, authorised): (&InferOpen, &Authorised),
+    (open, authorised, max_tokens): Asked<'_>,
     timeouts: &Timeouts,
-    slot: usize,
-    events: &mpsc::UnboundedSender<(usize, StreamEvent)>,
+    events: &Events<'_>,
 ) -> Result<(), Failure> {
     let mut call = InferCall::open(net, location, timeouts.first_token).await.map_err(|e| e.to_string())?;
-    let _ = events.send((slot, StreamEvent::Dialed));
+    events.send(StreamEvent::Dialed).await;
     // A provider whose accept queue was full drops the stream unread (libp2p-stream queues one
     // stream per peer): as good as `Busy`, until it acknowledged.
     call.send(open).await.map_err(|e| Failure::Busy(format!("the stream was dropped unread: {e}")))?;
     let signed_by_provider = |signature: &[u8; 64], payload: Vec<u8>| agora_chain_client::signed_by(&provider.0, signature, &payload);
     let mut acknowledged = false;
     let mut wait = timeouts.first_token;
+    let mut streamed = 0u32;
     let result = loop {
         // Up to the first token the provider may be queueing or prefilling; then it streams.
         match call.next(wait).await {
@@ -284,22 +352,26 @@ async fn stream_once(
                     break Err("its acknowledgement is not signed by its account".to_string().into());
                 }
                 acknowledged = true;
-                let _ = events.send((slot, StreamEvent::Accepted(signature)));
+                events.send(StreamEvent::Accepted(signature)).await;
             },
             Ok(Some(InferFrame::Accepted { .. })) => break Err("it acknowledged the request twice".to_string().into()),
             Ok(Some(InferFrame::Token { .. } | InferFrame::Done { .. })) if !acknowledged => {
                 break Err("it answered without acknowledging the request".to_string().into());
             },
+            Ok(Some(InferFrame::Token { .. })) if streamed == max_tokens => {
+                break Err(format!("it sent more than the {max_tokens} tokens asked for").into());
+            },
             Ok(Some(InferFrame::Token { token, .. })) => {
                 wait = timeouts.stall;
-                let _ = events.send((slot, StreamEvent::Token(token)));
+                streamed += 1;
+                events.send(StreamEvent::Token(token)).await;
             },
             Ok(Some(InferFrame::Done { output_hash, token_count, stop, signature })) => {
                 let outcome = Outcome { output_hash, token_count };
                 if !signed_by_provider(&signature, authorised.outcome_payload(&outcome)) {
                     break Err("its result is not signed by its account".to_string().into());
                 }
-                let _ = events.send((slot, StreamEvent::Done(output_hash, token_count, stop, signature)));
+                events.send(StreamEvent::Done(output_hash, token_count, stop, signature)).await;
                 break Ok(());
             },
             Ok(Some(InferFrame::Error { kind, message })) => {

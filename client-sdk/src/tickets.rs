@@ -231,6 +231,7 @@ impl TicketPool {
             locations: &shared.locations,
             open,
             authorised: Authorised::Ticket(authorised.clone()),
+            max_tokens,
             tokenizer: &shared.tokenizer,
         };
         let Streamed { reports, streamed, first_token, agreed, .. } = client.stream_k(dispatch, &mut on_event).await;

@@ -85,6 +85,15 @@ pub struct ConfigLayer {
     /// every job.
     #[arg(long, hide = true, env = "AGORA_PROVIDER_TEST_LIE")]
     pub test_lie: Option<u32>,
+    /// Fault injection for the tests of a stalling provider: after the first token, wait this
+    /// many milliseconds before sending each later frame (generation, journal and commitment
+    /// stay honest).
+    #[arg(long, hide = true, env = "AGORA_PROVIDER_TEST_DRIP_MS")]
+    pub test_drip_ms: Option<u32>,
+    /// Fault injection for the tests of a flooding provider: stream this many tokens more than
+    /// were asked for before the closing frame.
+    #[arg(long, hide = true, env = "AGORA_PROVIDER_TEST_OVERRUN")]
+    pub test_overrun: Option<u32>,
 }
 
 macro_rules! overlay {
@@ -98,7 +107,8 @@ impl ConfigLayer {
     pub fn over(self, base: ConfigLayer) -> ConfigLayer {
         overlay!(self, base, data_dir, chain_url, account_uri, model, release, listen, external, bootstrap, mdns, stake,
             price_per_1k_input, price_per_1k_output, hardware_class, max_concurrent, queue_depth, threads, n_ctx,
-            n_batch, metrics, max_load_per_core, max_temperature_c, max_streams_per_peer, max_connections, verifier, test_lie)
+            n_batch, metrics, max_load_per_core, max_temperature_c, max_streams_per_peer, max_connections, verifier, test_lie,
+            test_drip_ms, test_overrun)
     }
 
     pub fn from_file(path: &Path) -> Result<ConfigLayer, ConfigError> {
@@ -148,15 +158,21 @@ pub struct Config {
     pub verifier: bool,
     /// Shift of the tokens a lying test provider reports; 0 for every real one.
     pub test_lie: u32,
+    /// Pause a dripping test provider takes before each frame after its first token; 0 for
+    /// every real one.
+    pub test_drip_ms: u32,
+    /// Tokens a flooding test provider streams past those asked for; 0 for every real one.
+    pub test_overrun: u32,
 }
 
-/// The lying shift of the cheating tests, which only a build with the `fault-injection` feature
-/// (the workspace's test build) accepts: release builds cannot be told to lie.
-fn fault_injection(test_lie: Option<u32>) -> Result<u32, ConfigError> {
-    match test_lie.unwrap_or(0) {
+/// A fault of the tests of misbehaving providers (`test_lie`, `test_drip_ms`, `test_overrun`),
+/// which only a build with the `fault-injection` feature (the workspace's test build) accepts:
+/// release builds cannot be told to misbehave.
+fn fault_injection(name: &'static str, value: Option<u32>) -> Result<u32, ConfigError> {
+    match value.unwrap_or(0) {
         0 => Ok(0),
-        shift if cfg!(feature = "fault-injection") => Ok(shift),
-        _ => Err(ConfigError::Invalid { name: "test_lie", message: "this build has no fault injection (feature `fault-injection`)".into() }),
+        value if cfg!(feature = "fault-injection") => Ok(value),
+        _ => Err(ConfigError::Invalid { name, message: "this build has no fault injection (feature `fault-injection`)".into() }),
     }
 }
 
@@ -212,7 +228,9 @@ impl Config {
             max_streams_per_peer: layer.max_streams_per_peer.unwrap_or(4),
             max_connections: layer.max_connections.unwrap_or(256),
             verifier: layer.verifier.unwrap_or(false),
-            test_lie: fault_injection(layer.test_lie)?,
+            test_lie: fault_injection("test_lie", layer.test_lie)?,
+            test_drip_ms: fault_injection("test_drip_ms", layer.test_drip_ms)?,
+            test_overrun: fault_injection("test_overrun", layer.test_overrun)?,
         })
     }
 

@@ -20,6 +20,7 @@
 
 mod chain_worker;
 mod disputes;
+mod faults;
 mod jobs;
 mod safeguard;
 mod serving;

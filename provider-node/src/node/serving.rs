@@ -73,11 +73,13 @@ impl Inner {
             Ok(frames) => frames,
             Err(refusal) => return self.refuse(stream, refusal).await,
         };
+        let mut tokens_sent = 0;
         while let Some(frame) = frames.recv().await {
             let last = matches!(frame, InferFrame::Done { .. } | InferFrame::Error { .. });
-            if infer::send(stream, &frame).await.is_err() || last {
+            if self.inject_faults(stream, &frame, tokens_sent).await.is_err() || infer::send(stream, &frame).await.is_err() || last {
                 break;
             }
+            tokens_sent += u32::from(matches!(frame, InferFrame::Token { .. }));
         }
     }
 
